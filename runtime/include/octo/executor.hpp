@@ -1,0 +1,173 @@
+// octo/executor.hpp — the Octopus executor: typed background work on arms with hard parallel
+// limits.
+//
+// Tasks are routed by type to arms. Each arm owns one lock-free MPMC queue per priority and an
+// atomic `active` counter; while active < max_parallel an enqueue puts one *drainer* on a
+// tbb::task_arena, which runs the arm's tasks in batches until the queue is empty or its fairness
+// budget is spent. Failures are retried with exponential backoff and jitter, then dead-lettered.
+// Expected refusals (unroutable, disabled, full, stopped) come back as an EnqueueError and are
+// counted, never thrown.
+//
+//   octo::ExecutorConfig cfg;                        // the eight default arms and routes
+//   cfg.on("deploy", [](const octo::Task& t, const octo::Context&) {
+//     return rollout(t.payload) ? octo::Outcome::success() : octo::Outcome::failure("rollout");
+//   });
+//   octo::Executor ex(std::move(cfg));
+//   if (auto r = ex.enqueue({.type = "agent.revive", .payload = "a-17"}); !r)
+//     log(octo::to_string(r.error()));
+//   ex.submit(*ex.arm_id("cleanup"), [] { purge_tmp(); });
+//   ex.shutdown(octo::ShutdownMode::kDrain, std::chrono::seconds(10));
+//
+// Thread safety: every member may be called from any thread, except that the executor must outlive
+// all calls into it. Handlers run on the executor's TBB arena and must not block for long.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "octo/arm.hpp"
+#include "octo/context.hpp"
+#include "octo/detail/inline_function.hpp"
+#include "octo/observer.hpp"
+#include "octo/routing.hpp"
+#include "octo/status.hpp"
+#include "octo/task.hpp"
+
+namespace octo {
+
+enum class EnqueueError : std::uint8_t {
+  kEmptyType,   // Task::type is empty
+  kUnroutable,  // no route matches the type
+  kUnknownArm,  // the ArmId does not name an arm
+  kDisabled,    // the arm is disabled
+  kFull,        // the arm's queue is at capacity (backpressure: retry later or shed)
+  kNoHandler,   // a typed task for an arm that has no handler
+  kStopped,     // shutdown has begun
+};
+std::string_view to_string(EnqueueError e) noexcept;
+
+// The answer to enqueue()/submit(): the new task's id, or why it was refused.
+class [[nodiscard]] EnqueueResult {
+ public:
+  static EnqueueResult accepted(TaskId id) noexcept { return EnqueueResult(id, {}); }
+  static EnqueueResult refused(EnqueueError e) noexcept { return EnqueueResult(0, e); }
+
+  bool ok() const noexcept { return !error_.has_value(); }
+  explicit operator bool() const noexcept { return ok(); }
+  // 0 for submit() callables, which are not individually cancellable.
+  TaskId id() const noexcept { return id_; }
+  // Only meaningful when !ok().
+  EnqueueError error() const noexcept { return error_.value_or(EnqueueError::kStopped); }
+
+ private:
+  EnqueueResult(TaskId id, std::optional<EnqueueError> e) noexcept : id_(id), error_(e) {}
+  TaskId id_;
+  std::optional<EnqueueError> error_;
+};
+
+enum class ShutdownMode : std::uint8_t {
+  kDrain,   // run everything already accepted (including retries) until the deadline, then cancel
+  kCancel,  // cancel everything not yet running; wait for running tasks until the deadline
+};
+
+struct ShutdownReport {
+  std::uint64_t cancelled = 0;      // tasks cancelled by this shutdown
+  std::uint64_t still_running = 0;  // tasks still running at the deadline (the destructor waits)
+  bool deadline_hit = false;
+};
+
+struct DeadLetter {
+  std::string arm;
+  TaskId id = 0;
+  std::optional<Task> task;  // empty for submit() callables
+  std::string reason;
+  std::uint32_t attempts = 0;
+  std::chrono::system_clock::time_point when{};
+};
+
+struct ExecutorConfig {
+  std::vector<ArmConfig> arms = default_arms();
+  RoutingTable routes = default_routes();
+  // Worker threads of the executor's TBB arena; 0 = tbb::info::default_concurrency().
+  int threads = 0;
+  Context context;
+  // Not owned; must outlive the executor. nullptr = no events.
+  Observer* observer = nullptr;
+  // Most recent dead letters kept for inspection; older ones are dropped (and counted).
+  std::size_t dead_letter_capacity = 1024;
+  // Tasks a drainer runs before yielding its worker to other arms (it re-enqueues itself).
+  std::uint32_t fairness_budget = 256;
+  // Every aging_period-th batch a drainer serves the lowest non-empty priority first.
+  std::uint32_t aging_period = 16;
+  // How often the timer thread looks for arms whose drainers are all inside slow tasks while work
+  // waits and parallelism is spare, and adds a drainer. Zero disables the check; then a task that
+  // arrives behind a slow one on a lightly loaded arm may wait for it to finish.
+  std::chrono::nanoseconds stall_check = std::chrono::milliseconds(1);
+
+  // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
+  ExecutorConfig& on(std::string_view arm, Handler handler);
+};
+
+class Executor {
+ public:
+  // One task in kSampleEvery has its queue wait and run time recorded in the arm's histograms.
+  static constexpr std::uint32_t kSampleEvery = 16;
+  static constexpr std::uint32_t kMaxArms = 64;
+
+  // Throws std::invalid_argument on a bad configuration (names the arm and value).
+  explicit Executor(ExecutorConfig config = {});
+  // Cancels what has not started and waits for running tasks.
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Routes by task.type and enqueues. Never throws; a refusal is counted in status().
+  EnqueueResult enqueue(Task task) noexcept;
+  // Enqueues on a known arm, skipping routing.
+  EnqueueResult enqueue(ArmId arm, Task task) noexcept;
+  // Runs `fn` (returning void or Outcome) on `arm`; failures retry and dead-letter as tasks do.
+  template <class F>
+  EnqueueResult submit(ArmId arm, F&& fn, Priority priority = Priority::kNormal) noexcept {
+    return submit_fn(arm, detail::InlineFunction(std::forward<F>(fn)), priority);
+  }
+
+  // Cancels a task that has not started (queued or waiting for a retry). True if it will not run
+  // again; false if it is unknown, running or finished.
+  bool cancel(TaskId id) noexcept;
+
+  std::optional<ArmId> resolve(std::string_view type) const;
+  std::optional<ArmId> arm_id(std::string_view name) const noexcept;
+  std::size_t arm_count() const noexcept;
+
+  // Run-time reconfiguration (cold paths; throw std::invalid_argument on bad values).
+  ArmId add_arm(ArmConfig config);
+  void set_enabled(ArmId arm, bool enabled);
+  void set_max_parallel(ArmId arm, std::uint32_t max_parallel);
+  void set_routes(const RoutingTable& routes);
+
+  RuntimeStatus status() const;
+  ArmStatus arm_status(ArmId arm) const;
+  std::vector<DeadLetter> dead_letters() const;
+  std::uint64_t dead_letters_dropped() const noexcept;
+  const Context& context() const noexcept;
+
+  // Blocks until every accepted task has finished, or the timeout passes; true when idle.
+  bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
+
+  // Stops accepting work (enqueue returns kStopped from here on) and winds down. Idempotent.
+  ShutdownReport shutdown(ShutdownMode mode = ShutdownMode::kDrain,
+                          std::chrono::nanoseconds deadline = std::chrono::seconds(30));
+
+  struct Impl;
+
+ private:
+  EnqueueResult submit_fn(ArmId arm, detail::InlineFunction fn, Priority priority) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace octo

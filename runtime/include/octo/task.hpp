@@ -1,0 +1,60 @@
+// octo/task.hpp — the unit of work an Octopus arm runs.
+//
+// A Task names what to do (`type`, routed to an arm), carries an opaque payload, a priority and the
+// agents it targets. The executor stamps `id`, `created` and `attempt`. Handlers return an Outcome:
+// a failure (or an exception) is retried with backoff, then dead-lettered.
+//
+//   octo::Task t{.type = "agent.revive", .payload = R"({"agent":"a-17"})",
+//                .priority = octo::Priority::kCritical, .target_agents = {"dreamops"}};
+//   auto r = executor.enqueue(std::move(t));   // r.id() or r.error()
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace octo {
+
+// Identifies an accepted task for cancellation and in events. 0 is never a valid id.
+using TaskId = std::uint64_t;
+
+// Drained highest first; an aging rule keeps lower priorities from starving (see executor.hpp).
+enum class Priority : std::uint8_t { kLow = 0, kNormal = 1, kHigh = 2, kCritical = 3 };
+inline constexpr int kPriorityCount = 4;
+
+std::string_view to_string(Priority p) noexcept;
+
+struct Task {
+  std::string type{};
+  std::string payload{};
+  Priority priority = Priority::kNormal;
+  std::vector<std::string> target_agents{};
+  // Attempts before dead-lettering; 0 means the arm's default.
+  std::uint32_t max_attempts = 0;
+
+  // Set by the executor on acceptance; ignored on input.
+  TaskId id = 0;
+  std::chrono::system_clock::time_point created{};
+  // 1 on the first run, incremented by each retry.
+  std::uint32_t attempt = 0;
+};
+
+// What a handler reports. Failures carry a reason that ends up in the dead letter and in events.
+class Outcome {
+ public:
+  static Outcome success() noexcept { return Outcome(); }
+  static Outcome failure(std::string reason) { return Outcome(std::move(reason)); }
+
+  bool ok() const noexcept { return ok_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  Outcome() noexcept = default;
+  explicit Outcome(std::string reason) : ok_(false), reason_(std::move(reason)) {}
+  bool ok_ = true;
+  std::string reason_;
+};
+
+}  // namespace octo

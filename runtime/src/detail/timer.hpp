@@ -1,0 +1,132 @@
+// One thread that fires delayed actions (retry backoff) in deadline order, and a periodic tick.
+//
+// A min-heap under a mutex: timers are rare compared with tasks (only failed attempts wait), so
+// one thread and a lock serve every arm of an executor without a sleeping thread per task.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <vector>
+
+namespace octo::detail {
+
+template <class Item>
+class TimerQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Called on the timer thread with each item whose deadline has passed.
+  using Fire = std::function<void(Item&&)>;
+
+  // `tick` runs on the timer thread every `period` (never when period is zero).
+  TimerQueue(Fire fire, std::function<void()> tick, std::chrono::nanoseconds period)
+      : fire_(std::move(fire)),
+        tick_(std::move(tick)),
+        period_(period),
+        thread_([this] { run(); }) {}
+  ~TimerQueue() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  void schedule(Clock::time_point when, Item item) {
+    bool earliest;
+    {
+      std::lock_guard lock(mu_);
+      earliest = heap_.empty() || when < heap_.top().when;
+      heap_.push(Entry{when, seq_++, std::move(item)});
+    }
+    if (earliest) cv_.notify_one();
+  }
+
+  // Removes and returns the waiting items that match `pred` (a cold path: O(n)).
+  template <class Pred>
+  std::vector<Item> take_if(Pred pred) {
+    std::vector<Item> out;
+    std::lock_guard lock(mu_);
+    std::vector<Entry> keep;
+    while (!heap_.empty()) {
+      Entry& e = const_cast<Entry&>(heap_.top());
+      if (pred(e.item)) {
+        out.push_back(std::move(e.item));
+      } else {
+        keep.push_back(std::move(e));
+      }
+      heap_.pop();
+    }
+    for (auto& e : keep) heap_.push(std::move(e));
+    return out;
+  }
+
+  // Removes and returns every waiting item (shutdown).
+  std::vector<Item> take_all() {
+    std::vector<Item> out;
+    std::lock_guard lock(mu_);
+    while (!heap_.empty()) {
+      out.push_back(std::move(const_cast<Entry&>(heap_.top()).item));
+      heap_.pop();
+    }
+    return out;
+  }
+
+ private:
+  struct Entry {
+    Clock::time_point when;
+    std::uint64_t seq;  // FIFO among equal deadlines
+    Item item;
+    bool operator>(const Entry& o) const noexcept {
+      return when != o.when ? when > o.when : seq > o.seq;
+    }
+  };
+
+  void run() {
+    std::unique_lock lock(mu_);
+    const bool ticking = period_.count() > 0;
+    auto next_tick = Clock::now() + period_;
+    while (!stop_) {
+      const auto now = Clock::now();
+      if (ticking && now >= next_tick) {
+        lock.unlock();
+        tick_();
+        lock.lock();
+        next_tick = now + period_;
+        continue;
+      }
+      if (heap_.empty() || now < heap_.top().when) {
+        auto until = heap_.empty() ? Clock::time_point::max() : heap_.top().when;
+        if (ticking) until = std::min(until, next_tick);
+        if (until == Clock::time_point::max()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, until);
+        }
+        continue;
+      }
+      Item item = std::move(const_cast<Entry&>(heap_.top()).item);
+      heap_.pop();
+      lock.unlock();
+      fire_(std::move(item));
+      lock.lock();
+    }
+  }
+
+  Fire fire_;
+  std::function<void()> tick_;
+  std::chrono::nanoseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
+  std::uint64_t seq_ = 0;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace octo::detail

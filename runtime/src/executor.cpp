@@ -1,0 +1,987 @@
+#include "octo/executor.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <concurrentqueue/concurrentqueue.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/info.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "detail/task_slab.hpp"
+#include "detail/timer.hpp"
+#include "octo/histogram.hpp"
+
+// TBB hands a drainer to a worker through its own (uninstrumented) queues; these annotations tell
+// ThreadSanitizer about that hand-off so it sees the happens-before edge TBB provides.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define OCTO_TSAN_ACQUIRE(p) __tsan_acquire(static_cast<void*>(p))
+#define OCTO_TSAN_RELEASE(p) __tsan_release(static_cast<void*>(p))
+#else
+#define OCTO_TSAN_ACQUIRE(p) static_cast<void>(p)
+#define OCTO_TSAN_RELEASE(p) static_cast<void>(p)
+#endif
+
+namespace octo {
+
+namespace {
+
+using detail::TaskNode;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kBatch = 32;
+// Batches grow (doubling up to kBatch) while tasks average less than this, and fall back to one
+// task when they are slower: a slow task must not hold fast ones it has already taken.
+constexpr std::int64_t kFastTaskNs = 2'000;
+// A second drainer is worth an arena enqueue only when the queue holds this many tasks per running
+// drainer; below it the running drainer reaches the new task within a few microseconds anyway.
+constexpr std::int64_t kSpawnDepth = 16;
+
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// CLOCK_REALTIME_COARSE: a few ns instead of ~20; millisecond resolution is plenty for "created".
+std::chrono::system_clock::time_point coarse_wall() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
+
+double unit_random() noexcept {
+  thread_local std::minstd_rand rng(
+      static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+  return std::generate_canonical<double, 32>(rng);
+}
+
+struct Work {
+  detail::InlineFunction fn;  // submit(): the callable
+  TaskNode* node = nullptr;   // enqueue(): the typed task
+  std::int64_t stamp_ns = 0;  // sampled enqueue time (steady clock), 0 when not sampled
+  std::uint32_t attempt = 0;  // submit() only; typed tasks count in node->task.attempt
+  Priority priority = Priority::kNormal;
+};
+
+struct Retry {
+  ArmId arm;
+  Work work;
+};
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+// An installed routing table with arm names resolved to ids. Immutable once published.
+struct CompiledRoutes {
+  std::unordered_map<std::string, ArmId, StringHash, std::equal_to<>> exact;
+  std::vector<std::pair<std::string, ArmId>> prefixes;  // longest first
+
+  std::optional<ArmId> find(std::string_view type) const noexcept {
+    if (auto it = exact.find(type); it != exact.end()) return it->second;
+    for (const auto& [prefix, arm] : prefixes) {
+      if (type.starts_with(prefix)) return arm;
+    }
+    return std::nullopt;
+  }
+};
+
+// Counters are grouped by writer so that producers and drainers do not share cache lines.
+struct alignas(64) Arm {
+  Arm(const ArmConfig& c, ArmId arm_id)
+      : name(c.name),
+        id(arm_id),
+        capacity(static_cast<std::int64_t>(std::min<std::size_t>(c.capacity, INT64_MAX))),
+        max_attempts(c.max_attempts),
+        backoff_base(c.backoff_base),
+        backoff_max(c.backoff_max),
+        handler(c.handler),
+        max_parallel(c.max_parallel),
+        enabled(c.enabled) {}
+
+  const std::string name;
+  const ArmId id;
+  const std::int64_t capacity;
+  const std::uint32_t max_attempts;
+  const std::chrono::milliseconds backoff_base, backoff_max;
+  const Handler handler;
+  std::atomic<std::uint32_t> max_parallel;
+  std::atomic<bool> enabled;
+
+  moodycamel::ConcurrentQueue<Work> queues[kPriorityCount];
+
+  // Tasks pushed (or being pushed) and not yet taken by a drainer: the capacity gauge and the
+  // signal of the lost-wake-up guard.
+  alignas(64) std::atomic<std::int64_t> queued{0};
+  alignas(64) std::atomic<std::uint32_t> active{0};
+  alignas(64) std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected{0};
+  alignas(64) std::atomic<std::uint64_t> processed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> retried{0};
+  std::atomic<std::uint64_t> succeeded{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> delayed{0};
+  std::atomic<std::int64_t> last_run_ns{0};
+  Histogram queue_wait;
+  Histogram run_time;
+  std::uint64_t watched_progress = 0;  // timer thread only
+
+  // Finished counters are read before `accepted`: a task is accepted before it can finish, and the
+  // seq_cst increments order the two, so the difference never goes negative.
+  std::uint64_t finished() const noexcept {
+    return succeeded.load(std::memory_order_seq_cst) +
+           dead_lettered.load(std::memory_order_seq_cst) +
+           cancelled.load(std::memory_order_seq_cst);
+  }
+  std::uint64_t pending() const noexcept {
+    const std::uint64_t done = finished();
+    return accepted.load(std::memory_order_seq_cst) - done;
+  }
+};
+
+void validate(const ArmConfig& c) {
+  const std::string who = "octo::ArmConfig '" + c.name + "': ";
+  if (c.name.empty()) throw std::invalid_argument("octo::ArmConfig: arm name must not be empty");
+  if (c.max_parallel == 0) throw std::invalid_argument(who + "max_parallel must be >= 1 (got 0)");
+  if (c.capacity == 0) throw std::invalid_argument(who + "capacity must be >= 1 (got 0)");
+  if (c.max_attempts == 0) throw std::invalid_argument(who + "max_attempts must be >= 1 (got 0)");
+  if (c.backoff_base.count() < 0 || c.backoff_max < c.backoff_base) {
+    throw std::invalid_argument(who + "need 0 <= backoff_base <= backoff_max (got " +
+                                std::to_string(c.backoff_base.count()) + " ms and " +
+                                std::to_string(c.backoff_max.count()) + " ms)");
+  }
+}
+
+struct Local {
+  std::uint64_t processed = 0, ok = 0, failed = 0, retried = 0, dead = 0, cancelled = 0;
+};
+
+}  // namespace
+
+std::string_view to_string(EnqueueError e) noexcept {
+  switch (e) {
+    case EnqueueError::kEmptyType:
+      return "empty task type";
+    case EnqueueError::kUnroutable:
+      return "no route for task type";
+    case EnqueueError::kUnknownArm:
+      return "unknown arm";
+    case EnqueueError::kDisabled:
+      return "arm disabled";
+    case EnqueueError::kFull:
+      return "arm queue full";
+    case EnqueueError::kNoHandler:
+      return "arm has no handler for typed tasks";
+    case EnqueueError::kStopped:
+      return "executor stopped";
+  }
+  return "unknown error";
+}
+
+ExecutorConfig& ExecutorConfig::on(std::string_view arm, Handler handler) {
+  for (auto& a : arms) {
+    if (a.name == arm) {
+      a.handler = std::move(handler);
+      return *this;
+    }
+  }
+  throw std::invalid_argument("ExecutorConfig::on: no arm named '" + std::string(arm) + "'");
+}
+
+struct Executor::Impl {
+  explicit Impl(ExecutorConfig&& cfg)
+      : context(std::move(cfg.context)),
+        observer(cfg.observer),
+        fairness_budget(std::max<std::uint32_t>(1, cfg.fairness_budget)),
+        aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
+        dead_letter_capacity(cfg.dead_letter_capacity),
+        threads(cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency()),
+        // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
+        // join); our producers never join the arena, so allow one worker per arena slot.
+        workers(tbb::global_control::max_allowed_parallelism,
+                static_cast<std::size_t>(threads) + 1),
+        arena(threads, 0) {
+    if (cfg.arms.size() > kMaxArms) {
+      throw std::invalid_argument("octo::Executor: at most " + std::to_string(kMaxArms) +
+                                  " arms (got " + std::to_string(cfg.arms.size()) + ")");
+    }
+    for (const auto& a : cfg.arms) validate(a);
+    for (std::size_t i = 0; i < cfg.arms.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (cfg.arms[i].name == cfg.arms[j].name) {
+          throw std::invalid_argument("octo::Executor: duplicate arm name '" + cfg.arms[i].name +
+                                      "'");
+        }
+      }
+    }
+    for (std::size_t i = 0; i < cfg.arms.size(); ++i) {
+      arms[i] = std::make_unique<Arm>(cfg.arms[i], static_cast<ArmId>(i));
+    }
+    arm_count.store(static_cast<std::uint32_t>(cfg.arms.size()), std::memory_order_release);
+    install_routes(cfg.routes);
+    timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(std::move(r)); },
+                                                        [this] { watch(); }, cfg.stall_check);
+  }
+
+  // Timer thread, every stall_check: an arm with waiting tasks, spare parallelism and no task
+  // finished since the last look has its drainers stuck in slow tasks; add one. This bounds the
+  // cost of wake()'s shallow-queue shortcut for slow tasks to about one stall_check period.
+  void watch() noexcept {
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      Arm& a = *arms[i];
+      const std::uint64_t progress = a.processed.load(std::memory_order_relaxed);
+      const bool stalled = progress == a.watched_progress;
+      a.watched_progress = progress;
+      if (stalled && a.queued.load(std::memory_order_seq_cst) > 0) wake(a, INT64_MAX / 2);
+    }
+  }
+
+  // --- configuration -----------------------------------------------------------------------
+
+  Arm* arm_at(ArmId id) const noexcept {
+    // Acquire pairs with the release in add_arm: the Arm is fully built before it is visible.
+    return id < arm_count.load(std::memory_order_acquire) ? arms[id].get() : nullptr;
+  }
+
+  Arm& arm_or_throw(ArmId id, const char* what) const {
+    Arm* a = arm_at(id);
+    if (!a)
+      throw std::invalid_argument(std::string("octo::Executor::") + what + ": no arm with id " +
+                                  std::to_string(id));
+    return *a;
+  }
+
+  std::optional<ArmId> find_arm(std::string_view name) const noexcept {
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (arms[i]->name == name) return i;
+    }
+    return std::nullopt;
+  }
+
+  void install_routes(const RoutingTable& table) {
+    auto compiled = std::make_unique<CompiledRoutes>();
+    for (const auto& rule : table.rules()) {
+      auto arm = find_arm(rule.arm);
+      if (!arm) {
+        throw std::invalid_argument("octo::Executor: route '" + rule.pattern +
+                                    (rule.prefix ? "*" : "") + "' names unknown arm '" + rule.arm +
+                                    "' (configure that arm or pass routes without it)");
+      }
+      if (rule.prefix) {
+        compiled->prefixes.emplace_back(rule.pattern, *arm);
+      } else {
+        compiled->exact.insert_or_assign(rule.pattern, *arm);
+      }
+    }
+    std::stable_sort(compiled->prefixes.begin(), compiled->prefixes.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    // Release: readers see a fully built table. Old tables stay alive until the executor dies, so
+    // a reader never needs a reference count; tables change rarely (configuration only).
+    routes.store(compiled.get(), std::memory_order_release);
+    retired_routes.push_back(std::move(compiled));
+  }
+
+  // --- enqueue path ------------------------------------------------------------------------
+
+  EnqueueResult push(Arm& a, Work&& w, TaskId id) noexcept {
+    // Capacity reservation; seq_cst because this increment is the producer half of the
+    // lost-wake-up handshake with retire() (store queued, then load active).
+    const std::int64_t depth = a.queued.fetch_add(1, std::memory_order_seq_cst);
+    if (depth >= a.capacity) {
+      a.queued.fetch_sub(1, std::memory_order_relaxed);
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      if (w.node) slab.release(w.node);
+      return EnqueueResult::refused(EnqueueError::kFull);
+    }
+    thread_local std::uint32_t sample_tick = 0;
+    if (++sample_tick % Executor::kSampleEvery == 0) w.stamp_ns = steady_ns();
+    // Counted before the push so that a drainer can never finish a task that is not yet accepted.
+    a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    // Shutdown handshake: shutdown stores `stopping`, then reads `accepted`; we increment
+    // `accepted`, then read `stopping` (all seq_cst). Either we see the stop and undo, or shutdown
+    // sees this task as pending and waits for it: no task slips in after shutdown returns.
+    if (stopping.load(std::memory_order_seq_cst)) {
+      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
+      a.queued.fetch_sub(1, std::memory_order_relaxed);
+      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+      if (w.node) slab.release(w.node);
+      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
+      return EnqueueResult::refused(EnqueueError::kStopped);
+    }
+    const auto prio = static_cast<int>(w.priority);
+    if (!a.queues[prio].enqueue(std::move(w))) {  // only on allocation failure
+      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
+      a.queued.fetch_sub(1, std::memory_order_relaxed);
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      if (w.node) slab.release(w.node);
+      return EnqueueResult::refused(EnqueueError::kFull);
+    }
+    wake(a, depth + 1);
+    return EnqueueResult::accepted(id);
+  }
+
+  // Puts a drainer on the arena unless enough are running for the queue's depth.
+  void wake(Arm& a, std::int64_t depth) noexcept {
+    std::uint32_t cur = a.active.load(std::memory_order_seq_cst);
+    const std::uint32_t limit = a.max_parallel.load(std::memory_order_relaxed);
+    while (cur < limit) {
+      // A running drainer will reach a shallow queue soon; it cannot retire without seeing this
+      // task (see retire()), so skipping the spawn is safe and saves a full arena enqueue.
+      if (cur > 0 && depth < kSpawnDepth * static_cast<std::int64_t>(cur)) return;
+      if (a.active.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) {
+        spawn(a);
+        return;
+      }
+    }
+  }
+
+  void spawn(Arm& a) noexcept {
+    drainers.fetch_add(1, std::memory_order_relaxed);
+    post(a);
+  }
+
+  void post(Arm& a) noexcept {
+    OCTO_TSAN_RELEASE(&a);
+    arena.enqueue([this, &a] {
+      OCTO_TSAN_ACQUIRE(&a);
+      drain(a);
+    });
+  }
+
+  // --- drainers ----------------------------------------------------------------------------
+
+  std::size_t take(Arm& a, Work* out, std::size_t want, std::uint32_t& tick) noexcept {
+    // Aging: every aging_period-th batch starts from the lowest priority, so a steady stream of
+    // critical work delays low-priority tasks by a bounded number of batches, never forever.
+    const bool low_first = (++tick % aging_period) == 0;
+    for (int i = 0; i < kPriorityCount; ++i) {
+      const int p = low_first ? i : kPriorityCount - 1 - i;
+      if (std::size_t n = a.queues[p].try_dequeue_bulk(out, want)) return n;
+    }
+    return 0;
+  }
+
+  // Gives up this drainer's slot; false when it must keep draining.
+  bool retire(Arm& a) noexcept {
+    a.active.fetch_sub(1, std::memory_order_seq_cst);
+    // No lost wake-up: a producer that skipped spawning read `active` before this decrement, and
+    // its queued increment precedes that read; all four operations are seq_cst, so this load sees
+    // the increment. queued > 0 may also be a push still in flight: then we loop until it lands.
+    if (a.queued.load(std::memory_order_seq_cst) <= 0) return true;
+    std::uint32_t cur = a.active.load(std::memory_order_seq_cst);
+    while (cur < a.max_parallel.load(std::memory_order_relaxed)) {
+      if (a.active.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) return false;
+    }
+    return true;  // the limit is taken by drainers that will see the work when they retire
+  }
+
+  void drain(Arm& a) noexcept {
+    Work batch[kBatch];
+    std::uint32_t budget = fairness_budget;
+    std::uint32_t tick = 0;
+    std::size_t want = 1;
+    std::int64_t t_prev = steady_ns();
+    for (;;) {
+      const std::size_t n = take(a, batch, want, tick);
+      if (n == 0) {
+        if (retire(a)) break;
+        continue;
+      }
+      a.queued.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+      run_batch(a, batch, n);
+      const std::int64_t t_now = steady_ns();
+      const bool fast = (t_now - t_prev) < kFastTaskNs * static_cast<std::int64_t>(n);
+      want = fast ? std::min(kBatch, want * 2) : 1;
+      t_prev = t_now;
+      budget = budget > n ? budget - static_cast<std::uint32_t>(n) : 0;
+      if (budget == 0) {
+        // Fairness: yield the worker to other arms' drainers, keeping our slot.
+        post(a);
+        return;
+      }
+      // Honour a lowered max_parallel by retiring surplus drainers at batch boundaries.
+      std::uint32_t cur = a.active.load(std::memory_order_relaxed);
+      if (cur > a.max_parallel.load(std::memory_order_relaxed) &&
+          a.active.compare_exchange_strong(cur, cur - 1, std::memory_order_seq_cst)) {
+        if (a.queued.load(std::memory_order_seq_cst) > 0) wake(a, kSpawnDepth);
+        break;
+      }
+    }
+    // Last touch of executor state: the destructor waits for this count to reach zero.
+    drainers.fetch_sub(1, std::memory_order_release);
+  }
+
+  void emit(TaskEventKind kind, const Arm& a, const Work& w, std::uint32_t attempt,
+            std::string_view reason = {}) const noexcept {
+    if (observer == nullptr) return;
+    const Task* task = w.node ? &w.node->task : nullptr;
+    observer->on_event(TaskEvent{kind, a.id, task, task ? task->id : 0, attempt, reason});
+  }
+
+  Outcome invoke(Arm& a, Work& w) noexcept {
+    try {
+      return w.node ? a.handler(w.node->task, context) : w.fn();
+    } catch (const std::exception& e) {
+      return Outcome::failure(std::string("exception: ") + e.what());
+    } catch (...) {
+      return Outcome::failure("exception of unknown type");
+    }
+  }
+
+  void run_batch(Arm& a, Work* batch, std::size_t n) noexcept {
+    Local l;
+    // Acquire: pairs with shutdown's store so that a cancelling shutdown is seen per batch.
+    const bool cancelling = cancel_all.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+      Work& w = batch[i];
+      if (cancelling) {
+        discard(a, w);
+        ++l.cancelled;
+        continue;
+      }
+      if (w.node) {
+        std::uint64_t expect = (w.node->generation() << 2) | TaskNode::kQueued;
+        // Acquire: a successful take sees the task the producer wrote; a failed one means cancel()
+        // won the race and the task must not run.
+        if (!w.node->word.compare_exchange_strong(expect,
+                                                  (expect & ~std::uint64_t{3}) | TaskNode::kRunning,
+                                                  std::memory_order_acquire)) {
+          discard(a, w);
+          ++l.cancelled;
+          continue;
+        }
+      }
+      const std::uint32_t attempt = w.node ? ++w.node->task.attempt : ++w.attempt;
+      std::int64_t t0 = 0;
+      if (w.stamp_ns != 0) {
+        t0 = steady_ns();
+        a.queue_wait.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, t0 - w.stamp_ns)));
+      }
+      emit(TaskEventKind::kStarted, a, w, attempt);
+      Outcome out = invoke(a, w);
+      if (w.stamp_ns != 0) {
+        a.run_time.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - t0)));
+      }
+      ++l.processed;
+      if (out.ok()) {
+        ++l.ok;
+        emit(TaskEventKind::kSucceeded, a, w, attempt);
+        finish(w);
+        continue;
+      }
+      ++l.failed;
+      const std::uint32_t limit =
+          (w.node && w.node->task.max_attempts != 0) ? w.node->task.max_attempts : a.max_attempts;
+      if (attempt < limit && !cancel_all.load(std::memory_order_acquire) && retry(a, w, attempt)) {
+        ++l.retried;
+        continue;  // emitted kFailed; w was moved to the timer
+      }
+      emit(TaskEventKind::kDeadLettered, a, w, attempt, out.reason());
+      dead_letter(a, w, out.reason(), attempt);
+      ++l.dead;
+      finish(w);
+    }
+    flush(a, l);
+  }
+
+  bool retry(Arm& a, Work& w, std::uint32_t attempt) noexcept {
+    emit(TaskEventKind::kFailed, a, w, attempt);
+    const auto delay = backoff_delay(attempt, a.backoff_base, a.backoff_max, unit_random());
+    TaskNode* node = w.node;
+    if (node) {
+      // Back to kQueued so cancel() can stop it while it waits. Release: publishes attempt count.
+      node->word.store((node->generation() << 2) | TaskNode::kQueued, std::memory_order_release);
+    }
+    a.delayed.fetch_add(1, std::memory_order_relaxed);
+    w.stamp_ns = 0;
+    try {
+      timer->schedule(Clock::now() + delay, Retry{a.id, std::move(w)});
+      // cancel() may have run between the store above and the schedule, missing the timer.
+      if (node && (node->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled) {
+        purge_delayed(node);
+      }
+      return true;
+    } catch (...) {  // allocation failure in the timer heap: dead-letter rather than lose it
+      a.delayed.fetch_sub(1, std::memory_order_relaxed);
+      if (node) {
+        node->word.store((node->generation() << 2) | TaskNode::kRunning, std::memory_order_relaxed);
+      }
+      return false;
+    }
+  }
+
+  // Timer thread: a retry's delay has passed.
+  void fire(Retry&& r) noexcept {
+    Arm& a = *arms[r.arm];
+    Work& w = r.work;
+    const bool dropped =
+        cancel_all.load(std::memory_order_acquire) ||
+        (w.node && (w.node->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled);
+    if (dropped) {
+      a.delayed.fetch_sub(1, std::memory_order_relaxed);
+      discard(a, w);
+      Local l;
+      l.cancelled = 1;
+      flush(a, l);
+      return;
+    }
+    // Retries bypass capacity and the enabled flag: the task was accepted and must not be lost.
+    const std::int64_t depth = a.queued.fetch_add(1, std::memory_order_seq_cst);
+    a.delayed.fetch_sub(1, std::memory_order_relaxed);
+    if (!a.queues[static_cast<int>(w.priority)].enqueue(std::move(w))) {
+      a.queued.fetch_sub(1, std::memory_order_relaxed);
+      emit(TaskEventKind::kDeadLettered, a, w, w.node ? w.node->task.attempt : w.attempt,
+           "out of memory re-queueing a retry");
+      dead_letter(a, w, "out of memory re-queueing a retry",
+                  w.node ? w.node->task.attempt : w.attempt);
+      finish(w);
+      Local l;
+      l.dead = 1;
+      flush(a, l);
+      return;
+    }
+    wake(a, depth + 1);
+  }
+
+  // Counts a cancelled task that waits in the timer as cancelled now, not when its delay ends.
+  void purge_delayed(const TaskNode* node) noexcept {
+    try {
+      for (Retry& r : timer->take_if([node](const Retry& r) { return r.work.node == node; })) {
+        Arm& a = *arms[r.arm];
+        a.delayed.fetch_sub(1, std::memory_order_relaxed);
+        discard(a, r.work);
+        Local l;
+        l.cancelled = 1;
+        flush(a, l);
+      }
+    } catch (...) {  // out of memory: the timer discards it when its delay ends
+    }
+  }
+
+  void discard(Arm& a, Work& w) noexcept {
+    emit(TaskEventKind::kCancelled, a, w, w.node ? w.node->task.attempt : w.attempt);
+    finish(w);
+  }
+
+  void finish(Work& w) noexcept {
+    if (w.node) {
+      slab.release(w.node);
+      w.node = nullptr;
+    }
+    w.fn.reset();
+  }
+
+  void dead_letter(const Arm& a, const Work& w, std::string_view reason,
+                   std::uint32_t attempts) noexcept {
+    try {
+      DeadLetter d;
+      d.arm = a.name;
+      d.reason = std::string(reason);
+      d.attempts = attempts;
+      d.when = coarse_wall();
+      if (w.node) {
+        d.id = w.node->task.id;
+        d.task = w.node->task;
+      }
+      std::lock_guard lock(dead_mu);
+      dead.push_back(std::move(d));
+      if (dead.size() > dead_letter_capacity) {
+        dead.pop_front();
+        ++dead_dropped;
+      }
+    } catch (...) {  // out of memory: the dead letter is counted but not kept
+      std::lock_guard lock(dead_mu);
+      ++dead_dropped;
+    }
+  }
+
+  void flush(Arm& a, const Local& l) noexcept {
+    if (l.processed) a.processed.fetch_add(l.processed, std::memory_order_relaxed);
+    if (l.failed) a.failed.fetch_add(l.failed, std::memory_order_relaxed);
+    if (l.retried) a.retried.fetch_add(l.retried, std::memory_order_relaxed);
+    // seq_cst: the finishing half of the idle handshake with wait_idle() (store, then load
+    // waiters).
+    if (l.ok) a.succeeded.fetch_add(l.ok, std::memory_order_seq_cst);
+    if (l.dead) a.dead_lettered.fetch_add(l.dead, std::memory_order_seq_cst);
+    if (l.cancelled) a.cancelled.fetch_add(l.cancelled, std::memory_order_seq_cst);
+    if (l.processed) {
+      a.last_run_ns.store(coarse_wall().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
+  }
+
+  // --- waiting and shutdown ----------------------------------------------------------------
+
+  std::uint64_t total_pending() const noexcept {
+    std::uint64_t p = 0;
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) p += arms[i]->pending();
+    return p;
+  }
+
+  void notify_idle() noexcept {
+    { std::lock_guard lock(idle_mu); }  // orders with a waiter between its check and its wait
+    idle_cv.notify_all();
+  }
+
+  bool wait_idle_until(Clock::time_point deadline) {
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    std::unique_lock lock(idle_mu);
+    const auto idle_now = [this] { return total_pending() == 0; };
+    bool idle = true;
+    if (deadline == Clock::time_point::max()) {
+      idle_cv.wait(lock, idle_now);
+    } else {
+      idle = idle_cv.wait_until(lock, deadline, idle_now);
+    }
+    waiters.fetch_sub(1, std::memory_order_relaxed);
+    return idle;
+  }
+
+  // Cancels everything waiting in the queues and the timer.
+  void sweep() noexcept {
+    for (Retry& r : timer->take_all()) {
+      Arm& a = *arms[r.arm];
+      a.delayed.fetch_sub(1, std::memory_order_relaxed);
+      discard(a, r.work);
+      Local l;
+      l.cancelled = 1;
+      flush(a, l);
+    }
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      Arm& a = *arms[i];
+      Work batch[kBatch];
+      for (int p = kPriorityCount - 1; p >= 0; --p) {
+        while (std::size_t got = a.queues[p].try_dequeue_bulk(batch, kBatch)) {
+          a.queued.fetch_sub(static_cast<std::int64_t>(got), std::memory_order_relaxed);
+          for (std::size_t k = 0; k < got; ++k) discard(a, batch[k]);
+          Local l;
+          l.cancelled = got;
+          flush(a, l);
+        }
+      }
+    }
+  }
+
+  bool any_delayed() const noexcept {
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (arms[i]->delayed.load(std::memory_order_relaxed) != 0) return true;
+    }
+    return false;
+  }
+
+  std::uint64_t total_cancelled() const noexcept {
+    std::uint64_t c = 0;
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) c += arms[i]->cancelled.load(std::memory_order_relaxed);
+    return c;
+  }
+
+  ShutdownReport shutdown(ShutdownMode mode, std::chrono::nanoseconds limit) {
+    std::lock_guard guard(shutdown_mu);
+    const auto now = Clock::now();
+    const auto deadline =
+        limit >= Clock::time_point::max() - now ? Clock::time_point::max() : now + limit;
+    ShutdownReport report;
+    const std::uint64_t cancelled_before = total_cancelled();
+    // enqueue() calls that begin after this see it (they load with acquire).
+    stopping.store(true, std::memory_order_seq_cst);
+    if (mode == ShutdownMode::kDrain && !wait_idle_until(deadline)) report.deadline_hit = true;
+    cancel_all.store(true, std::memory_order_seq_cst);
+    // Late arrivals (a producer that passed the stopping check just before it was set, or a retry
+    // scheduled by a task that was running) are swept again until nothing is pending.
+    for (;;) {
+      sweep();
+      const auto step = std::min(deadline, Clock::now() + std::chrono::milliseconds(10));
+      if (wait_idle_until(step)) break;
+      if (Clock::now() >= deadline) {
+        report.deadline_hit = true;
+        break;
+      }
+    }
+    report.still_running = total_pending();
+    report.cancelled = total_cancelled() - cancelled_before;
+    return report;
+  }
+
+  void destroy() noexcept {
+    try {
+      shutdown(ShutdownMode::kCancel, std::chrono::nanoseconds::max());
+    } catch (...) {
+    }
+    // Drainers that found nothing may still be retiring; they touch nothing after the decrement.
+    for (int spins = 0; drainers.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 1000) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+    timer.reset();
+    arena.terminate();
+  }
+
+  Context context;
+  Observer* const observer;
+  const std::uint32_t fairness_budget;
+  const std::uint32_t aging_period;
+  const std::size_t dead_letter_capacity;
+  const int threads;
+  tbb::global_control workers;
+  tbb::task_arena arena;
+
+  std::unique_ptr<Arm> arms[kMaxArms];
+  std::atomic<std::uint32_t> arm_count{0};
+  std::mutex config_mu;  // add_arm, set_routes
+  std::atomic<const CompiledRoutes*> routes{nullptr};
+  std::vector<std::unique_ptr<CompiledRoutes>> retired_routes;
+
+  detail::TaskSlab slab;
+  alignas(64) std::atomic<bool> stopping{false};
+  std::atomic<bool> cancel_all{false};
+  alignas(64) std::atomic<std::uint64_t> rejected_unroutable{0};
+  std::atomic<std::uint64_t> rejected_stopped{0};
+  alignas(64) std::atomic<std::uint32_t> drainers{0};
+  alignas(64) std::atomic<std::uint32_t> waiters{0};
+  std::mutex idle_mu;
+  std::condition_variable idle_cv;
+  mutable std::mutex dead_mu;
+  std::deque<DeadLetter> dead;
+  std::uint64_t dead_dropped = 0;
+  std::mutex shutdown_mu;
+  std::unique_ptr<detail::TimerQueue<Retry>> timer;
+};
+
+Executor::Executor(ExecutorConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Executor::~Executor() { impl_->destroy(); }
+
+EnqueueResult Executor::enqueue(Task task) noexcept {
+  if (task.type.empty()) {
+    impl_->rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kEmptyType);
+  }
+  // Acquire: pairs with install_routes' release.
+  const auto arm = impl_->routes.load(std::memory_order_acquire)->find(task.type);
+  if (!arm) {
+    impl_->rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kUnroutable);
+  }
+  return enqueue(*arm, std::move(task));
+}
+
+EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
+  Impl& im = *impl_;
+  if (im.stopping.load(std::memory_order_acquire)) {
+    im.rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kStopped);
+  }
+  Arm* a = im.arm_at(arm);
+  if (a == nullptr || task.type.empty()) {
+    im.rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(a ? EnqueueError::kEmptyType : EnqueueError::kUnknownArm);
+  }
+  if (!a->enabled.load(std::memory_order_relaxed) || !a->handler) {
+    a->rejected.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(a->handler ? EnqueueError::kDisabled : EnqueueError::kNoHandler);
+  }
+  TaskNode* node = im.slab.acquire();
+  if (node == nullptr) {
+    a->rejected.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kFull);
+  }
+  const TaskId id = node->id();
+  const Priority prio = task.priority;
+  node->task = std::move(task);
+  node->task.id = id;
+  node->task.attempt = 0;
+  node->task.created = coarse_wall();
+  Work w;
+  w.node = node;
+  w.priority = prio;
+  return im.push(*a, std::move(w), id);
+}
+
+EnqueueResult Executor::submit_fn(ArmId arm, detail::InlineFunction fn,
+                                  Priority priority) noexcept {
+  Impl& im = *impl_;
+  if (im.stopping.load(std::memory_order_acquire)) {
+    im.rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kStopped);
+  }
+  Arm* a = im.arm_at(arm);
+  if (a == nullptr) {
+    im.rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kUnknownArm);
+  }
+  if (!a->enabled.load(std::memory_order_relaxed)) {
+    a->rejected.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kDisabled);
+  }
+  Work w;
+  w.fn = std::move(fn);
+  w.priority = priority;
+  return im.push(*a, std::move(w), 0);
+}
+
+bool Executor::cancel(TaskId id) noexcept {
+  TaskNode* node = impl_->slab.find(id);
+  if (node == nullptr) return false;
+  std::uint64_t expect = ((id >> 32) << 2) | TaskNode::kQueued;
+  // Only a queued (or retry-waiting) task of this exact generation can be cancelled; the drainer
+  // that later meets it in a queue counts it as cancelled and frees it.
+  if (!node->word.compare_exchange_strong(expect, ((id >> 32) << 2) | TaskNode::kCancelled,
+                                          std::memory_order_acq_rel)) {
+    return false;
+  }
+  if (impl_->any_delayed()) impl_->purge_delayed(node);
+  return true;
+}
+
+std::optional<ArmId> Executor::resolve(std::string_view type) const {
+  return impl_->routes.load(std::memory_order_acquire)->find(type);
+}
+
+std::optional<ArmId> Executor::arm_id(std::string_view name) const noexcept {
+  return impl_->find_arm(name);
+}
+
+std::size_t Executor::arm_count() const noexcept {
+  return impl_->arm_count.load(std::memory_order_acquire);
+}
+
+ArmId Executor::add_arm(ArmConfig config) {
+  validate(config);
+  std::lock_guard lock(impl_->config_mu);
+  if (impl_->find_arm(config.name)) {
+    throw std::invalid_argument("octo::Executor::add_arm: duplicate arm name '" + config.name +
+                                "'");
+  }
+  const std::uint32_t n = impl_->arm_count.load(std::memory_order_relaxed);
+  if (n == kMaxArms) {
+    throw std::invalid_argument("octo::Executor::add_arm: at most " + std::to_string(kMaxArms) +
+                                " arms");
+  }
+  impl_->arms[n] = std::make_unique<Arm>(config, n);
+  impl_->arm_count.store(n + 1, std::memory_order_release);
+  return n;
+}
+
+void Executor::set_enabled(ArmId arm, bool enabled) {
+  impl_->arm_or_throw(arm, "set_enabled").enabled.store(enabled, std::memory_order_relaxed);
+}
+
+void Executor::set_max_parallel(ArmId arm, std::uint32_t max_parallel) {
+  Arm& a = impl_->arm_or_throw(arm, "set_max_parallel");
+  if (max_parallel == 0) {
+    throw std::invalid_argument("octo::Executor::set_max_parallel: arm '" + a.name +
+                                "': max_parallel must be >= 1 (got 0)");
+  }
+  a.max_parallel.store(max_parallel, std::memory_order_seq_cst);
+  // A raised limit may let more drainers work on an existing backlog.
+  if (a.queued.load(std::memory_order_seq_cst) > 0) impl_->wake(a, INT64_MAX / 2);
+}
+
+void Executor::set_routes(const RoutingTable& routes) {
+  std::lock_guard lock(impl_->config_mu);
+  impl_->install_routes(routes);
+}
+
+ArmStatus Executor::arm_status(ArmId arm) const {
+  const Arm& a = impl_->arm_or_throw(arm, "arm_status");
+  ArmStatus s;
+  s.name = a.name;
+  s.enabled = a.enabled.load(std::memory_order_relaxed);
+  s.max_parallel = a.max_parallel.load(std::memory_order_relaxed);
+  s.active = a.active.load(std::memory_order_relaxed);
+  s.pending = a.pending();
+  s.queued = static_cast<std::uint64_t>(std::max<std::int64_t>(0, a.queued.load()));
+  s.delayed = a.delayed.load(std::memory_order_relaxed);
+  s.accepted = a.accepted.load(std::memory_order_relaxed);
+  s.processed = a.processed.load(std::memory_order_relaxed);
+  s.succeeded = a.succeeded.load(std::memory_order_relaxed);
+  s.failed = a.failed.load(std::memory_order_relaxed);
+  s.retried = a.retried.load(std::memory_order_relaxed);
+  s.dead_lettered = a.dead_lettered.load(std::memory_order_relaxed);
+  s.cancelled = a.cancelled.load(std::memory_order_relaxed);
+  s.rejected = a.rejected.load(std::memory_order_relaxed);
+  s.last_run = std::chrono::system_clock::time_point(
+      std::chrono::system_clock::duration(a.last_run_ns.load(std::memory_order_relaxed)));
+  const auto wait = a.queue_wait.snapshot();
+  const auto run = a.run_time.snapshot();
+  s.queue_wait_p50 = std::chrono::nanoseconds(wait.quantile(0.50));
+  s.queue_wait_p99 = std::chrono::nanoseconds(wait.quantile(0.99));
+  s.run_time_p50 = std::chrono::nanoseconds(run.quantile(0.50));
+  s.run_time_p99 = std::chrono::nanoseconds(run.quantile(0.99));
+  return s;
+}
+
+RuntimeStatus Executor::status() const {
+  RuntimeStatus r;
+  const auto n = static_cast<ArmId>(arm_count());
+  for (ArmId i = 0; i < n; ++i) {
+    ArmStatus s = arm_status(i);
+    r.accepted += s.accepted;
+    r.succeeded += s.succeeded;
+    r.failed += s.failed;
+    r.retried += s.retried;
+    r.dead_lettered += s.dead_lettered;
+    r.cancelled += s.cancelled;
+    r.pending += s.pending;
+    r.queued += s.queued;
+    r.rejected += s.rejected;
+    r.arms.push_back(std::move(s));
+  }
+  r.rejected_unroutable = impl_->rejected_unroutable.load(std::memory_order_relaxed);
+  r.rejected_stopped = impl_->rejected_stopped.load(std::memory_order_relaxed);
+  r.rejected += r.rejected_unroutable + r.rejected_stopped;
+  r.stopping = impl_->stopping.load(std::memory_order_relaxed);
+  return r;
+}
+
+std::vector<DeadLetter> Executor::dead_letters() const {
+  std::lock_guard lock(impl_->dead_mu);
+  return {impl_->dead.begin(), impl_->dead.end()};
+}
+
+std::uint64_t Executor::dead_letters_dropped() const noexcept {
+  std::lock_guard lock(impl_->dead_mu);
+  return impl_->dead_dropped;
+}
+
+const Context& Executor::context() const noexcept { return impl_->context; }
+
+bool Executor::wait_idle(std::chrono::nanoseconds timeout) {
+  const auto now = Clock::now();
+  const auto deadline =
+      timeout >= Clock::time_point::max() - now ? Clock::time_point::max() : now + timeout;
+  return impl_->wait_idle_until(deadline);
+}
+
+ShutdownReport Executor::shutdown(ShutdownMode mode, std::chrono::nanoseconds deadline) {
+  return impl_->shutdown(mode, deadline);
+}
+
+}  // namespace octo

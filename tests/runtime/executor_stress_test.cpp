@@ -1,0 +1,215 @@
+// Stress tests (CTest label "stress"): accounting under load with failures and cancellation, the
+// hard parallel limit, lost wake-ups, and shutdown racing producers.
+#include "octo/executor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <charconv>
+#include <future>
+#include <latch>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using octo::Outcome;
+using octo::Task;
+
+constexpr auto kGenerous = 120s;
+
+std::uint32_t index_of(const Task& t) {
+  std::uint32_t i = 0;
+  std::from_chars(t.payload.data(), t.payload.data() + t.payload.size(), i);
+  return i;
+}
+
+// Deterministic "random" failure: about 1 attempt in 16 fails.
+bool should_fail(std::uint32_t index, std::uint32_t attempt) {
+  std::uint64_t x = (std::uint64_t{index} << 8) ^ attempt;  // splitmix64 finaliser
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return (x >> 60) == 0;
+}
+
+struct TerminalCounter : octo::Observer {
+  explicit TerminalCounter(std::size_t n) : terminal(n) {}
+  std::vector<std::atomic<std::uint8_t>> terminal;
+  void on_event(const octo::TaskEvent& e) noexcept override {
+    const bool is_terminal = e.kind == octo::TaskEventKind::kSucceeded ||
+                             e.kind == octo::TaskEventKind::kDeadLettered ||
+                             e.kind == octo::TaskEventKind::kCancelled;
+    if (is_terminal && e.task) terminal[index_of(*e.task)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+struct Peak {
+  std::atomic<int> now{0};
+  std::atomic<int> peak{0};
+  void enter() {
+    const int n = now.fetch_add(1) + 1;
+    int p = peak.load();
+    while (n > p && !peak.compare_exchange_weak(p, n)) {
+    }
+  }
+  void leave() { now.fetch_sub(1); }
+};
+
+TEST(ExecutorStress, AccountingInvariantAndParallelLimitUnderLoad) {
+  constexpr int kProducers = 4;
+  constexpr std::uint32_t kPerProducer = 250'000;
+  constexpr std::uint32_t kTotal = kProducers * kPerProducer;
+  const auto arms = octo::default_arms();
+  const char* kTypes[] = {"deploy.x", "batch.x",    "streams.x", "secrets.x",
+                          "builds.x", "watchers.x", "cleanup.x", "analytics.x"};
+
+  TerminalCounter obs(kTotal);
+  std::vector<std::atomic<std::uint8_t>> succeeded_runs(kTotal);
+  std::unique_ptr<Peak[]> peaks(new Peak[arms.size()]);
+
+  octo::ExecutorConfig cfg;
+  cfg.observer = &obs;
+  for (std::size_t a = 0; a < cfg.arms.size(); ++a) {
+    cfg.arms[a].backoff_base = 0ms;
+    cfg.arms[a].backoff_max = 1ms;
+    cfg.arms[a].handler = [&, a](const Task& t, const octo::Context&) {
+      peaks[a].enter();
+      const std::uint32_t i = index_of(t);
+      const bool fail = should_fail(i, t.attempt);
+      if (!fail) succeeded_runs[i].fetch_add(1, std::memory_order_relaxed);
+      peaks[a].leave();
+      return fail ? Outcome::failure("injected") : Outcome::success();
+    };
+  }
+  octo::Executor ex(std::move(cfg));
+
+  std::atomic<std::uint64_t> accepted{0}, cancelled_ok{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::minstd_rand rng(static_cast<unsigned>(p + 1));
+      for (std::uint32_t j = 0; j < kPerProducer; ++j) {
+        const std::uint32_t i = static_cast<std::uint32_t>(p) * kPerProducer + j;
+        Task t{.type = kTypes[rng() % 8],
+               .payload = std::to_string(i),
+               .priority = static_cast<octo::Priority>(rng() % 4)};
+        auto r = ex.enqueue(std::move(t));
+        while (!r && r.error() == octo::EnqueueError::kFull) {
+          std::this_thread::yield();  // backpressure: try again, never drop
+          r = ex.enqueue(Task{.type = kTypes[i % 8], .payload = std::to_string(i)});
+        }
+        ASSERT_TRUE(r.ok()) << octo::to_string(r.error());
+        accepted.fetch_add(1, std::memory_order_relaxed);
+        if (j % 101 == 0 && ex.cancel(r.id())) cancelled_ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+
+  const auto s = ex.status();
+  EXPECT_EQ(s.accepted, accepted.load());
+  EXPECT_EQ(s.accepted, std::uint64_t{kTotal});
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.queued, 0u);
+  EXPECT_EQ(s.accepted, s.succeeded + s.dead_lettered + s.cancelled + s.pending);
+  EXPECT_EQ(s.cancelled, cancelled_ok.load());
+  EXPECT_GT(s.retried, 0u);
+  EXPECT_GT(s.dead_lettered, 0u);  // three failures in a row do happen at this rate and size
+
+  // Every task ended exactly once, and succeeded exactly when a handler run succeeded.
+  std::uint64_t success_runs = 0;
+  for (std::uint32_t i = 0; i < kTotal; ++i) {
+    ASSERT_EQ(obs.terminal[i].load(), 1) << "task " << i;
+    ASSERT_LE(succeeded_runs[i].load(), 1) << "task " << i;
+    success_runs += succeeded_runs[i].load();
+  }
+  EXPECT_EQ(success_runs, s.succeeded);
+  for (std::size_t a = 0; a < arms.size(); ++a) {
+    EXPECT_LE(peaks[a].peak.load(), static_cast<int>(arms[a].max_parallel)) << arms[a].name;
+    EXPECT_EQ(s.arms[a].active, 0u);
+  }
+}
+
+TEST(ExecutorStress, NoLostWakeUpWhenEnqueueRacesRetirement) {
+  // Without the watchdog, a lost wake-up leaves a task queued forever: wait_for() would expire.
+  octo::ExecutorConfig cfg;
+  cfg.arms = {octo::default_arms()[3], octo::default_arms()[0]};  // secrets (1), deploy (2)
+  cfg.routes = {};
+  cfg.stall_check = std::chrono::nanoseconds(0);
+  octo::Executor ex(std::move(cfg));
+  constexpr int kRounds = 20'000;
+  auto producer = [&](octo::ArmId arm) {
+    for (int i = 0; i < kRounds; ++i) {
+      std::promise<void> ran;
+      auto fut = ran.get_future();
+      ASSERT_TRUE(ex.submit(arm, [&ran] { ran.set_value(); }));
+      ASSERT_EQ(fut.wait_for(kGenerous), std::future_status::ready) << "round " << i;
+    }
+  };
+  std::thread a(producer, 0), b(producer, 1), c(producer, 1);
+  a.join();
+  b.join();
+  c.join();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(ex.status().succeeded, 3u * kRounds);
+}
+
+void shutdown_while_producing(octo::ShutdownMode mode) {
+  octo::ExecutorConfig cfg;
+  std::atomic<std::uint64_t> runs{0};
+  for (auto& a : cfg.arms) {
+    a.handler = [&](const Task&, const octo::Context&) {
+      runs.fetch_add(1, std::memory_order_relaxed);
+      return Outcome::success();
+    };
+  }
+  octo::Executor ex(std::move(cfg));
+  constexpr int kProducers = 4;
+  std::latch started(kProducers);
+  std::atomic<std::uint64_t> accepted{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&] {
+      bool counted = false;
+      for (std::uint64_t i = 0;; ++i) {
+        auto r = ex.enqueue(Task{.type = i % 2 ? "agent.x" : "batch.x"});
+        if (r) {
+          accepted.fetch_add(1, std::memory_order_relaxed);
+        } else if (r.error() == octo::EnqueueError::kStopped) {
+          break;
+        }
+        if (i == 1000 && !counted) {
+          counted = true;
+          started.count_down();
+        }
+      }
+    });
+  }
+  started.wait();
+  const auto rep = ex.shutdown(mode, kGenerous);
+  for (auto& t : producers) t.join();
+  EXPECT_FALSE(rep.deadline_hit);
+  EXPECT_EQ(rep.still_running, 0u);
+  const auto s = ex.status();
+  EXPECT_EQ(s.accepted, accepted.load());
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.accepted, s.succeeded + s.cancelled + s.dead_lettered);
+  EXPECT_EQ(s.succeeded, runs.load());
+  EXPECT_EQ(s.rejected_stopped, std::uint64_t{kProducers});
+  EXPECT_EQ(rep.cancelled, s.cancelled);
+}
+
+TEST(ExecutorStress, ShutdownDrainWhileProducersEnqueue) {
+  shutdown_while_producing(octo::ShutdownMode::kDrain);
+}
+
+TEST(ExecutorStress, ShutdownCancelWhileProducersEnqueue) {
+  shutdown_while_producing(octo::ShutdownMode::kCancel);
+}
+
+}  // namespace

@@ -1,0 +1,577 @@
+#include "octo/executor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <latch>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+using octo::ArmConfig;
+using octo::EnqueueError;
+using octo::Executor;
+using octo::ExecutorConfig;
+using octo::Outcome;
+using octo::Priority;
+using octo::Task;
+
+constexpr auto kGenerous = 30s;  // an upper bound for a failing test, never a synchronisation
+
+Outcome ok_handler(const Task&, const octo::Context&) { return Outcome::success(); }
+
+ArmConfig arm(std::string name, std::uint32_t parallel = 1, octo::Handler h = ok_handler) {
+  ArmConfig c;
+  c.name = std::move(name);
+  c.max_parallel = parallel;
+  c.handler = std::move(h);
+  c.backoff_base = 0ms;
+  c.backoff_max = 0ms;
+  return c;
+}
+
+ExecutorConfig config_with(std::vector<ArmConfig> arms, int threads = 2) {
+  ExecutorConfig cfg;
+  cfg.arms = std::move(arms);
+  cfg.routes = {};
+  cfg.threads = threads;
+  return cfg;
+}
+
+// Records every terminal event per task id; the accounting tests check "exactly one each".
+struct RecordingObserver : octo::Observer {
+  std::mutex mu;
+  std::map<octo::TaskId, std::vector<octo::TaskEventKind>> events;
+  void on_event(const octo::TaskEvent& e) noexcept override {
+    std::lock_guard lock(mu);
+    events[e.id].push_back(e.kind);
+  }
+  int count(octo::TaskId id, octo::TaskEventKind k) {
+    std::lock_guard lock(mu);
+    int n = 0;
+    for (auto kind : events[id]) n += kind == k;
+    return n;
+  }
+};
+
+TEST(DefaultArms, AreTheOriginalEight) {
+  const auto arms = octo::default_arms();
+  const std::vector<std::pair<std::string, std::uint32_t>> want = {
+      {"deploy", 2}, {"batch", 4},    {"streams", 2}, {"secrets", 1},
+      {"builds", 2}, {"watchers", 2}, {"cleanup", 2}, {"analytics", 2}};
+  ASSERT_EQ(arms.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(arms[i].name, want[i].first);
+    EXPECT_EQ(arms[i].max_parallel, want[i].second);
+    EXPECT_TRUE(arms[i].enabled);
+  }
+  Executor ex;  // the defaults form a valid executor with default routes
+  EXPECT_EQ(ex.arm_count(), 8u);
+  EXPECT_EQ(ex.resolve("agent.revive"), ex.arm_id("deploy"));
+}
+
+TEST(Config, InvalidValuesThrowNamingTheValue) {
+  auto expect_throw = [](ExecutorConfig cfg, const std::string& needle) {
+    try {
+      Executor ex(std::move(cfg));
+      ADD_FAILURE() << "no exception for " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto zero_parallel = arm("deploy");
+  zero_parallel.max_parallel = 0;
+  expect_throw(config_with({zero_parallel}), "'deploy': max_parallel must be >= 1 (got 0)");
+  auto zero_capacity = arm("batch");
+  zero_capacity.capacity = 0;
+  expect_throw(config_with({zero_capacity}), "'batch': capacity must be >= 1 (got 0)");
+  expect_throw(config_with({arm("x"), arm("x")}), "duplicate arm name 'x'");
+  expect_throw(config_with({arm("")}), "arm name must not be empty");
+  auto routes_to_nowhere = config_with({arm("x")});
+  routes_to_nowhere.routes.add_prefix("a.", "nowhere");
+  expect_throw(std::move(routes_to_nowhere), "unknown arm 'nowhere'");
+
+  Executor ex(config_with({arm("x")}));
+  EXPECT_THROW(ex.add_arm(arm("x")), std::invalid_argument);
+  EXPECT_THROW(ex.set_max_parallel(0, 0), std::invalid_argument);
+  EXPECT_THROW(ex.set_max_parallel(7, 1), std::invalid_argument);
+  EXPECT_THROW(ExecutorConfig{}.on("nope", ok_handler), std::invalid_argument);
+}
+
+TEST(Routing, ExactBeatsPrefixAndLongestPrefixWins) {
+  auto cfg = config_with({arm("a"), arm("b"), arm("c")});
+  cfg.routes.add_prefix("agent.", "a").add_prefix("agent.revive.", "b").add_exact("agent.x", "c");
+  Executor ex(std::move(cfg));
+  EXPECT_EQ(ex.resolve("agent.ping"), 0u);
+  EXPECT_EQ(ex.resolve("agent.revive.now"), 1u);
+  EXPECT_EQ(ex.resolve("agent.x"), 2u);
+  EXPECT_EQ(ex.resolve("agentx"), std::nullopt);
+
+  ex.set_routes(octo::RoutingTable().add_exact("run-batch-job", "b"));
+  EXPECT_EQ(ex.resolve("run-batch-job"), 1u);
+  EXPECT_EQ(ex.resolve("agent.ping"), std::nullopt);
+  EXPECT_THROW(ex.set_routes(octo::RoutingTable().add_exact("t", "zzz")), std::invalid_argument);
+  EXPECT_THROW(octo::RoutingTable().add_prefix("", "a"), std::invalid_argument);
+}
+
+TEST(Routing, DefaultRoutesCoverTheOriginalTypes) {
+  Executor ex;
+  EXPECT_EQ(ex.resolve("run-batch-job"), ex.arm_id("batch"));
+  EXPECT_EQ(ex.resolve("repair.api.endpoint"), ex.arm_id("deploy"));
+  EXPECT_EQ(ex.resolve("env.sync"), ex.arm_id("secrets"));
+  EXPECT_EQ(ex.resolve("squad.rebalance"), ex.arm_id("batch"));
+  EXPECT_EQ(ex.resolve("build.fix-imports"), ex.arm_id("builds"));
+  EXPECT_EQ(ex.resolve("graft.repair"), ex.arm_id("streams"));
+  EXPECT_EQ(ex.resolve("patrol.dns"), ex.arm_id("watchers"));
+  EXPECT_EQ(ex.resolve("cleanup"), ex.arm_id("cleanup"));
+}
+
+struct Deployer {
+  std::atomic<int> rollouts{0};
+};
+
+TEST(Enqueue, RunsTypedTaskWithContextAndStampsIt) {
+  auto deployer = std::make_shared<Deployer>();
+  std::promise<Task> seen;
+  auto cfg = config_with({arm("deploy", 2, [&](const Task& t, const octo::Context& ctx) {
+    ctx.get<Deployer>().rollouts++;
+    seen.set_value(t);
+    return Outcome::success();
+  })});
+  cfg.routes.add_prefix("agent.", "deploy");
+  cfg.context.provide(deployer);
+  Executor ex(std::move(cfg));
+
+  const auto before = std::chrono::system_clock::now() - 1s;
+  auto r = ex.enqueue(Task{.type = "agent.revive",
+                           .payload = "a-17",
+                           .priority = Priority::kCritical,
+                           .target_agents = {"dreamops"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r.id(), 0u);
+  auto fut = seen.get_future();
+  ASSERT_EQ(fut.wait_for(kGenerous), std::future_status::ready);
+  const Task t = fut.get();
+  EXPECT_EQ(t.id, r.id());
+  EXPECT_EQ(t.type, "agent.revive");
+  EXPECT_EQ(t.payload, "a-17");
+  EXPECT_EQ(t.attempt, 1u);
+  EXPECT_EQ(t.priority, Priority::kCritical);
+  EXPECT_EQ(t.target_agents, std::vector<std::string>{"dreamops"});
+  EXPECT_GE(t.created, before);
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(deployer->rollouts.load(), 1);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.accepted, 1u);
+  EXPECT_EQ(s.succeeded, 1u);
+  EXPECT_EQ(s.processed, 1u);
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_GT(s.last_run.time_since_epoch().count(), 0);
+}
+
+TEST(Enqueue, RefusalsAreTypedAndCounted) {
+  auto cfg = config_with({arm("a"), arm("nohandler", 1, nullptr)});
+  cfg.routes.add_prefix("a.", "a").add_prefix("n.", "nohandler");
+  Executor ex(std::move(cfg));
+  EXPECT_EQ(ex.enqueue(Task{}).error(), EnqueueError::kEmptyType);
+  EXPECT_EQ(ex.enqueue(Task{.type = "zzz"}).error(), EnqueueError::kUnroutable);
+  EXPECT_EQ(ex.enqueue(9, Task{.type = "a.x"}).error(), EnqueueError::kUnknownArm);
+  EXPECT_EQ(ex.enqueue(Task{.type = "n.x"}).error(), EnqueueError::kNoHandler);
+  ex.set_enabled(0, false);
+  EXPECT_EQ(ex.enqueue(Task{.type = "a.x"}).error(), EnqueueError::kDisabled);
+  EXPECT_EQ(ex.submit(0, [] {}).error(), EnqueueError::kDisabled);
+  ex.set_enabled(0, true);
+  EXPECT_TRUE(ex.enqueue(Task{.type = "a.x"}).ok());
+  // submit() needs no handler: an arm without one still takes callables.
+  EXPECT_TRUE(ex.submit(1, [] {}).ok());
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  ex.shutdown();
+  EXPECT_EQ(ex.enqueue(Task{.type = "a.x"}).error(), EnqueueError::kStopped);
+  EXPECT_EQ(ex.submit(0, [] {}).error(), EnqueueError::kStopped);
+
+  const auto s = ex.status();
+  EXPECT_EQ(s.rejected_unroutable, 3u);  // empty, unroutable, unknown arm
+  EXPECT_EQ(s.rejected_stopped, 2u);
+  EXPECT_EQ(s.arms[0].rejected, 2u);  // disabled twice
+  EXPECT_EQ(s.arms[1].rejected, 1u);  // no handler
+  EXPECT_EQ(s.rejected, 8u);
+  EXPECT_EQ(s.accepted, 2u);
+  EXPECT_EQ(s.succeeded, 2u);
+  EXPECT_TRUE(s.stopping);
+  for (auto e : {EnqueueError::kEmptyType, EnqueueError::kUnroutable, EnqueueError::kFull,
+                 EnqueueError::kStopped}) {
+    EXPECT_FALSE(octo::to_string(e).empty());
+  }
+}
+
+TEST(Backpressure, FullArmRejectsAndLosesNothing) {
+  std::latch release(1);
+  std::promise<void> running;
+  auto a = arm("a", 1);
+  a.capacity = 2;
+  Executor ex(config_with({a}));
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(ex.submit(0, [&] {
+    running.set_value();
+    release.wait();
+    ran++;
+  }));
+  ASSERT_EQ(running.get_future().wait_for(kGenerous), std::future_status::ready);
+  // The first task runs (it no longer counts against capacity); two more fill the queue.
+  ASSERT_TRUE(ex.submit(0, [&] { ran++; }));
+  ASSERT_TRUE(ex.submit(0, [&] { ran++; }));
+  EXPECT_EQ(ex.submit(0, [&] { ran++; }).error(), EnqueueError::kFull);
+  EXPECT_EQ(ex.arm_status(0).queued, 2u);
+  release.count_down();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(ran.load(), 3);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.accepted, 3u);
+  EXPECT_EQ(s.succeeded, 3u);
+  EXPECT_EQ(s.rejected, 1u);
+}
+
+TEST(Parallelism, SlowTasksUseTheWholeLimit) {
+  // Two tasks that can only finish together: passes only if the arm runs both at once, even
+  // though the second one arrives while the first is already running (the stall watchdog).
+  Executor ex(config_with({arm("deploy", 2)}));
+  std::latch both(2);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(ex.submit(0, [&] {
+      both.arrive_and_wait();
+      done++;
+    }));
+  }
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(done.load(), 2);
+}
+
+TEST(Parallelism, NeverExceedsMaxParallel) {
+  Executor ex(config_with({arm("secrets", 1), arm("batch", 3)}, 4));
+  std::atomic<int> now[2]{}, peak[2]{};
+  for (int i = 0; i < 4000; ++i) {
+    const int k = i % 2;
+    ASSERT_TRUE(ex.submit(static_cast<octo::ArmId>(k), [&, k] {
+      const int n = ++now[k];
+      int p = peak[k].load();
+      while (n > p && !peak[k].compare_exchange_weak(p, n)) {
+      }
+      for (int spin = 0; spin < 200; ++spin) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      }
+      --now[k];
+    }));
+  }
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(peak[0].load(), 1);
+  EXPECT_LE(peak[1].load(), 3);
+  EXPECT_GE(peak[1].load(), 1);
+}
+
+TEST(Parallelism, ReLimitAtRunTime) {
+  Executor ex(config_with({arm("a", 1)}));
+  ex.set_max_parallel(0, 2);
+  EXPECT_EQ(ex.arm_status(0).max_parallel, 2u);
+  std::latch both(2);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex.submit(0, [&] { both.arrive_and_wait(); }));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  const auto id = ex.add_arm(arm("late", 1));
+  EXPECT_EQ(ex.arm_id("late"), id);
+  std::promise<void> ran;
+  ASSERT_TRUE(ex.submit(id, [&] { ran.set_value(); }));
+  EXPECT_EQ(ran.get_future().wait_for(kGenerous), std::future_status::ready);
+}
+
+TEST(Priorities, HigherDrainFirst) {
+  // One drainer: block it, queue low..critical, then release and record the order.
+  Executor ex(config_with({arm("a", 1)}));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  ASSERT_TRUE(ex.submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  std::mutex mu;
+  std::vector<int> order;
+  for (int p : {0, 1, 2, 3, 0, 3}) {
+    ASSERT_TRUE(ex.submit(
+        0,
+        [&, p] {
+          std::lock_guard lock(mu);
+          order.push_back(p);
+        },
+        static_cast<Priority>(p)));
+  }
+  gate.count_down();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(order, (std::vector<int>{3, 3, 2, 1, 0, 0}));
+}
+
+TEST(Priorities, AgingServesLowPriorityUnderCriticalBacklog) {
+  auto cfg = config_with({arm("a", 1)});
+  cfg.aging_period = 4;
+  Executor ex(std::move(cfg));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  ASSERT_TRUE(ex.submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  std::atomic<int> critical_done{0};
+  std::atomic<int> critical_before_low{-1};
+  ASSERT_TRUE(ex.submit(
+      0, [&] { critical_before_low = critical_done.load(); }, Priority::kLow));
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_TRUE(ex.submit(
+        0, [&] { critical_done++; }, Priority::kCritical));
+  }
+  gate.count_down();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  // Without aging the low task would run after all 5000 critical ones.
+  EXPECT_GE(critical_before_low.load(), 0);
+  EXPECT_LT(critical_before_low.load(), 5000);
+}
+
+TEST(Failures, RetriesThenDeadLetters) {
+  RecordingObserver obs;
+  std::atomic<int> calls{0};
+  auto a = arm("a", 1, [&](const Task& t, const octo::Context&) {
+    calls++;
+    if (t.payload == "throw") throw std::runtime_error("boom");
+    return Outcome::failure("nope #" + std::to_string(t.attempt));
+  });
+  a.max_attempts = 3;
+  auto cfg = config_with({a});
+  cfg.routes.add_prefix("t.", "a");
+  cfg.observer = &obs;
+  Executor ex(std::move(cfg));
+  auto r1 = ex.enqueue(Task{.type = "t.fail"});
+  auto r2 = ex.enqueue(Task{.type = "t.throw", .payload = "throw", .max_attempts = 2});
+  ASSERT_TRUE(r1 && r2);
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(calls.load(), 5);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.processed, 5u);
+  EXPECT_EQ(s.failed, 5u);
+  EXPECT_EQ(s.retried, 3u);
+  EXPECT_EQ(s.dead_lettered, 2u);
+  EXPECT_EQ(s.succeeded, 0u);
+  const auto dl = ex.dead_letters();
+  ASSERT_EQ(dl.size(), 2u);
+  std::set<std::string> reasons;
+  for (const auto& d : dl) {
+    EXPECT_EQ(d.arm, "a");
+    ASSERT_TRUE(d.task.has_value());
+    EXPECT_EQ(d.task->id, d.id);
+    reasons.insert(d.reason);
+    EXPECT_EQ(d.attempts, d.id == r1.id() ? 3u : 2u);
+  }
+  EXPECT_TRUE(reasons.count("nope #3"));
+  EXPECT_TRUE(reasons.count("exception: boom"));
+  EXPECT_EQ(obs.count(r1.id(), octo::TaskEventKind::kStarted), 3);
+  EXPECT_EQ(obs.count(r1.id(), octo::TaskEventKind::kFailed), 2);
+  EXPECT_EQ(obs.count(r1.id(), octo::TaskEventKind::kDeadLettered), 1);
+}
+
+TEST(Failures, RetrySucceedsAndSubmitCallablesRetryToo) {
+  std::atomic<int> tries{0};
+  Executor ex(config_with({arm("a", 1)}));
+  ASSERT_TRUE(ex.submit(0, [&]() -> Outcome {
+    return ++tries < 3 ? Outcome::failure("transient") : Outcome::success();
+  }));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(tries.load(), 3);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.succeeded, 1u);
+  EXPECT_EQ(s.retried, 2u);
+  EXPECT_EQ(s.dead_lettered, 0u);
+}
+
+TEST(Failures, DeadLettersAreBounded) {
+  auto a = arm("a", 1, [](const Task&, const octo::Context&) { return Outcome::failure("x"); });
+  a.max_attempts = 1;
+  auto cfg = config_with({a});
+  cfg.routes.add_prefix("t.", "a");
+  cfg.dead_letter_capacity = 3;
+  Executor ex(std::move(cfg));
+  std::vector<octo::TaskId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(ex.enqueue(Task{.type = "t.x"}).id());
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(ex.dead_letters().size(), 3u);
+  EXPECT_EQ(ex.dead_letters_dropped(), 2u);
+  EXPECT_EQ(ex.arm_status(0).dead_lettered, 5u);
+}
+
+TEST(Backoff, ExponentialWithEqualJitterAndCap) {
+  using octo::backoff_delay;
+  EXPECT_EQ(backoff_delay(1, 100ms, 10s, 0.0), 50ms);
+  EXPECT_EQ(backoff_delay(1, 100ms, 10s, 1.0), 100ms);
+  EXPECT_EQ(backoff_delay(2, 100ms, 10s, 0.0), 100ms);
+  EXPECT_EQ(backoff_delay(3, 100ms, 10s, 0.5), 300ms);
+  EXPECT_EQ(backoff_delay(30, 100ms, 10s, 1.0), 10s);
+  EXPECT_EQ(backoff_delay(1000, 100ms, 10s, 0.0), 5s);  // no overflow at huge attempts
+}
+
+TEST(Cancel, QueuedTaskIsCancelledOnceAndNeverRuns) {
+  RecordingObserver obs;
+  std::atomic<int> ran{0};
+  auto cfg = config_with({arm("a", 1, [&](const Task&, const octo::Context&) {
+    ran++;
+    return Outcome::success();
+  })});
+  cfg.routes.add_prefix("t.", "a");
+  cfg.observer = &obs;
+  Executor ex(std::move(cfg));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  ASSERT_TRUE(ex.submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  auto keep = ex.enqueue(Task{.type = "t.keep"});
+  auto drop = ex.enqueue(Task{.type = "t.drop"});
+  ASSERT_TRUE(keep && drop);
+  EXPECT_TRUE(ex.cancel(drop.id()));
+  EXPECT_FALSE(ex.cancel(drop.id()));                 // already cancelled
+  EXPECT_FALSE(ex.cancel(drop.id() ^ (1ull << 40)));  // wrong generation
+  EXPECT_FALSE(ex.cancel(0));
+  gate.count_down();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_FALSE(ex.cancel(keep.id()));  // finished
+  EXPECT_EQ(obs.count(drop.id(), octo::TaskEventKind::kCancelled), 1);
+  EXPECT_EQ(obs.count(drop.id(), octo::TaskEventKind::kStarted), 0);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.cancelled, 1u);
+  EXPECT_EQ(s.succeeded, 2u);
+  EXPECT_EQ(s.accepted, s.succeeded + s.cancelled + s.dead_lettered + s.pending);
+}
+
+TEST(Cancel, TaskWaitingForRetryCanBeCancelled) {
+  std::promise<void> first_failure;
+  std::atomic<int> runs{0};
+  auto a = arm("a", 1, [&](const Task&, const octo::Context&) {
+    if (runs++ == 0) first_failure.set_value();
+    return Outcome::failure("again");
+  });
+  a.max_attempts = 5;
+  a.backoff_base = 1h;  // the retry would wait an hour
+  a.backoff_max = 1h;
+  auto cfg = config_with({a});
+  cfg.routes.add_prefix("t.", "a");
+  Executor ex(std::move(cfg));
+  auto r = ex.enqueue(Task{.type = "t.x"});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(first_failure.get_future().wait_for(kGenerous), std::future_status::ready);
+  // The drainer marks the task queued again just before handing it to the timer.
+  while (ex.arm_status(0).delayed == 0) std::this_thread::yield();
+  EXPECT_TRUE(ex.cancel(r.id()));
+  const auto rep = ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
+  EXPECT_FALSE(rep.deadline_hit);
+  EXPECT_EQ(runs.load(), 1);
+  const auto s = ex.arm_status(0);
+  EXPECT_EQ(s.cancelled, 1u);
+  EXPECT_EQ(s.pending, 0u);
+}
+
+TEST(Shutdown, DrainRunsEverythingAccepted) {
+  Executor ex(config_with({arm("a", 2)}));
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(ex.submit(0, [&] { ran++; }));
+  const auto rep = ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
+  EXPECT_FALSE(rep.deadline_hit);
+  EXPECT_EQ(rep.cancelled, 0u);
+  EXPECT_EQ(ran.load(), 10000);
+  EXPECT_EQ(ex.shutdown().cancelled, 0u);  // idempotent
+}
+
+TEST(Shutdown, CancelDropsQueuedAndWaitsForRunning) {
+  Executor ex(config_with({arm("a", 1)}));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(ex.submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+    ran++;
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(ex.submit(0, [&] { ran++; }));
+  auto done = std::async(std::launch::async,
+                         [&] { return ex.shutdown(octo::ShutdownMode::kCancel, kGenerous); });
+  // The running task is not interrupted; shutdown waits for it.
+  while (!ex.status().stopping) std::this_thread::yield();
+  gate.count_down();
+  const auto rep = done.get();
+  EXPECT_EQ(rep.cancelled, 100u);
+  EXPECT_EQ(rep.still_running, 0u);
+  EXPECT_EQ(ran.load(), 1);
+  const auto s = ex.status();
+  EXPECT_EQ(s.accepted, s.succeeded + s.cancelled + s.dead_lettered + s.pending);
+  EXPECT_EQ(s.pending, 0u);
+}
+
+TEST(Shutdown, DeadlineReportsStillRunning) {
+  auto ex = std::make_unique<Executor>(config_with({arm("a", 1)}));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  ASSERT_TRUE(ex->submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  const auto rep = ex->shutdown(octo::ShutdownMode::kDrain, 1ms);
+  EXPECT_TRUE(rep.deadline_hit);
+  EXPECT_EQ(rep.still_running, 1u);
+  gate.count_down();
+  ex.reset();  // the destructor waits for the running task
+}
+
+TEST(Status, HistogramsAndTotals) {
+  Executor ex(config_with({arm("a", 2)}));
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(ex.submit(0, [] {}));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  const auto s = ex.status();
+  ASSERT_EQ(s.arms.size(), 1u);
+  EXPECT_EQ(s.accepted, 2000u);
+  EXPECT_EQ(s.succeeded, 2000u);
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.queued, 0u);
+  EXPECT_EQ(s.arms[0].active, 0u);
+  // 2000 / kSampleEvery samples were recorded; percentiles are ordered.
+  EXPECT_GT(s.arms[0].queue_wait_p99.count(), 0);
+  EXPECT_LE(s.arms[0].queue_wait_p50, s.arms[0].queue_wait_p99);
+  EXPECT_LE(s.arms[0].run_time_p50, s.arms[0].run_time_p99);
+}
+
+TEST(Context, MissingServiceThrowsNamingIt) {
+  octo::Context ctx;
+  EXPECT_FALSE(ctx.has<Deployer>());
+  EXPECT_THROW(ctx.get<Deployer>(), std::logic_error);
+  ctx.provide(std::make_shared<Deployer>());
+  EXPECT_TRUE(ctx.has<Deployer>());
+  EXPECT_EQ(ctx.get<Deployer>().rollouts.load(), 0);
+}
+
+TEST(Submit, LargeCallablesAndMoveOnlyCaptures) {
+  Executor ex(config_with({arm("a", 1)}));
+  std::array<char, 200> big{};
+  big[199] = 7;
+  std::atomic<int> sum{0};
+  auto owned = std::make_unique<int>(35);
+  ASSERT_TRUE(ex.submit(0, [&sum, big] { sum += big[199]; }));
+  ASSERT_TRUE(ex.submit(0, [&sum, p = std::move(owned)] { sum += *p; }));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(sum.load(), 42);
+}
+
+}  // namespace
