@@ -44,6 +44,7 @@ constexpr std::size_t kBatch = 32;
 // Batches grow (doubling up to kBatch) while tasks average less than this, and fall back to one
 // task when they are slower: a slow task must not hold fast ones it has already taken.
 constexpr std::int64_t kFastTaskNs = 2'000;
+constexpr std::int64_t kChaseBackoffNs = 1'000;
 // A second drainer is worth an arena enqueue only when the queue holds this many tasks per running
 // drainer; below it the running drainer reaches the new task within a few microseconds anyway.
 constexpr std::int64_t kSpawnDepth = 16;
@@ -68,16 +69,38 @@ double unit_random() noexcept {
   return std::generate_canonical<double, 32>(rng);
 }
 
+// One queue slot, 24 bytes and trivially copyable (the queue moves it with a plain copy).
+// Ownership is explicit: whoever holds a Work calls finish() on it exactly once.
 struct Work {
-  detail::InlineFunction fn;  // submit(): the callable
-  TaskNode* node = nullptr;   // enqueue(): the typed task
-  std::int64_t stamp_ns = 0;  // sampled enqueue time (steady clock), 0 when not sampled
-  std::uint32_t attempt = 0;  // submit() only; typed tasks count in node->task.attempt
-  Priority priority = Priority::kNormal;
+  static constexpr std::uint64_t kStampMask = (std::uint64_t{1} << 48) - 1;
+
+  const detail::JobOps* ops = nullptr;  // submit(): the callable's ops; nullptr for typed tasks
+  std::uintptr_t word = 0;              // the callable (or its heap copy), or the TaskNode*
+  std::uint64_t meta = 0;  // submit() attempt << 48 | sampled enqueue time (48-bit ns; 0 = none)
+
+  TaskNode* node() const noexcept { return ops ? nullptr : reinterpret_cast<TaskNode*>(word); }
+  std::uint64_t stamp() const noexcept { return meta & kStampMask; }
+  std::uint32_t attempt() const noexcept {
+    const TaskNode* n = node();
+    return n ? n->task.attempt : static_cast<std::uint32_t>(meta >> 48);
+  }
+  // Counts a new run; returns its 1-based number.
+  std::uint32_t next_attempt() noexcept {
+    if (TaskNode* n = node()) return ++n->task.attempt;
+    meta = (meta & kStampMask) + (std::uint64_t{1} << 48);
+    return static_cast<std::uint32_t>(meta >> 48);
+  }
 };
+static_assert(sizeof(Work) == 24 && std::is_trivially_copyable_v<Work>);
+
+std::uint64_t stamp_now() noexcept {
+  const auto t = static_cast<std::uint64_t>(steady_ns()) & Work::kStampMask;
+  return t == 0 ? 1 : t;
+}
 
 struct Retry {
   ArmId arm;
+  Priority priority;
   Work work;
 };
 
@@ -126,12 +149,17 @@ struct alignas(64) Arm {
 
   moodycamel::ConcurrentQueue<Work> queues[kPriorityCount];
 
-  // Tasks pushed (or being pushed) and not yet taken by a drainer: the capacity gauge and the
-  // signal of the lost-wake-up guard.
-  alignas(64) std::atomic<std::int64_t> queued{0};
-  alignas(64) std::atomic<std::uint32_t> active{0};
+  // Queue depth is accepted + requeued - taken, split so that producers and drainers each write
+  // their own cache line. Producers bump `accepted` just before each push: it is the one RMW of
+  // the enqueue path and the signal of the lost-wake-up guard. The timer bumps `requeued` before
+  // re-pushing a retry; drainers bump `taken` once per batch. `taken_seen` is the producers'
+  // cached copy of `taken`, refreshed every few pushes and when the arm looks full.
   alignas(64) std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> taken_seen{0};
+  std::atomic<std::uint64_t> requeued{0};
   std::atomic<std::uint64_t> rejected{0};
+  alignas(64) std::atomic<std::uint64_t> taken{0};
+  alignas(64) std::atomic<std::uint32_t> active{0};
   alignas(64) std::atomic<std::uint64_t> processed{0};
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> retried{0};
@@ -155,6 +183,14 @@ struct alignas(64) Arm {
     const std::uint64_t done = finished();
     return accepted.load(std::memory_order_seq_cst) - done;
   }
+  // Tasks announced and not yet taken; `taken` is read first so the estimate can only be high.
+  // It counts a push still in flight (or being rolled back): a drainer that sees such a task but
+  // cannot dequeue it yet yields and looks again.
+  std::int64_t queued() const noexcept {
+    const std::uint64_t t = taken.load(std::memory_order_seq_cst);
+    const std::uint64_t r = requeued.load(std::memory_order_seq_cst);
+    return static_cast<std::int64_t>(accepted.load(std::memory_order_seq_cst) + r - t);
+  }
 };
 
 void validate(const ArmConfig& c) {
@@ -162,7 +198,10 @@ void validate(const ArmConfig& c) {
   if (c.name.empty()) throw std::invalid_argument("octo::ArmConfig: arm name must not be empty");
   if (c.max_parallel == 0) throw std::invalid_argument(who + "max_parallel must be >= 1 (got 0)");
   if (c.capacity == 0) throw std::invalid_argument(who + "capacity must be >= 1 (got 0)");
-  if (c.max_attempts == 0) throw std::invalid_argument(who + "max_attempts must be >= 1 (got 0)");
+  if (c.max_attempts == 0 || c.max_attempts > 65535) {
+    throw std::invalid_argument(who + "max_attempts must be in [1, 65535] (got " +
+                                std::to_string(c.max_attempts) + ")");
+  }
   if (c.backoff_base.count() < 0 || c.backoff_max < c.backoff_base) {
     throw std::invalid_argument(who + "need 0 <= backoff_base <= backoff_max (got " +
                                 std::to_string(c.backoff_base.count()) + " ms and " +
@@ -251,7 +290,7 @@ struct Executor::Impl {
       const std::uint64_t progress = a.processed.load(std::memory_order_relaxed);
       const bool stalled = progress == a.watched_progress;
       a.watched_progress = progress;
-      if (stalled && a.queued.load(std::memory_order_seq_cst) > 0) wake(a, INT64_MAX / 2);
+      if (stalled && a.queued() > 0) wake(a, INT64_MAX / 2);
     }
   }
 
@@ -303,40 +342,46 @@ struct Executor::Impl {
 
   // --- enqueue path ------------------------------------------------------------------------
 
-  EnqueueResult push(Arm& a, Work&& w, TaskId id) noexcept {
-    // Capacity reservation; seq_cst because this increment is the producer half of the
-    // lost-wake-up handshake with retire() (store queued, then load active).
-    const std::int64_t depth = a.queued.fetch_add(1, std::memory_order_seq_cst);
-    if (depth >= a.capacity) {
-      a.queued.fetch_sub(1, std::memory_order_relaxed);
-      a.rejected.fetch_add(1, std::memory_order_relaxed);
-      if (w.node) slab.release(w.node);
-      return EnqueueResult::refused(EnqueueError::kFull);
+  EnqueueResult push(Arm& a, Work w, Priority prio, TaskId id) noexcept {
+    // Capacity is checked before the push, so concurrent producers can overshoot it by at most
+    // one task each; a reservation counter would make it exact at the cost of a second RMW.
+    thread_local std::uint32_t tick = 0;
+    ++tick;
+    const std::uint64_t in_now =
+        a.accepted.load(std::memory_order_relaxed) + a.requeued.load(std::memory_order_relaxed);
+    std::uint64_t seen = a.taken_seen.load(std::memory_order_relaxed);
+    if (tick % 32 == 0 || static_cast<std::int64_t>(in_now - seen) >= a.capacity) {
+      seen = a.taken.load(std::memory_order_relaxed);
+      a.taken_seen.store(seen, std::memory_order_relaxed);
+      if (static_cast<std::int64_t>(in_now - seen) >= a.capacity) {
+        a.rejected.fetch_add(1, std::memory_order_relaxed);
+        finish(w);
+        return EnqueueResult::refused(EnqueueError::kFull);
+      }
     }
-    thread_local std::uint32_t sample_tick = 0;
-    if (++sample_tick % Executor::kSampleEvery == 0) w.stamp_ns = steady_ns();
-    // Counted before the push so that a drainer can never finish a task that is not yet accepted.
-    a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    if (tick % Executor::kSampleEvery == 0) w.meta |= stamp_now();
+    // Counted before the push, so a drainer can never finish a task that is not yet accepted, and
+    // seq_cst because it is the producer half of two handshakes: with retire() (store accepted,
+    // then load active) and with shutdown (store accepted, then load stopping).
+    const std::uint64_t ticket = a.accepted.fetch_add(1, std::memory_order_seq_cst) + 1;
     // Shutdown handshake: shutdown stores `stopping`, then reads `accepted`; we increment
     // `accepted`, then read `stopping` (all seq_cst). Either we see the stop and undo, or shutdown
     // sees this task as pending and waits for it: no task slips in after shutdown returns.
     if (stopping.load(std::memory_order_seq_cst)) {
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
-      a.queued.fetch_sub(1, std::memory_order_relaxed);
       rejected_stopped.fetch_add(1, std::memory_order_relaxed);
-      if (w.node) slab.release(w.node);
+      finish(w);
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       return EnqueueResult::refused(EnqueueError::kStopped);
     }
-    const auto prio = static_cast<int>(w.priority);
-    if (!a.queues[prio].enqueue(std::move(w))) {  // only on allocation failure
+    if (!a.queues[static_cast<int>(prio)].enqueue(w)) {  // allocation failure
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
-      a.queued.fetch_sub(1, std::memory_order_relaxed);
+      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       a.rejected.fetch_add(1, std::memory_order_relaxed);
-      if (w.node) slab.release(w.node);
+      finish(w);
       return EnqueueResult::refused(EnqueueError::kFull);
     }
-    wake(a, depth + 1);
+    wake(a, static_cast<std::int64_t>(ticket + a.requeued.load(std::memory_order_relaxed) - seen));
     return EnqueueResult::accepted(id);
   }
 
@@ -370,13 +415,17 @@ struct Executor::Impl {
 
   // --- drainers ----------------------------------------------------------------------------
 
-  std::size_t take(Arm& a, Work* out, std::size_t want, std::uint32_t& tick) noexcept {
+  std::size_t take(Arm& a, Work* out, std::size_t want, std::uint32_t& tick,
+                   Priority& prio) noexcept {
     // Aging: every aging_period-th batch starts from the lowest priority, so a steady stream of
     // critical work delays low-priority tasks by a bounded number of batches, never forever.
     const bool low_first = (++tick % aging_period) == 0;
     for (int i = 0; i < kPriorityCount; ++i) {
       const int p = low_first ? i : kPriorityCount - 1 - i;
-      if (std::size_t n = a.queues[p].try_dequeue_bulk(out, want)) return n;
+      if (std::size_t n = a.queues[p].try_dequeue_bulk(out, want)) {
+        prio = static_cast<Priority>(p);
+        return n;
+      }
     }
     return 0;
   }
@@ -385,9 +434,10 @@ struct Executor::Impl {
   bool retire(Arm& a) noexcept {
     a.active.fetch_sub(1, std::memory_order_seq_cst);
     // No lost wake-up: a producer that skipped spawning read `active` before this decrement, and
-    // its queued increment precedes that read; all four operations are seq_cst, so this load sees
-    // the increment. queued > 0 may also be a push still in flight: then we loop until it lands.
-    if (a.queued.load(std::memory_order_seq_cst) <= 0) return true;
+    // its `accepted` increment precedes that read; all four operations are seq_cst, so queued()
+    // sees the increment. queued() > 0 with nothing to dequeue means a push still in flight (or
+    // a task another drainer took and has not subtracted yet): the caller yields and retries.
+    if (a.queued() <= 0) return true;
     std::uint32_t cur = a.active.load(std::memory_order_seq_cst);
     while (cur < a.max_parallel.load(std::memory_order_relaxed)) {
       if (a.active.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) return false;
@@ -401,17 +451,28 @@ struct Executor::Impl {
     std::uint32_t tick = 0;
     std::size_t want = 1;
     std::int64_t t_prev = steady_ns();
+    std::uint32_t misses = 0;
     for (;;) {
-      const std::size_t n = take(a, batch, want, tick);
+      Priority prio = Priority::kNormal;
+      const std::size_t n = take(a, batch, want, tick, prio);
       if (n == 0) {
         if (retire(a)) break;
+        if (++misses > 1) std::this_thread::yield();  // let the other consumer subtract
         continue;
       }
-      a.queued.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
-      run_batch(a, batch, n);
+      misses = 0;
+      a.taken.fetch_add(n, std::memory_order_relaxed);
+      run_batch(a, batch, n, prio);
       const std::int64_t t_now = steady_ns();
       const bool fast = (t_now - t_prev) < kFastTaskNs * static_cast<std::int64_t>(n);
       want = fast ? std::min(kBatch, want * 2) : 1;
+      // Tiny tasks arriving one by one: pause ~1 us so the producer gets a cache-line-sized lead
+      // and the next take is a batch, instead of pulling each slot across cores as it is written.
+      if (fast && n < want / 2) {
+        const std::int64_t until = t_now + kChaseBackoffNs;
+        while (steady_ns() < until) {
+        }
+      }
       t_prev = t_now;
       budget = budget > n ? budget - static_cast<std::uint32_t>(n) : 0;
       if (budget == 0) {
@@ -423,7 +484,7 @@ struct Executor::Impl {
       std::uint32_t cur = a.active.load(std::memory_order_relaxed);
       if (cur > a.max_parallel.load(std::memory_order_relaxed) &&
           a.active.compare_exchange_strong(cur, cur - 1, std::memory_order_seq_cst)) {
-        if (a.queued.load(std::memory_order_seq_cst) > 0) wake(a, kSpawnDepth);
+        if (a.queued() > 0) wake(a, kSpawnDepth);
         break;
       }
     }
@@ -434,13 +495,14 @@ struct Executor::Impl {
   void emit(TaskEventKind kind, const Arm& a, const Work& w, std::uint32_t attempt,
             std::string_view reason = {}) const noexcept {
     if (observer == nullptr) return;
-    const Task* task = w.node ? &w.node->task : nullptr;
+    const Task* task = w.node() ? &w.node()->task : nullptr;
     observer->on_event(TaskEvent{kind, a.id, task, task ? task->id : 0, attempt, reason});
   }
 
   Outcome invoke(Arm& a, Work& w) noexcept {
     try {
-      return w.node ? a.handler(w.node->task, context) : w.fn();
+      if (TaskNode* n = w.node()) return a.handler(n->task, context);
+      return w.ops->call(w.word);
     } catch (const std::exception& e) {
       return Outcome::failure(std::string("exception: ") + e.what());
     } catch (...) {
@@ -448,8 +510,18 @@ struct Executor::Impl {
     }
   }
 
-  void run_batch(Arm& a, Work* batch, std::size_t n) noexcept {
+  void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio) noexcept {
     Local l;
+    // Finished typed tasks go back to the slab together: one free-list CAS per batch.
+    TaskNode* freed[kBatch];
+    std::size_t nfreed = 0;
+    auto done = [&](Work& w) noexcept {
+      if (TaskNode* node = w.node()) {
+        freed[nfreed++] = node;
+      } else {
+        w.ops->destroy(w.word);
+      }
+    };
     // Acquire: pairs with shutdown's store so that a cancelling shutdown is seen per batch.
     const bool cancelling = cancel_all.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) {
@@ -459,66 +531,73 @@ struct Executor::Impl {
         ++l.cancelled;
         continue;
       }
-      if (w.node) {
-        std::uint64_t expect = (w.node->generation() << 2) | TaskNode::kQueued;
+      if (TaskNode* node = w.node()) {
+        std::uint64_t expect = (node->generation() << 2) | TaskNode::kQueued;
         // Acquire: a successful take sees the task the producer wrote; a failed one means cancel()
         // won the race and the task must not run.
-        if (!w.node->word.compare_exchange_strong(expect,
-                                                  (expect & ~std::uint64_t{3}) | TaskNode::kRunning,
-                                                  std::memory_order_acquire)) {
+        if (!node->word.compare_exchange_strong(expect,
+                                                (expect & ~std::uint64_t{3}) | TaskNode::kRunning,
+                                                std::memory_order_acquire)) {
           discard(a, w);
           ++l.cancelled;
           continue;
         }
       }
-      const std::uint32_t attempt = w.node ? ++w.node->task.attempt : ++w.attempt;
+      const std::uint32_t attempt = w.next_attempt();
+      const bool sampled = w.stamp() != 0;
       std::int64_t t0 = 0;
-      if (w.stamp_ns != 0) {
+      if (sampled) {
         t0 = steady_ns();
-        a.queue_wait.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, t0 - w.stamp_ns)));
+        // Modular 48-bit difference: exact for waits shorter than ~78 hours.
+        a.queue_wait.record((static_cast<std::uint64_t>(t0) - w.stamp()) & Work::kStampMask);
       }
       emit(TaskEventKind::kStarted, a, w, attempt);
       Outcome out = invoke(a, w);
-      if (w.stamp_ns != 0) {
+      if (sampled) {
         a.run_time.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - t0)));
       }
       ++l.processed;
       if (out.ok()) {
         ++l.ok;
         emit(TaskEventKind::kSucceeded, a, w, attempt);
-        finish(w);
+        done(w);
         continue;
       }
       ++l.failed;
-      const std::uint32_t limit =
-          (w.node && w.node->task.max_attempts != 0) ? w.node->task.max_attempts : a.max_attempts;
-      if (attempt < limit && !cancel_all.load(std::memory_order_acquire) && retry(a, w, attempt)) {
+      const std::uint32_t limit = (w.node() && w.node()->task.max_attempts != 0)
+                                      ? w.node()->task.max_attempts
+                                      : a.max_attempts;
+      if (attempt < limit && !cancel_all.load(std::memory_order_acquire) &&
+          retry(a, w, prio, attempt)) {
         ++l.retried;
         continue;  // emitted kFailed; w was moved to the timer
       }
       emit(TaskEventKind::kDeadLettered, a, w, attempt, out.reason());
       dead_letter(a, w, out.reason(), attempt);
       ++l.dead;
-      finish(w);
+      done(w);
     }
+    slab.release(freed, nfreed);
     flush(a, l);
   }
 
-  bool retry(Arm& a, Work& w, std::uint32_t attempt) noexcept {
+  bool retry(Arm& a, Work& w, Priority prio, std::uint32_t attempt) noexcept {
     emit(TaskEventKind::kFailed, a, w, attempt);
     const auto delay = backoff_delay(attempt, a.backoff_base, a.backoff_max, unit_random());
-    TaskNode* node = w.node;
+    TaskNode* node = w.node();
+    const std::uint64_t gen = node ? node->generation() : 0;
     if (node) {
       // Back to kQueued so cancel() can stop it while it waits. Release: publishes attempt count.
-      node->word.store((node->generation() << 2) | TaskNode::kQueued, std::memory_order_release);
+      node->word.store((gen << 2) | TaskNode::kQueued, std::memory_order_release);
     }
     a.delayed.fetch_add(1, std::memory_order_relaxed);
-    w.stamp_ns = 0;
+    w.meta &= ~Work::kStampMask;
     try {
-      timer->schedule(Clock::now() + delay, Retry{a.id, std::move(w)});
+      timer->schedule(Clock::now() + delay, Retry{a.id, prio, w});
       // cancel() may have run between the store above and the schedule, missing the timer.
-      if (node && (node->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled) {
-        purge_delayed(node);
+      const std::uint64_t cancelled_word = (gen << 2) | TaskNode::kCancelled;
+      if (node && node->word.load(std::memory_order_acquire) == cancelled_word) {
+        purge_delayed(node, cancelled_word);
       }
       return true;
     } catch (...) {  // allocation failure in the timer heap: dead-letter rather than lose it
@@ -536,7 +615,7 @@ struct Executor::Impl {
     Work& w = r.work;
     const bool dropped =
         cancel_all.load(std::memory_order_acquire) ||
-        (w.node && (w.node->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled);
+        (w.node() && (w.node()->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled);
     if (dropped) {
       a.delayed.fetch_sub(1, std::memory_order_relaxed);
       discard(a, w);
@@ -546,27 +625,31 @@ struct Executor::Impl {
       return;
     }
     // Retries bypass capacity and the enabled flag: the task was accepted and must not be lost.
-    const std::int64_t depth = a.queued.fetch_add(1, std::memory_order_seq_cst);
+    // seq_cst: the retry's half of the lost-wake-up handshake, as `accepted` is for enqueue.
+    a.requeued.fetch_add(1, std::memory_order_seq_cst);
     a.delayed.fetch_sub(1, std::memory_order_relaxed);
-    if (!a.queues[static_cast<int>(w.priority)].enqueue(std::move(w))) {
-      a.queued.fetch_sub(1, std::memory_order_relaxed);
-      emit(TaskEventKind::kDeadLettered, a, w, w.node ? w.node->task.attempt : w.attempt,
-           "out of memory re-queueing a retry");
-      dead_letter(a, w, "out of memory re-queueing a retry",
-                  w.node ? w.node->task.attempt : w.attempt);
+    if (!a.queues[static_cast<int>(r.priority)].enqueue(w)) {
+      a.taken.fetch_add(1, std::memory_order_relaxed);  // un-announce it
+      emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), "out of memory re-queueing a retry");
+      dead_letter(a, w, "out of memory re-queueing a retry", w.attempt());
       finish(w);
       Local l;
       l.dead = 1;
       flush(a, l);
       return;
     }
-    wake(a, depth + 1);
+    wake(a, a.queued());
   }
 
   // Counts a cancelled task that waits in the timer as cancelled now, not when its delay ends.
-  void purge_delayed(const TaskNode* node) noexcept {
+  // Matches the exact word (generation and kCancelled) under the timer's lock: by the time a late
+  // caller gets here the slot may hold a newer task, which must not be touched.
+  void purge_delayed(const TaskNode* node, std::uint64_t cancelled_word) noexcept {
     try {
-      for (Retry& r : timer->take_if([node](const Retry& r) { return r.work.node == node; })) {
+      for (Retry& r : timer->take_if([node, cancelled_word](const Retry& r) {
+             return r.work.node() == node &&
+                    node->word.load(std::memory_order_acquire) == cancelled_word;
+           })) {
         Arm& a = *arms[r.arm];
         a.delayed.fetch_sub(1, std::memory_order_relaxed);
         discard(a, r.work);
@@ -579,16 +662,17 @@ struct Executor::Impl {
   }
 
   void discard(Arm& a, Work& w) noexcept {
-    emit(TaskEventKind::kCancelled, a, w, w.node ? w.node->task.attempt : w.attempt);
+    emit(TaskEventKind::kCancelled, a, w, w.attempt());
     finish(w);
   }
 
   void finish(Work& w) noexcept {
-    if (w.node) {
-      slab.release(w.node);
-      w.node = nullptr;
+    if (TaskNode* n = w.node()) {
+      slab.release(n);
+    } else {
+      w.ops->destroy(w.word);
     }
-    w.fn.reset();
+    w = Work{};
   }
 
   void dead_letter(const Arm& a, const Work& w, std::string_view reason,
@@ -599,9 +683,9 @@ struct Executor::Impl {
       d.reason = std::string(reason);
       d.attempts = attempts;
       d.when = coarse_wall();
-      if (w.node) {
-        d.id = w.node->task.id;
-        d.task = w.node->task;
+      if (const TaskNode* n = w.node()) {
+        d.id = n->task.id;
+        d.task = n->task;
       }
       std::lock_guard lock(dead_mu);
       dead.push_back(std::move(d));
@@ -674,7 +758,7 @@ struct Executor::Impl {
       Work batch[kBatch];
       for (int p = kPriorityCount - 1; p >= 0; --p) {
         while (std::size_t got = a.queues[p].try_dequeue_bulk(batch, kBatch)) {
-          a.queued.fetch_sub(static_cast<std::int64_t>(got), std::memory_order_relaxed);
+          a.taken.fetch_add(got, std::memory_order_relaxed);
           for (std::size_t k = 0; k < got; ++k) discard(a, batch[k]);
           Local l;
           l.cancelled = got;
@@ -819,31 +903,33 @@ EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
   node->task.attempt = 0;
   node->task.created = coarse_wall();
   Work w;
-  w.node = node;
-  w.priority = prio;
-  return im.push(*a, std::move(w), id);
+  w.word = reinterpret_cast<std::uintptr_t>(node);
+  return im.push(*a, w, prio, id);
 }
 
-EnqueueResult Executor::submit_fn(ArmId arm, detail::InlineFunction fn,
-                                  Priority priority) noexcept {
+EnqueueResult Executor::submit_job(ArmId arm, const detail::JobOps* ops, std::uintptr_t word,
+                                   Priority priority) noexcept {
   Impl& im = *impl_;
+  Work w;
+  w.ops = ops;
+  w.word = word;
   if (im.stopping.load(std::memory_order_acquire)) {
     im.rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+    im.finish(w);
     return EnqueueResult::refused(EnqueueError::kStopped);
   }
   Arm* a = im.arm_at(arm);
   if (a == nullptr) {
     im.rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+    im.finish(w);
     return EnqueueResult::refused(EnqueueError::kUnknownArm);
   }
   if (!a->enabled.load(std::memory_order_relaxed)) {
     a->rejected.fetch_add(1, std::memory_order_relaxed);
+    im.finish(w);
     return EnqueueResult::refused(EnqueueError::kDisabled);
   }
-  Work w;
-  w.fn = std::move(fn);
-  w.priority = priority;
-  return im.push(*a, std::move(w), 0);
+  return im.push(*a, w, priority, 0);
 }
 
 bool Executor::cancel(TaskId id) noexcept {
@@ -852,11 +938,11 @@ bool Executor::cancel(TaskId id) noexcept {
   std::uint64_t expect = ((id >> 32) << 2) | TaskNode::kQueued;
   // Only a queued (or retry-waiting) task of this exact generation can be cancelled; the drainer
   // that later meets it in a queue counts it as cancelled and frees it.
-  if (!node->word.compare_exchange_strong(expect, ((id >> 32) << 2) | TaskNode::kCancelled,
-                                          std::memory_order_acq_rel)) {
+  const std::uint64_t cancelled_word = ((id >> 32) << 2) | TaskNode::kCancelled;
+  if (!node->word.compare_exchange_strong(expect, cancelled_word, std::memory_order_acq_rel)) {
     return false;
   }
-  if (impl_->any_delayed()) impl_->purge_delayed(node);
+  if (impl_->any_delayed()) impl_->purge_delayed(node, cancelled_word);
   return true;
 }
 
@@ -901,7 +987,7 @@ void Executor::set_max_parallel(ArmId arm, std::uint32_t max_parallel) {
   }
   a.max_parallel.store(max_parallel, std::memory_order_seq_cst);
   // A raised limit may let more drainers work on an existing backlog.
-  if (a.queued.load(std::memory_order_seq_cst) > 0) impl_->wake(a, INT64_MAX / 2);
+  if (a.queued() > 0) impl_->wake(a, INT64_MAX / 2);
 }
 
 void Executor::set_routes(const RoutingTable& routes) {
@@ -917,7 +1003,7 @@ ArmStatus Executor::arm_status(ArmId arm) const {
   s.max_parallel = a.max_parallel.load(std::memory_order_relaxed);
   s.active = a.active.load(std::memory_order_relaxed);
   s.pending = a.pending();
-  s.queued = static_cast<std::uint64_t>(std::max<std::int64_t>(0, a.queued.load()));
+  s.queued = static_cast<std::uint64_t>(std::max<std::int64_t>(0, a.queued()));
   s.delayed = a.delayed.load(std::memory_order_relaxed);
   s.accepted = a.accepted.load(std::memory_order_relaxed);
   s.processed = a.processed.load(std::memory_order_relaxed);

@@ -32,7 +32,7 @@
 
 #include "octo/arm.hpp"
 #include "octo/context.hpp"
-#include "octo/detail/inline_function.hpp"
+#include "octo/detail/job.hpp"
 #include "octo/observer.hpp"
 #include "octo/routing.hpp"
 #include "octo/status.hpp"
@@ -131,9 +131,12 @@ class Executor {
   // Enqueues on a known arm, skipping routing.
   EnqueueResult enqueue(ArmId arm, Task task) noexcept;
   // Runs `fn` (returning void or Outcome) on `arm`; failures retry and dead-letter as tasks do.
+  // A callable that is trivially copyable and word-sized is stored inline; larger ones cost one
+  // heap allocation (std::terminate if that allocation fails).
   template <class F>
   EnqueueResult submit(ArmId arm, F&& fn, Priority priority = Priority::kNormal) noexcept {
-    return submit_fn(arm, detail::InlineFunction(std::forward<F>(fn)), priority);
+    const auto [ops, word] = detail::make_job(std::forward<F>(fn));
+    return submit_job(arm, ops, word, priority);
   }
 
   // Cancels a task that has not started (queued or waiting for a retry). True if it will not run
@@ -166,7 +169,8 @@ class Executor {
   struct Impl;
 
  private:
-  EnqueueResult submit_fn(ArmId arm, detail::InlineFunction fn, Priority priority) noexcept;
+  EnqueueResult submit_job(ArmId arm, const detail::JobOps* ops, std::uintptr_t word,
+                           Priority priority) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,8 +10,6 @@
 #include <memory>
 #include <mutex>
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include "octo/task.hpp"
 
 namespace octo::detail {
@@ -21,6 +19,7 @@ struct TaskNode {
   static constexpr std::uint64_t kGenMask = (std::uint64_t{1} << 30) - 1;
 
   std::atomic<std::uint64_t> word{std::uint64_t{1} << 2};  // generation 1, free
+  std::atomic<std::uint32_t> next_free{0};                 // free-list link: slot + 1, 0 = end
   std::uint32_t slot = 0;
   Task task;
 
@@ -42,25 +41,29 @@ class TaskSlab {
 
   // A free node in state kQueued, or nullptr when the slab is exhausted or memory ran out.
   TaskNode* acquire() noexcept {
-    std::uint32_t slot;
-    if (!free_.try_dequeue(slot) && !grow(slot)) return nullptr;
-    TaskNode* n = at(slot);
+    TaskNode* n = pop();
+    if (n == nullptr && (n = grow()) == nullptr) return nullptr;
     const std::uint64_t gen = n->generation();
     // Relaxed: the node is published to drainers by the queue push (release) that follows.
     n->word.store((gen << 2) | TaskNode::kQueued, std::memory_order_relaxed);
     return n;
   }
 
-  // Returns a finished node to the pool under a new generation.
-  void release(TaskNode* n) noexcept {
-    std::uint64_t gen = (n->generation() + 1) & TaskNode::kGenMask;
-    if (gen == 0) gen = 1;  // ids are never 0
-    n->task.payload.clear();
-    n->task.target_agents.clear();
-    // Release: a later acquirer of this slot sees the reset task.
-    n->word.store((gen << 2) | TaskNode::kFree, std::memory_order_release);
-    free_.enqueue(n->slot);
+  // Returns finished nodes to the pool under a new generation, with one CAS for the whole batch.
+  void release(TaskNode* const* nodes, std::size_t count) noexcept {
+    if (count == 0) return;
+    for (std::size_t i = 0; i < count; ++i) {
+      TaskNode* n = nodes[i];
+      std::uint64_t gen = (n->generation() + 1) & TaskNode::kGenMask;
+      if (gen == 0) gen = 1;  // ids are never 0
+      n->task.payload.clear();
+      n->task.target_agents.clear();
+      n->word.store((gen << 2) | TaskNode::kFree, std::memory_order_relaxed);
+      if (i + 1 < count) n->next_free.store(nodes[i + 1]->slot + 1, std::memory_order_relaxed);
+    }
+    push_chain(nodes[0], nodes[count - 1]);
   }
+  void release(TaskNode* n) noexcept { release(&n, 1); }
 
   // The node an id refers to if that slot exists (its generation may differ), else nullptr.
   TaskNode* find(TaskId id) const noexcept {
@@ -71,34 +74,62 @@ class TaskSlab {
   }
 
  private:
+  // The free list is a Treiber stack of slot indices: head = tag << 32 | (slot + 1), 0 = empty.
+  // The tag changes on every pop, so a pop that raced with pop-push of the same slot (ABA) fails
+  // its CAS. Nodes are never freed while the slab lives, so reading a stale next_free is harmless.
+  TaskNode* pop() noexcept {
+    std::uint64_t head = head_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto top = static_cast<std::uint32_t>(head);
+      if (top == 0) return nullptr;
+      TaskNode* n = at(top - 1);
+      const std::uint64_t next = n->next_free.load(std::memory_order_relaxed);
+      const std::uint64_t tag = (head >> 32) + 1;
+      // Acquire on success: the node's reset (release by push_chain) happens-before our reuse.
+      if (head_.compare_exchange_weak(head, (tag << 32) | next, std::memory_order_acquire,
+                                      std::memory_order_acquire)) {
+        return n;
+      }
+    }
+  }
+
+  void push_chain(TaskNode* first, TaskNode* last) noexcept {
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      last->next_free.store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
+      // Release: publishes the reset nodes and their links to the popping thread.
+      if (head_.compare_exchange_weak(head, (head & ~std::uint64_t{0xffffffff}) | (first->slot + 1),
+                                      std::memory_order_release, std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
   TaskNode* at(std::uint32_t slot) const noexcept {
     return &chunks_[slot >> kChunkBits].load(std::memory_order_acquire)[slot & (kChunk - 1)];
   }
 
-  bool grow(std::uint32_t& out) noexcept {
+  TaskNode* grow() noexcept {
     std::lock_guard lock(grow_mu_);
-    if (free_.try_dequeue(out)) return true;  // another thread grew meanwhile
-    if (chunk_count_ == kMaxChunks) return false;
+    if (TaskNode* n = pop()) return n;  // another thread grew meanwhile
+    if (chunk_count_ == kMaxChunks) return nullptr;
     TaskNode* chunk = new (std::nothrow) TaskNode[kChunk];
-    if (!chunk) return false;
+    if (!chunk) return nullptr;
     const std::uint32_t base = chunk_count_ << kChunkBits;
-    for (std::uint32_t i = 0; i < kChunk; ++i) chunk[i].slot = base + i;
+    for (std::uint32_t i = 0; i < kChunk; ++i) {
+      chunk[i].slot = base + i;
+      if (i + 1 < kChunk) chunk[i].next_free.store(base + i + 2, std::memory_order_relaxed);
+    }
     // Release: find()/at() on other threads see the initialised nodes.
     chunks_[chunk_count_++].store(chunk, std::memory_order_release);
-    std::uint32_t slots[256];
-    for (std::uint32_t i = 1; i < kChunk; i += 256) {
-      std::uint32_t n = 0;
-      for (std::uint32_t j = i; j < kChunk && n < 256; ++j) slots[n++] = base + j;
-      free_.enqueue_bulk(slots, n);
-    }
-    out = base;
-    return true;
+    if (kChunk > 1) push_chain(&chunk[1], &chunk[kChunk - 1]);
+    return &chunk[0];
   }
 
-  std::atomic<TaskNode*> chunks_[kMaxChunks]{};
+  alignas(64) std::atomic<std::uint64_t> head_{0};
+  alignas(64) std::atomic<TaskNode*> chunks_[kMaxChunks]{};
   std::uint32_t chunk_count_ = 0;  // guarded by grow_mu_
   std::mutex grow_mu_;
-  moodycamel::ConcurrentQueue<std::uint32_t> free_;
 };
 
 }  // namespace octo::detail

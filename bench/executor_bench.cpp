@@ -1,0 +1,279 @@
+// bench_executor: the Octopus executor beside the pools a user would pick instead, same run.
+//
+// Every benchmark submits kTasks tasks from one producer thread and waits until all have run.
+// Peers at their best on this machine (see docs/benchmarks.md): tbb::task_arena(2, 0) with
+// global_control allowing 2 workers; tbb::task_group on the calling thread plus one worker;
+// boost::asio::thread_pool(2); a mutex + condition_variable pool with 2 threads. The executor gets
+// one arm with max_parallel 2 on a 2-thread arena.
+#include <benchmark/benchmark.h>
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "octo/executor.hpp"
+#include "octo/histogram.hpp"
+
+namespace {
+
+constexpr std::int64_t kTasks = 1'000'000;
+constexpr int kWorkers = 2;
+
+// Completion count without a shared hot line: each worker bumps its own padded slot.
+struct alignas(64) Slot {
+  std::atomic<std::uint64_t> n{0};
+};
+Slot g_slots[128];
+std::atomic<int> g_next_slot{0};
+
+inline void task_done() noexcept {
+  thread_local Slot* slot = &g_slots[g_next_slot.fetch_add(1) % 128];
+  // Relaxed load + store: only this thread writes its slot.
+  slot->n.store(slot->n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+std::uint64_t completed() noexcept {
+  std::uint64_t sum = 0;
+  for (auto& s : g_slots) sum += s.n.load(std::memory_order_relaxed);
+  return sum;
+}
+
+void wait_for_count(std::uint64_t target) {
+  while (completed() < target) std::this_thread::yield();
+}
+
+inline void spin_for(std::chrono::nanoseconds d) noexcept {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+struct Noop {
+  void operator()() const noexcept { task_done(); }
+};
+struct OneMicro {
+  void operator()() const noexcept {
+    spin_for(std::chrono::microseconds(1));
+    task_done();
+  }
+};
+
+// --- the pools -----------------------------------------------------------------------------
+
+octo::ExecutorConfig octo_config() {
+  octo::ExecutorConfig cfg;
+  octo::ArmConfig arm;
+  arm.name = "bench";
+  arm.max_parallel = kWorkers;
+  arm.capacity = 4 * kTasks;
+  cfg.arms = {arm};
+  cfg.routes = octo::RoutingTable().add_prefix("bench.", "bench");
+  cfg.threads = kWorkers;
+  return cfg;
+}
+
+class MutexPool {
+ public:
+  explicit MutexPool(int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~MutexPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard lock(mu_);
+      q_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !q_.empty(); });
+      if (q_.empty()) return;
+      auto f = std::move(q_.front());
+      q_.pop_front();
+      lock.unlock();
+      f();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// --- throughput: kTasks from one producer, then wait ------------------------------------------
+
+template <class Body>
+void BM_Octopus_Submit(benchmark::State& state) {
+  octo::Executor ex(octo_config());
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) {
+      while (!ex.submit(0, Body{})) {
+      }
+    }
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+template <class Body>
+void BM_Octopus_Enqueue(benchmark::State& state) {
+  auto cfg = octo_config();
+  cfg.arms[0].handler = [](const octo::Task&, const octo::Context&) {
+    Body{}();
+    return octo::Outcome::success();
+  };
+  octo::Executor ex(std::move(cfg));
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) {
+      while (!ex.enqueue(octo::Task{.type = "bench.noop"})) {
+      }
+    }
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+template <class Body>
+void BM_TbbArena_Enqueue(benchmark::State& state) {
+  tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
+  tbb::task_arena arena(kWorkers, 0);
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) arena.enqueue(Body{});
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+template <class Body>
+void BM_TbbTaskGroup(benchmark::State& state) {
+  tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers);
+  for (auto _ : state) {
+    tbb::task_group tg;
+    for (std::int64_t i = 0; i < kTasks; ++i) tg.run(Body{});
+    tg.wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+template <class Body>
+void BM_AsioThreadPool(benchmark::State& state) {
+  boost::asio::thread_pool pool(kWorkers);
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) boost::asio::post(pool, Body{});
+    wait_for_count(target);
+  }
+  pool.join();
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+template <class Body>
+void BM_MutexPool(benchmark::State& state) {
+  MutexPool pool(kWorkers);
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) pool.post(Body{});
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+#define OCTO_THROUGHPUT(fn)            \
+  BENCHMARK_TEMPLATE(fn, Noop)         \
+      ->Name(#fn "_Noop")              \
+      ->Iterations(5)                  \
+      ->UseRealTime()                  \
+      ->Unit(benchmark::kMillisecond); \
+  BENCHMARK_TEMPLATE(fn, OneMicro)     \
+      ->Name(#fn "_1us")               \
+      ->Iterations(3)                  \
+      ->UseRealTime()                  \
+      ->Unit(benchmark::kMillisecond)
+
+// Names as the project documents them: BM_Octopus_Submit_Noop, BM_TbbArena_Enqueue_Noop, ...
+OCTO_THROUGHPUT(BM_Octopus_Submit);
+OCTO_THROUGHPUT(BM_Octopus_Enqueue);
+OCTO_THROUGHPUT(BM_TbbArena_Enqueue);
+OCTO_THROUGHPUT(BM_TbbTaskGroup);
+OCTO_THROUGHPUT(BM_AsioThreadPool);
+OCTO_THROUGHPUT(BM_MutexPool);
+
+// --- latency below saturation: 1 us tasks paced at about half of what 2 workers can run ------
+
+constexpr std::int64_t kPacedTasks = 200'000;
+constexpr auto kPacedGap = std::chrono::nanoseconds(1'000);  // 1 M/s offered, ~2 M/s capacity
+
+template <class Post>
+void paced_latency(benchmark::State& state, Post post) {
+  octo::Histogram wait;
+  for (auto _ : state) {
+    const auto target = completed() + kPacedTasks;
+    auto next = std::chrono::steady_clock::now();
+    for (std::int64_t i = 0; i < kPacedTasks; ++i) {
+      while (std::chrono::steady_clock::now() < next) {
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      post([t0, &wait] {
+        const auto started = std::chrono::steady_clock::now();
+        wait.record(static_cast<std::uint64_t>((started - t0).count()));
+        spin_for(std::chrono::microseconds(1));
+        task_done();
+      });
+      next += kPacedGap;
+    }
+    wait_for_count(target);
+  }
+  const auto s = wait.snapshot();
+  state.counters["p50_us"] = static_cast<double>(s.quantile(0.50)) / 1e3;
+  state.counters["p99_us"] = static_cast<double>(s.quantile(0.99)) / 1e3;
+  state.SetItemsProcessed(state.iterations() * kPacedTasks);
+}
+
+void BM_Octopus_Latency(benchmark::State& state) {
+  octo::Executor ex(octo_config());
+  paced_latency(state, [&](auto&& f) {
+    while (!ex.submit(0, f)) {
+    }
+  });
+}
+void BM_TbbArena_Latency(benchmark::State& state) {
+  tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
+  tbb::task_arena arena(kWorkers, 0);
+  paced_latency(state, [&](auto&& f) { arena.enqueue(f); });
+}
+void BM_MutexPool_Latency(benchmark::State& state) {
+  MutexPool pool(kWorkers);
+  paced_latency(state, [&](auto&& f) { pool.post(f); });
+}
+BENCHMARK(BM_Octopus_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TbbArena_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MutexPool_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
