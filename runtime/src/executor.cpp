@@ -21,8 +21,9 @@
 #include "detail/timer.hpp"
 #include "octo/histogram.hpp"
 
-// TBB hands a drainer to a worker through its own (uninstrumented) queues; these annotations tell
-// ThreadSanitizer about that hand-off so it sees the happens-before edge TBB provides.
+// TBB hands a drainer to a worker through its own (uninstrumented) queues, and moodycamel orders
+// its slots with standalone fences, which ThreadSanitizer does not model; these annotations tell
+// TSan about both hand-offs so it sees the happens-before edges the libraries provide.
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
@@ -374,6 +375,7 @@ struct Executor::Impl {
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       return EnqueueResult::refused(EnqueueError::kStopped);
     }
+    OCTO_TSAN_RELEASE(&a.queues[static_cast<int>(prio)]);
     if (!a.queues[static_cast<int>(prio)].enqueue(w)) {  // allocation failure
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
@@ -423,6 +425,7 @@ struct Executor::Impl {
     for (int i = 0; i < kPriorityCount; ++i) {
       const int p = low_first ? i : kPriorityCount - 1 - i;
       if (std::size_t n = a.queues[p].try_dequeue_bulk(out, want)) {
+        OCTO_TSAN_ACQUIRE(&a.queues[p]);
         prio = static_cast<Priority>(p);
         return n;
       }
@@ -628,6 +631,7 @@ struct Executor::Impl {
     // seq_cst: the retry's half of the lost-wake-up handshake, as `accepted` is for enqueue.
     a.requeued.fetch_add(1, std::memory_order_seq_cst);
     a.delayed.fetch_sub(1, std::memory_order_relaxed);
+    OCTO_TSAN_RELEASE(&a.queues[static_cast<int>(r.priority)]);
     if (!a.queues[static_cast<int>(r.priority)].enqueue(w)) {
       a.taken.fetch_add(1, std::memory_order_relaxed);  // un-announce it
       emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), "out of memory re-queueing a retry");
@@ -758,6 +762,7 @@ struct Executor::Impl {
       Work batch[kBatch];
       for (int p = kPriorityCount - 1; p >= 0; --p) {
         while (std::size_t got = a.queues[p].try_dequeue_bulk(batch, kBatch)) {
+          OCTO_TSAN_ACQUIRE(&a.queues[p]);
           a.taken.fetch_add(got, std::memory_order_relaxed);
           for (std::size_t k = 0; k < got; ++k) discard(a, batch[k]);
           Local l;
