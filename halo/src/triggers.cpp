@@ -1,0 +1,267 @@
+#include "halo/triggers.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace halo {
+
+std::string_view to_string(Mode m) noexcept { return m == Mode::kLight ? "light" : "full"; }
+
+std::string_view to_string(TriggerKind k) noexcept {
+  switch (k) {
+    case TriggerKind::kTime:
+      return "time";
+    case TriggerKind::kRequestVolume:
+      return "request-volume";
+    case TriggerKind::kErrorRate:
+      return "error-rate";
+    case TriggerKind::kDeploy:
+      return "deploy";
+    case TriggerKind::kEvent:
+      return "event";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Severity s) noexcept {
+  switch (s) {
+    case Severity::kInfo:
+      return "info";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kError:
+      return "error";
+    case Severity::kCritical:
+      return "critical";
+  }
+  return "unknown";
+}
+
+Severity parse_severity(std::string_view text) {
+  if (text == "info") return Severity::kInfo;
+  if (text == "warning" || text == "warn") return Severity::kWarning;
+  if (text == "error") return Severity::kError;
+  if (text == "critical") return Severity::kCritical;
+  throw std::invalid_argument("halo: unknown severity '" + std::string(text) +
+                              "' (expected info, warning, error or critical)");
+}
+
+std::string_view to_string(EventOutcome e) noexcept {
+  switch (e) {
+    case EventOutcome::kFired:
+      return "fired";
+    case EventOutcome::kUnknownType:
+      return "unknown event type";
+    case EventOutcome::kBelowSeverity:
+      return "below the type's minimum severity";
+    case EventOutcome::kCooldown:
+      return "suppressed by cooldown";
+    case EventOutcome::kStopped:
+      return "loop stopped";
+  }
+  return "unknown";
+}
+
+Signals::Signals(octo::Ticker& ticker, std::chrono::nanoseconds window, std::uint32_t buckets)
+    : ticker_(ticker),
+      requests_(ticker, {.window = window, .buckets = buckets}),
+      errors_(ticker, {.window = window, .buckets = buckets}) {}
+
+Signals& default_signals() {
+  // Never destroyed: request threads may record during static destruction.
+  static Signals* const signals = new Signals(octo::Ticker::shared());
+  return *signals;
+}
+
+namespace {
+
+void validate(const TriggerConfig& c) {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("halo::TriggerConfig: " + what);
+  };
+  if (c.time_interval.count() < 0) fail("time_interval must be >= 0 (0 disables the time trigger)");
+  if (!(c.error_rate_threshold > 0.0 && c.error_rate_threshold <= 1.0)) {
+    fail("error_rate_threshold must be in (0, 1] (got " + std::to_string(c.error_rate_threshold) +
+         ")");
+  }
+  if (c.error_rate_clear >= c.error_rate_threshold) {
+    fail("error_rate_clear (" + std::to_string(c.error_rate_clear) +
+         ") must be below error_rate_threshold (" + std::to_string(c.error_rate_threshold) + ")");
+  }
+  if (c.deploy_verify_after.count() < 0) fail("deploy_verify_after must be >= 0");
+  if (c.evaluate_every_ticks == 0) fail("evaluate_every_ticks must be >= 1 (got 0)");
+  for (int k = 0; k < kTriggerKinds; ++k) {
+    if (c.cooldown[k].count() < 0) {
+      fail("cooldown of trigger '" + std::string(to_string(static_cast<TriggerKind>(k))) +
+           "' must be >= 0");
+    }
+  }
+}
+
+}  // namespace
+
+Triggers::Triggers(Signals& signals, TriggerConfig config, CycleCallback on_cycle)
+    : signals_(signals),
+      config_((validate(config), std::move(config))),
+      clear_level_(config_.error_rate_clear < 0 ? config_.error_rate_threshold / 2
+                                                : config_.error_rate_clear),
+      on_cycle_(std::move(on_cycle)) {
+  if (!on_cycle_) throw std::invalid_argument("halo::Triggers: the cycle callback is empty");
+  for (int k = 0; k < kTriggerKinds; ++k) status_[k].kind = static_cast<TriggerKind>(k);
+  next_time_fire_ = signals_.ticker().now() + config_.time_interval;
+  signals_.active_.fetch_add(1, std::memory_order_relaxed);
+  callback_id_ = signals_.ticker().add_callback([this](std::chrono::nanoseconds) {
+    if (++tick_count_ % config_.evaluate_every_ticks == 0) evaluate();
+  });
+}
+
+Triggers::~Triggers() { stop(); }
+
+void Triggers::stop() {
+  if (stopped_.exchange(true)) return;
+  // No lock held here: the ticker holds its own lock while our callback runs.
+  signals_.ticker().remove_callback(callback_id_);
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+  }
+  // Wait for a callback already on its way out of notify_deploy / trigger_from_event.
+  { std::lock_guard wait(callback_mu_); }
+  signals_.active_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool Triggers::admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown) {
+  TriggerStatus& st = status_[static_cast<int>(kind)];
+  if (!bypass_cooldown && st.last_fired &&
+      now - *st.last_fired < config_.cooldown[static_cast<int>(kind)]) {
+    ++st.suppressed;
+    return false;
+  }
+  ++st.fired;
+  st.last_fired = now;
+  return true;
+}
+
+void Triggers::send(std::vector<CycleRequest>& requests) {
+  if (requests.empty()) return;
+  std::lock_guard lock(callback_mu_);
+  {
+    std::lock_guard state(mu_);
+    if (!running_) return;
+  }
+  for (const auto& r : requests) on_cycle_(r);
+}
+
+void Triggers::evaluate() {
+  std::vector<CycleRequest> out;
+  {
+    std::lock_guard lock(mu_);
+    if (!running_) return;
+    const auto now = signals_.ticker().now();
+    auto request = [&](TriggerKind k, std::string name, std::map<std::string, std::string> ctx) {
+      out.push_back({k, std::move(name), std::move(ctx), config_.mode[static_cast<int>(k)]});
+    };
+
+    if (config_.time_interval.count() > 0 && now >= next_time_fire_) {
+      next_time_fire_ = now + config_.time_interval;
+      if (admit(TriggerKind::kTime, now)) request(TriggerKind::kTime, "time", {});
+    }
+
+    const std::uint64_t requests = signals_.requests().sum();
+    const std::uint64_t errors = signals_.errors().sum();
+    if (config_.request_threshold > 0 && requests >= config_.request_threshold &&
+        admit(TriggerKind::kRequestVolume, now)) {
+      request(TriggerKind::kRequestVolume, "request-volume",
+              {{"requests", std::to_string(requests)},
+               {"threshold", std::to_string(config_.request_threshold)}});
+    }
+
+    const double rate =
+        requests > 0 ? static_cast<double>(errors) / static_cast<double>(requests) : 0.0;
+    if (!error_armed_ && rate < clear_level_) error_armed_ = true;  // hysteresis: re-arm
+    if (error_armed_ && requests >= config_.error_min_requests &&
+        rate >= config_.error_rate_threshold && admit(TriggerKind::kErrorRate, now)) {
+      error_armed_ = false;
+      request(TriggerKind::kErrorRate, "error-rate",
+              {{"errors", std::to_string(errors)},
+               {"requests", std::to_string(requests)},
+               {"rate", std::to_string(rate)}});
+    }
+
+    if (verify_due_ && now >= *verify_due_) {
+      verify_due_.reset();
+      // A verification was promised at deploy time: it is not subject to the cooldown.
+      if (admit(TriggerKind::kDeploy, now, /*bypass_cooldown=*/true)) {
+        request(TriggerKind::kDeploy, "deploy-verify", std::move(verify_context_));
+      }
+    }
+  }
+  send(out);
+}
+
+void Triggers::notify_deploy(std::map<std::string, std::string> metadata) {
+  std::vector<CycleRequest> out;
+  {
+    std::lock_guard lock(mu_);
+    if (!running_) return;
+    const auto now = signals_.ticker().now();
+    last_deploy_ = now;
+    if (config_.deploy_verify_after.count() > 0) {
+      verify_due_ = now + config_.deploy_verify_after;
+      verify_context_ = metadata;
+    }
+    if (admit(TriggerKind::kDeploy, now)) {
+      out.push_back({TriggerKind::kDeploy, "deploy", std::move(metadata),
+                     config_.mode[static_cast<int>(TriggerKind::kDeploy)]});
+    }
+  }
+  send(out);
+}
+
+std::optional<std::chrono::nanoseconds> Triggers::last_deploy() const {
+  std::lock_guard lock(mu_);
+  return last_deploy_;
+}
+
+EventOutcome Triggers::trigger_from_event(std::string_view type, std::string_view severity) {
+  const Severity sev = parse_severity(severity);
+  std::vector<CycleRequest> out;
+  {
+    std::lock_guard lock(mu_);
+    if (!running_) return EventOutcome::kStopped;
+    auto it = config_.events.find(type);
+    if (it == config_.events.end()) return EventOutcome::kUnknownType;
+    if (sev < it->second) return EventOutcome::kBelowSeverity;
+    if (!admit(TriggerKind::kEvent, signals_.ticker().now())) return EventOutcome::kCooldown;
+    out.push_back({TriggerKind::kEvent,
+                   "event",
+                   {{"type", std::string(type)}, {"severity", std::string(to_string(sev))}},
+                   config_.mode[static_cast<int>(TriggerKind::kEvent)]});
+  }
+  send(out);
+  return EventOutcome::kFired;
+}
+
+TriggersStatus Triggers::status() const {
+  TriggersStatus s;
+  s.window_requests = signals_.requests().sum();
+  s.window_errors = signals_.errors().sum();
+  s.error_rate = s.window_requests > 0
+                     ? static_cast<double>(s.window_errors) / static_cast<double>(s.window_requests)
+                     : 0.0;
+  std::lock_guard lock(mu_);
+  for (int k = 0; k < kTriggerKinds; ++k) s.triggers[k] = status_[k];
+  s.error_rate_armed = error_armed_;
+  s.running = running_;
+  return s;
+}
+
+LoopHandle register_loop(TriggerConfig config, CycleCallback on_cycle) {
+  return register_loop(default_signals(), std::move(config), std::move(on_cycle));
+}
+
+LoopHandle register_loop(Signals& signals, TriggerConfig config, CycleCallback on_cycle) {
+  return LoopHandle(std::make_unique<Triggers>(signals, std::move(config), std::move(on_cycle)));
+}
+
+}  // namespace halo

@@ -1,0 +1,136 @@
+// octo/window_counter.hpp — a sliding-window event counter for the hottest paths.
+//
+// record() costs a thread-local lookup, one relaxed load of the ticker's epoch and a relaxed load
+// and store on memory only the calling thread writes: no lock prefix, no clock read, and no
+// allocation after the thread's first record() on this counter. Readers (sum, rate) add up the
+// live buckets of every thread's ring; counts of threads that exited stay counted, in the window
+// until they age out and in total() forever.
+//
+// Accuracy: the window is `buckets` buckets of `bucket_width()`, the newest one still filling.
+// Buckets age out whole, so sum() may leave out up to one bucket's worth of the window's oldest
+// events (those in the bucket that just left), and never counts an event older than `window`.
+// Bucket width is the ticker's resolution times a power of two (the largest not above
+// window / buckets); the bucket count is then adjusted so the window keeps its length.
+//
+//   octo::WindowCounter requests(octo::Ticker::shared(), {.window = std::chrono::seconds(10)});
+//   requests.record();                                  // any thread, millions of times a second
+//   auto last_10s = requests.sum();  auto per_sec = requests.rate();
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "octo/ticker.hpp"
+
+namespace octo {
+
+namespace detail {
+
+// One thread's ring of buckets for one counter. Each bucket is one word, stamp << 32 | count, so
+// a reader always sees a stamp with its own count. Only the owning thread writes.
+struct alignas(64) CounterShard {
+  explicit CounterShard(std::uint32_t ring_size);
+  ~CounterShard();
+  CounterShard(const CounterShard&) = delete;
+  CounterShard& operator=(const CounterShard&) = delete;
+
+  // Relaxed load + store: the owning thread is the only writer, and readers need no ordering
+  // beyond seeing each word whole.
+  void add(std::uint64_t bucket, std::uint64_t n) noexcept {
+    std::atomic<std::uint64_t>& slot = ring[bucket & mask];
+    const std::uint64_t w = slot.load(std::memory_order_relaxed);
+    const auto stamp = static_cast<std::uint32_t>(bucket);
+    if (static_cast<std::uint32_t>(w >> 32) == stamp) [[likely]] {
+      slot.store(w + n, std::memory_order_relaxed);
+    } else {
+      // The slot held a bucket that left the window: keep its count in the all-time total.
+      expired.store(expired.load(std::memory_order_relaxed) + (w & 0xffffffffu),
+                    std::memory_order_relaxed);
+      slot.store((std::uint64_t{stamp} << 32) | n, std::memory_order_relaxed);
+    }
+  }
+
+  std::atomic<std::uint64_t>* const ring;
+  const std::uint64_t mask;
+  std::atomic<std::uint64_t> expired{0};
+  bool orphaned = false;  // guarded by the counter's mutex
+};
+
+struct TlsSlot {
+  CounterShard* shard;
+  std::uint64_t generation;  // the counter's; a mismatch means another (or a dead) counter
+};
+struct TlsShards {
+  TlsSlot* slots;
+  std::uint32_t size;
+};
+// Constant-initialised and trivially destructible, so access needs no TLS init guard.
+extern constinit thread_local TlsShards tls_shards;
+
+}  // namespace detail
+
+class WindowCounter {
+ public:
+  struct Options {
+    std::chrono::nanoseconds window = std::chrono::seconds(10);
+    std::uint32_t buckets = 100;
+  };
+
+  // Throws std::invalid_argument for a window or bucket count of zero, or a window shorter than
+  // the ticker's resolution. The ticker must outlive the counter.
+  WindowCounter(const Ticker& ticker, Options options);
+  explicit WindowCounter(const Ticker& ticker) : WindowCounter(ticker, Options{}) {}
+  ~WindowCounter();
+  WindowCounter(const WindowCounter&) = delete;
+  WindowCounter& operator=(const WindowCounter&) = delete;
+
+  // Adds n events now. Safe from any number of threads; see the file comment for the cost.
+  void record(std::uint64_t n = 1) noexcept {
+    const detail::TlsShards& t = detail::tls_shards;
+    if (id_ < t.size) [[likely]] {
+      const detail::TlsSlot& s = t.slots[id_];
+      if (s.generation == generation_) [[likely]] {
+        s.shard->add(epoch_->load(std::memory_order_relaxed) >> shift_, n);
+        return;
+      }
+    }
+    record_slow(n);
+  }
+
+  // Events in the whole window.
+  std::uint64_t sum() const { return sum_buckets(buckets_); }
+  // Events in the last `window` (rounded up to whole buckets, at most the whole window).
+  std::uint64_t sum(std::chrono::nanoseconds window) const;
+  // Events per second over the whole window.
+  double rate() const;
+  // Every event ever recorded, including those of threads that have exited.
+  std::uint64_t total() const;
+
+  std::chrono::nanoseconds window() const noexcept { return bucket_width_ * buckets_; }
+  std::chrono::nanoseconds bucket_width() const noexcept { return bucket_width_; }
+  std::uint32_t buckets() const noexcept { return buckets_; }
+  // Threads that have recorded into this counter (live or exited).
+  std::size_t shard_count() const;
+
+ private:
+  friend struct CounterRegistry;
+  void record_slow(std::uint64_t n) noexcept;
+  std::uint64_t sum_buckets(std::uint32_t n) const;
+  detail::CounterShard* take_shard();  // under mu_
+
+  const std::atomic<std::uint64_t>* epoch_;
+  std::uint32_t shift_ = 0;
+  std::uint32_t buckets_ = 0;
+  std::uint32_t ring_size_ = 0;
+  std::chrono::nanoseconds bucket_width_{0};
+  std::uint32_t id_ = 0;
+  std::uint64_t generation_ = 0;
+  mutable std::mutex mu_;  // shards_
+  std::vector<std::unique_ptr<detail::CounterShard>> shards_;
+};
+
+}  // namespace octo

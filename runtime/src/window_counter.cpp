@@ -1,0 +1,185 @@
+#include "octo/window_counter.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+namespace octo {
+
+namespace detail {
+
+constinit thread_local TlsShards tls_shards{nullptr, 0};
+
+CounterShard::CounterShard(std::uint32_t ring_size)
+    : ring(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
+      mask(ring_size - 1) {}
+
+CounterShard::~CounterShard() { ::operator delete[](ring, std::align_val_t(64)); }
+
+}  // namespace detail
+
+// Ids index the thread-local slot tables, so they are dense and reused; generations are never
+// reused, so a slot left behind by a destroyed counter can never be mistaken for a new one.
+struct CounterRegistry {
+  std::mutex mu;
+  std::vector<std::uint32_t> free_ids;
+  std::uint32_t next_id = 0;
+  std::uint64_t next_generation = 1;
+  std::unordered_map<std::uint64_t, WindowCounter*> live;
+
+  static CounterRegistry& get() {
+    static CounterRegistry* const r = new CounterRegistry;  // outlives every thread's exit hook
+    return *r;
+  }
+
+  // A thread is exiting: its shards stay with their counters (so no count is lost) and become
+  // free for the next thread that records.
+  static void thread_exit() noexcept {
+    detail::TlsShards& t = detail::tls_shards;
+    CounterRegistry& r = get();
+    {
+      std::lock_guard lock(r.mu);
+      for (std::uint32_t i = 0; i < t.size; ++i) {
+        const detail::TlsSlot& s = t.slots[i];
+        if (s.shard == nullptr) continue;
+        auto it = r.live.find(s.generation);
+        if (it == r.live.end()) continue;  // the counter is gone, and its shards with it
+        std::lock_guard counter_lock(it->second->mu_);
+        s.shard->orphaned = true;
+      }
+    }
+    delete[] t.slots;
+    t = {nullptr, 0};
+  }
+};
+
+namespace {
+
+struct ThreadExitHook {
+  bool armed = false;
+  ~ThreadExitHook() {
+    if (armed) CounterRegistry::thread_exit();
+  }
+};
+thread_local ThreadExitHook tls_exit_hook;
+
+}  // namespace
+
+WindowCounter::WindowCounter(const Ticker& ticker, Options options) : epoch_(&ticker.epoch_word()) {
+  const auto res = ticker.resolution();
+  if (options.buckets == 0 || options.buckets > 65536) {
+    throw std::invalid_argument("octo::WindowCounter: buckets must be in [1, 65536] (got " +
+                                std::to_string(options.buckets) + ")");
+  }
+  if (options.window < res) {
+    throw std::invalid_argument(
+        "octo::WindowCounter: window (" + std::to_string(options.window.count()) +
+        " ns) must be at least the ticker's resolution (" + std::to_string(res.count()) + " ns)");
+  }
+  const auto ticks_per_bucket = std::max<std::int64_t>(1, (options.window / options.buckets) / res);
+  shift_ =
+      static_cast<std::uint32_t>(std::bit_width(static_cast<std::uint64_t>(ticks_per_bucket)) - 1);
+  bucket_width_ = res * (std::int64_t{1} << shift_);
+  buckets_ = static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+      (options.window.count() + bucket_width_.count() - 1) / bucket_width_.count(), 1, 65536));
+  // One more slot than the window so the current bucket never overwrites one still inside it.
+  ring_size_ = std::bit_ceil(buckets_ + 1);
+
+  CounterRegistry& r = CounterRegistry::get();
+  std::lock_guard lock(r.mu);
+  if (!r.free_ids.empty()) {
+    id_ = r.free_ids.back();
+    r.free_ids.pop_back();
+  } else {
+    id_ = r.next_id++;
+  }
+  generation_ = r.next_generation++;
+  r.live.emplace(generation_, this);
+}
+
+WindowCounter::~WindowCounter() {
+  CounterRegistry& r = CounterRegistry::get();
+  std::lock_guard lock(r.mu);
+  r.live.erase(generation_);
+  r.free_ids.push_back(id_);
+}
+
+detail::CounterShard* WindowCounter::take_shard() {
+  for (auto& s : shards_) {
+    if (s->orphaned) {
+      s->orphaned = false;
+      return s.get();
+    }
+  }
+  shards_.push_back(std::make_unique<detail::CounterShard>(ring_size_));
+  return shards_.back().get();
+}
+
+void WindowCounter::record_slow(std::uint64_t n) noexcept {
+  try {
+    tls_exit_hook.armed = true;
+    detail::CounterShard* shard;
+    {
+      std::lock_guard lock(mu_);
+      shard = take_shard();
+    }
+    detail::TlsShards& t = detail::tls_shards;
+    if (id_ >= t.size) {
+      const std::uint32_t size = std::max<std::uint32_t>(id_ + 1, 2 * t.size);
+      auto* slots = new detail::TlsSlot[size]();
+      std::copy(t.slots, t.slots + t.size, slots);
+      delete[] t.slots;
+      t = {slots, size};
+    }
+    t.slots[id_] = {shard, generation_};
+    shard->add(epoch_->load(std::memory_order_relaxed) >> shift_, n);
+  } catch (...) {
+    // Out of memory for a first record on this thread: the event is dropped, nothing else breaks.
+  }
+}
+
+std::uint64_t WindowCounter::sum_buckets(std::uint32_t n) const {
+  const auto now = static_cast<std::uint32_t>(epoch_->load(std::memory_order_relaxed) >> shift_);
+  std::uint64_t sum = 0;
+  std::lock_guard lock(mu_);
+  for (const auto& s : shards_) {
+    for (std::uint64_t i = 0; i <= s->mask; ++i) {
+      const std::uint64_t w = s->ring[i].load(std::memory_order_relaxed);
+      // Signed age: a writer may stamp the next bucket just before this reader's epoch moves on.
+      const auto age = static_cast<std::int32_t>(now - static_cast<std::uint32_t>(w >> 32));
+      if (age >= -1 && age < static_cast<std::int32_t>(n)) sum += w & 0xffffffffu;
+    }
+  }
+  return sum;
+}
+
+std::uint64_t WindowCounter::sum(std::chrono::nanoseconds window) const {
+  const auto n = (window.count() + bucket_width_.count() - 1) / bucket_width_.count();
+  return sum_buckets(static_cast<std::uint32_t>(std::clamp<std::int64_t>(n, 1, buckets_)));
+}
+
+double WindowCounter::rate() const {
+  return static_cast<double>(sum()) / std::chrono::duration<double>(window()).count();
+}
+
+std::uint64_t WindowCounter::total() const {
+  std::uint64_t sum = 0;
+  std::lock_guard lock(mu_);
+  for (const auto& s : shards_) {
+    sum += s->expired.load(std::memory_order_relaxed);
+    for (std::uint64_t i = 0; i <= s->mask; ++i) {
+      sum += s->ring[i].load(std::memory_order_relaxed) & 0xffffffffu;
+    }
+  }
+  return sum;
+}
+
+std::size_t WindowCounter::shard_count() const {
+  std::lock_guard lock(mu_);
+  return shards_.size();
+}
+
+}  // namespace octo

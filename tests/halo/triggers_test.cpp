@@ -1,0 +1,333 @@
+#include "halo/triggers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <latch>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using halo::TriggerKind;
+
+// Manual time, a 10 s / 100-bucket window, and a callback that records every request.
+struct Rig {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+  halo::Signals signals{ticker, 10s, 100};
+  std::mutex mu;
+  std::vector<halo::CycleRequest> cycles;
+
+  halo::CycleCallback recorder() {
+    return [this](const halo::CycleRequest& r) {
+      std::lock_guard lock(mu);
+      cycles.push_back(r);
+    };
+  }
+  // Moves time and lets the ticker evaluate, as its thread would.
+  void advance(std::chrono::nanoseconds d) {
+    clock->advance(d);
+    ticker.tick();
+  }
+  int count(const std::string& trigger) {
+    std::lock_guard lock(mu);
+    int n = 0;
+    for (const auto& c : cycles) n += c.trigger == trigger;
+    return n;
+  }
+};
+
+halo::TriggerConfig quiet() {
+  halo::TriggerConfig c;
+  c.time_interval = 0s;  // each test turns on what it tests
+  c.request_threshold = 0;
+  return c;
+}
+
+TEST(TimeTrigger, FiresEveryInterval) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.time_interval = 5min;
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.advance(4min);
+  EXPECT_EQ(rig.count("time"), 0);
+  rig.advance(1min);
+  EXPECT_EQ(rig.count("time"), 1);
+  rig.advance(4min + 59s);
+  EXPECT_EQ(rig.count("time"), 1);
+  rig.advance(1s);
+  EXPECT_EQ(rig.count("time"), 2);
+  EXPECT_EQ(rig.cycles.back().mode, halo::Mode::kFull);
+  EXPECT_EQ(loop->status().triggers[0].fired, 2u);
+}
+
+TEST(VolumeTrigger, ThresholdWindowAndCooldown) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.request_threshold = 150;
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(149);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("request-volume"), 0);  // just below
+  rig.signals.record_request();
+  rig.advance(10ms);
+  ASSERT_EQ(rig.count("request-volume"), 1);  // at the threshold
+  EXPECT_EQ(rig.cycles.back().context.at("requests"), "150");
+  EXPECT_EQ(rig.cycles.back().mode, halo::Mode::kLight);
+  rig.advance(10ms);  // still above, inside the 30 s cooldown
+  const auto st = loop->status().triggers[static_cast<int>(TriggerKind::kRequestVolume)];
+  EXPECT_EQ(st.fired, 1u);
+  EXPECT_EQ(st.suppressed, 1u);
+  EXPECT_EQ(st.last_fired, 20ms);
+  rig.advance(31s);  // cooldown over, but the window has emptied
+  EXPECT_EQ(rig.count("request-volume"), 1);
+  rig.signals.record_request(150);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("request-volume"), 2);
+}
+
+TEST(VolumeTrigger, RequestsOutsideTheWindowDoNotCount) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.request_threshold = 150;
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(100);
+  rig.advance(11s);  // the first 100 have left the 10 s window
+  rig.signals.record_request(100);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("request-volume"), 0);
+  EXPECT_EQ(loop->status().window_requests, 100u);
+}
+
+TEST(ErrorRateTrigger, ThresholdAndMinimumVolume) {
+  Rig rig;
+  auto cfg = quiet();
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(19);
+  rig.signals.record_error(19);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("error-rate"), 0);  // rate 1.0 but only 19 requests (< 20)
+  rig.signals.record_request(81);         // 100 requests, 19 errors
+  rig.signals.record_error(5);            // 24 errors: 0.24
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("error-rate"), 0);  // just below 0.25
+  rig.signals.record_error();             // 25 / 100 = 0.25
+  rig.advance(10ms);
+  ASSERT_EQ(rig.count("error-rate"), 1);
+  EXPECT_EQ(rig.cycles.back().context.at("errors"), "25");
+  EXPECT_EQ(rig.cycles.back().context.at("requests"), "100");
+}
+
+TEST(ErrorRateTrigger, HysteresisRearmsOnlyBelowTheClearLevel) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.cooldown[static_cast<int>(TriggerKind::kErrorRate)] = 0s;  // isolate the hysteresis
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(100);
+  rig.signals.record_error(30);  // 0.30
+  rig.advance(10ms);
+  ASSERT_EQ(rig.count("error-rate"), 1);
+  EXPECT_FALSE(loop->status().error_rate_armed);
+  rig.advance(10ms);  // still 0.30: disarmed, so no second firing (and no suppression either)
+  EXPECT_EQ(rig.count("error-rate"), 1);
+  EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)].suppressed, 0u);
+  rig.signals.record_request(50);  // 30 / 150 = 0.20: below 0.25 but above the 0.125 clear level
+  rig.advance(10ms);
+  EXPECT_FALSE(loop->status().error_rate_armed);
+  rig.signals.record_request(100);  // 30 / 250 = 0.12: re-armed
+  rig.advance(10ms);
+  EXPECT_TRUE(loop->status().error_rate_armed);
+  rig.signals.record_error(40);  // 70 / 250 = 0.28
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("error-rate"), 2);
+}
+
+TEST(ErrorRateTrigger, CooldownSuppressesWhileArmed) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.error_rate_clear = 0.24;  // re-arm as soon as the rate dips under the threshold
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(100);
+  rig.signals.record_error(30);
+  rig.advance(10ms);
+  ASSERT_EQ(rig.count("error-rate"), 1);
+  rig.signals.record_request(100);  // 30 / 200: re-armed
+  rig.advance(10ms);
+  rig.signals.record_error(40);  // 70 / 200 = 0.35, 20 ms after the first firing
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("error-rate"), 1);
+  EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)].suppressed, 1u);
+}
+
+TEST(DeployTrigger, FiresAtOnceThenVerifiesAfterTheSettleDelay) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.deploy_verify_after = 2min;
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  EXPECT_FALSE(loop->last_deploy().has_value());
+  rig.advance(1s);
+  loop->notify_deploy({{"version", "1.2.3"}});
+  ASSERT_EQ(rig.count("deploy"), 1);
+  EXPECT_EQ(rig.cycles.back().context.at("version"), "1.2.3");
+  EXPECT_EQ(loop->last_deploy(), 1s);
+  loop->notify_deploy({{"version", "1.2.4"}});  // inside the 5 s cooldown
+  EXPECT_EQ(rig.count("deploy"), 1);
+  rig.advance(119s);
+  EXPECT_EQ(rig.count("deploy-verify"), 0);
+  rig.advance(1s);
+  ASSERT_EQ(rig.count("deploy-verify"), 1);
+  EXPECT_EQ(rig.cycles.back().context.at("version"), "1.2.4");  // the latest deploy's metadata
+  rig.advance(10min);
+  EXPECT_EQ(rig.count("deploy-verify"), 1);  // once per deploy
+}
+
+TEST(EventTrigger, TypesSeveritiesAndCooldown) {
+  Rig rig;
+  auto loop = halo::register_loop(rig.signals, quiet(), rig.recorder());
+  using halo::EventOutcome;
+  EXPECT_EQ(loop->trigger_from_event("api.endpoint.failed", "warning"),
+            EventOutcome::kBelowSeverity);
+  EXPECT_EQ(loop->trigger_from_event("user.login", "critical"), EventOutcome::kUnknownType);
+  EXPECT_EQ(loop->trigger_from_event("api.endpoint.failed", "error"), EventOutcome::kFired);
+  ASSERT_EQ(rig.count("event"), 1);
+  EXPECT_EQ(rig.cycles.back().context.at("type"), "api.endpoint.failed");
+  EXPECT_EQ(loop->trigger_from_event("squad.task.failed", "critical"), EventOutcome::kCooldown);
+  rig.advance(5s);
+  EXPECT_EQ(loop->trigger_from_event("squad.task.failed", "critical"), EventOutcome::kFired);
+  try {
+    (void)loop->trigger_from_event("squad.task.failed", "catastrophic");
+    ADD_FAILURE() << "unknown severity accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'catastrophic'"), std::string::npos);
+  }
+  loop.stop();
+  EXPECT_EQ(loop->trigger_from_event("squad.task.failed", "critical"), EventOutcome::kStopped);
+}
+
+TEST(Triggers, ConfigurationErrorsNameTheField) {
+  Rig rig;
+  auto bad = quiet();
+  bad.error_rate_threshold = 1.5;
+  EXPECT_THROW(halo::register_loop(rig.signals, bad, rig.recorder()), std::invalid_argument);
+  bad = quiet();
+  bad.error_rate_clear = 0.3;
+  EXPECT_THROW(halo::register_loop(rig.signals, bad, rig.recorder()), std::invalid_argument);
+  EXPECT_THROW(halo::register_loop(rig.signals, quiet(), nullptr), std::invalid_argument);
+  EXPECT_EQ(halo::parse_severity("warn"), halo::Severity::kWarning);
+}
+
+TEST(Triggers, RecordingIsANoOpWithoutARegisteredLoop) {
+  Rig rig;
+  rig.signals.record_request(10);
+  EXPECT_EQ(rig.signals.requests().total(), 0u);
+  {
+    auto loop = halo::register_loop(rig.signals, quiet(), rig.recorder());
+    rig.signals.record_request(10);
+    EXPECT_EQ(rig.signals.requests().total(), 10u);
+    loop.stop();
+    loop.stop();  // twice is harmless
+    rig.signals.record_request(10);
+    EXPECT_EQ(rig.signals.requests().total(), 10u);
+  }
+  // The free functions go to the default signals, under the same rule.
+  const auto before = halo::default_signals().requests().total();
+  halo::record_request();
+  EXPECT_EQ(halo::default_signals().requests().total(), before);
+  {
+    auto loop = halo::register_loop(quiet(), [](const halo::CycleRequest&) {});
+    halo::record_request();
+    halo::record_error();
+    EXPECT_EQ(halo::default_signals().requests().total(), before + 1);
+  }
+  halo::record_request();
+  EXPECT_EQ(halo::default_signals().requests().total(), before + 1);
+}
+
+TEST(TriggersStress, ErrorStormFiresOncePerCooldown) {
+  Rig rig;
+  auto cfg = quiet();  // error-rate cooldown 30 s
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  constexpr int kPerThread = 5'000'000;
+  std::atomic<int> running{2};
+  std::latch go(3);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&] {
+      go.arrive_and_wait();
+      for (int i = 0; i < kPerThread; ++i) {
+        if (i % 4 == 0) rig.signals.record_request();
+        rig.signals.record_error();
+      }
+      running.fetch_sub(1);
+    });
+  }
+  go.arrive_and_wait();
+  std::chrono::nanoseconds elapsed{0};
+  while (running.load() > 0) {
+    rig.advance(1ms);  // the ticker evaluating through the storm, 1 ms of manual time per tick
+    elapsed += 1ms;
+  }
+  for (auto& w : writers) w.join();
+  rig.advance(1ms);
+  const auto st = loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)];
+  const auto cooldowns = 1 + elapsed / 30s;
+  EXPECT_EQ(st.fired, 1u);
+  EXPECT_LE(static_cast<std::int64_t>(rig.count("error-rate")), cooldowns);
+  EXPECT_EQ(rig.signals.errors().total(), 2u * kPerThread);
+}
+
+TEST(TriggersStress, StopAndDestroyWhileThreadsRecord) {
+  Rig rig;
+  std::atomic<bool> stop_writers{false};
+  std::atomic<int> after_stop{0};
+  std::atomic<bool> stopped{false};
+  std::latch writing(2);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&] {
+      writing.count_down();
+      while (!stop_writers.load(std::memory_order_relaxed)) {
+        rig.signals.record_request();
+        rig.signals.record_error();
+      }
+    });
+  }
+  writing.wait();
+  for (int round = 0; round < 50; ++round) {
+    auto cfg = quiet();
+    cfg.request_threshold = 1;
+    cfg.cooldown[static_cast<int>(TriggerKind::kRequestVolume)] = 0s;
+    stopped = false;
+    auto loop = std::make_unique<halo::LoopHandle>(
+        halo::register_loop(rig.signals, cfg, [&](const halo::CycleRequest&) {
+          if (stopped.load()) after_stop.fetch_add(1);
+        }));
+    std::atomic<bool> tick_more{true};
+    std::latch ticked(1);
+    std::thread ticking([&] {
+      bool first = true;
+      while (tick_more.load()) {
+        rig.advance(1ms);
+        if (std::exchange(first, false)) ticked.count_down();
+      }
+    });
+    ticked.wait();
+    loop->stop();  // while the ticker thread is evaluating
+    stopped = true;
+    rig.advance(1ms);  // ticks after stop must not reach the callback
+    tick_more = false;
+    ticking.join();
+    loop.reset();
+  }
+  stop_writers = true;
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(after_stop.load(), 0);
+  EXPECT_FALSE(rig.signals.active());
+}
+
+}  // namespace

@@ -1,0 +1,178 @@
+#include "octo/window_counter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <latch>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A ticker that moves only when the test says so.
+struct ManualTime {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+  void advance(std::chrono::nanoseconds d) {
+    clock->advance(d);
+    ticker.tick();
+  }
+};
+
+TEST(WindowCounter, GeometryKeepsTheWindowWithPowerOfTwoBuckets) {
+  ManualTime t;
+  octo::WindowCounter exact(t.ticker, {.window = 100ms, .buckets = 10});
+  EXPECT_EQ(exact.bucket_width(), 10ms);
+  EXPECT_EQ(exact.buckets(), 10u);
+  EXPECT_EQ(exact.window(), 100ms);
+
+  // 10 s / 100 = 100 ms = 10 ticks -> 8 ticks (80 ms) per bucket, 125 buckets.
+  octo::WindowCounter rounded(t.ticker, {.window = 10s, .buckets = 100});
+  EXPECT_EQ(rounded.bucket_width(), 80ms);
+  EXPECT_EQ(rounded.buckets(), 125u);
+  EXPECT_EQ(rounded.window(), 10s);
+
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 1s, .buckets = 0}), std::invalid_argument);
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 1ms, .buckets = 1}), std::invalid_argument);
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 1s, .buckets = 70000}),
+               std::invalid_argument);
+}
+
+TEST(WindowCounter, SumsAcrossRolloverAndBucketsExpire) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10});
+  c.record(5);  // bucket 0
+  t.advance(50ms);
+  c.record(3);  // bucket 5
+  EXPECT_EQ(c.sum(), 8u);
+  EXPECT_EQ(c.sum(10ms), 3u);  // only the current bucket
+  EXPECT_EQ(c.sum(60ms), 8u);  // buckets 0..5
+  t.advance(40ms);             // bucket 9: bucket 0 is the oldest one still inside
+  EXPECT_EQ(c.sum(), 8u);
+  t.advance(10ms);  // bucket 10: bucket 0 has left the window
+  EXPECT_EQ(c.sum(), 3u);
+  EXPECT_EQ(c.total(), 8u);
+  t.advance(1s);  // everything expired; the all-time total stays
+  EXPECT_EQ(c.sum(), 0u);
+  c.record();  // overwrites an old slot; its count moves to the total
+  EXPECT_EQ(c.sum(), 1u);
+  EXPECT_EQ(c.total(), 9u);
+  EXPECT_DOUBLE_EQ(c.rate(), 1.0 / 0.1);
+}
+
+TEST(WindowCounter, AtMostOneBucketOfErrorAtTheEdge) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10});
+  c.record(7);     // t = 0, bucket 0
+  t.advance(9ms);  // still bucket 0
+  c.record(1);
+  t.advance(90ms);  // t = 99 ms, bucket 9: both events are inside the window
+  EXPECT_EQ(c.sum(), 8u);
+  t.advance(6ms);  // t = 105 ms, bucket 10: bucket 0 leaves as a whole
+  // The event at 9 ms is only 96 ms old, yet no longer counted: whole buckets age out, so the
+  // window may leave out at most one bucket (10 ms) of its oldest events.
+  EXPECT_EQ(c.sum(), 0u);
+  EXPECT_EQ(c.total(), 8u);
+}
+
+TEST(WindowCounter, ExactTotalsFromManyThreadsIncludingExitedOnes) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10});
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100'000;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < kPerThread; ++k) c.record();
+    });
+  }
+  for (auto& th : threads) th.join();  // every writer has exited
+  EXPECT_EQ(c.sum(), std::uint64_t{kThreads} * kPerThread);
+  EXPECT_EQ(c.total(), std::uint64_t{kThreads} * kPerThread);
+  EXPECT_LE(c.shard_count(), static_cast<std::size_t>(kThreads));
+
+  // New threads adopt the exited threads' shards instead of allocating more.
+  const auto shards = c.shard_count();
+  std::thread([&] { c.record(2); }).join();
+  EXPECT_EQ(c.shard_count(), shards);
+  EXPECT_EQ(c.total(), std::uint64_t{kThreads} * kPerThread + 2);
+
+  // Exited threads' counts age out of the window like any other.
+  t.advance(2s);
+  EXPECT_EQ(c.sum(), 0u);
+  EXPECT_EQ(c.total(), std::uint64_t{kThreads} * kPerThread + 2);
+}
+
+TEST(WindowCounter, ConcurrentReadersSeeMonotoneSumsWhileTimeStands) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10});
+  std::atomic<bool> done{false};
+  std::latch started(2);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 2; ++i) {
+    writers.emplace_back([&] {
+      started.count_down();
+      for (int k = 0; k < 200'000; ++k) c.record();
+    });
+  }
+  started.wait();
+  std::uint64_t last = 0;
+  while (!done.load()) {
+    const auto s = c.sum();
+    EXPECT_GE(s, last);
+    last = s;
+    if (s == 400'000) done = true;
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(c.sum(), 400'000u);
+}
+
+TEST(WindowCounter, ManyCountersAndRecycledIds) {
+  ManualTime t;
+  std::vector<std::unique_ptr<octo::WindowCounter>> counters;
+  for (int i = 0; i < 100; ++i) {
+    counters.push_back(std::make_unique<octo::WindowCounter>(
+        t.ticker, octo::WindowCounter::Options{.window = 1s, .buckets = 10}));
+  }
+  for (int i = 0; i < 100; ++i) counters[i]->record(static_cast<std::uint64_t>(i));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(counters[i]->sum(), static_cast<std::uint64_t>(i));
+  // A destroyed counter's id is reused; this thread's old slot must not leak into the new one.
+  counters[42].reset();
+  octo::WindowCounter fresh(t.ticker, {.window = 1s, .buckets = 10});
+  fresh.record(5);
+  EXPECT_EQ(fresh.sum(), 5u);
+  EXPECT_EQ(counters[41]->sum(), 41u);
+  EXPECT_EQ(counters[43]->sum(), 43u);
+}
+
+TEST(Ticker, CallbacksRunOnTickAndStopAfterRemoval) {
+  auto clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker({.resolution = 5ms, .clock = clock, .own_thread = false});
+  std::vector<std::int64_t> seen;
+  const auto id =
+      ticker.add_callback([&](std::chrono::nanoseconds now) { seen.push_back(now.count()); });
+  clock->advance(12ms);
+  ticker.tick();
+  EXPECT_EQ(ticker.epoch(), 2u);
+  ticker.remove_callback(id);
+  clock->advance(5ms);
+  ticker.tick();
+  EXPECT_EQ(ticker.epoch(), 3u);
+  EXPECT_EQ(seen, std::vector<std::int64_t>{12'000'000});
+  EXPECT_THROW(octo::Ticker({.resolution = 0ms}), std::invalid_argument);
+}
+
+TEST(Ticker, OwnThreadAdvancesTheEpoch) {
+  octo::Ticker ticker({.resolution = 1ms});
+  std::promise<void> ticked;
+  std::atomic<bool> once{false};
+  ticker.add_callback([&](std::chrono::nanoseconds) {
+    if (!once.exchange(true)) ticked.set_value();
+  });
+  EXPECT_EQ(ticked.get_future().wait_for(30s), std::future_status::ready);
+}
+
+}  // namespace
