@@ -67,10 +67,27 @@ Signals::Signals(octo::Ticker& ticker, std::chrono::nanoseconds window, std::uin
       requests_(ticker, {.window = window, .buckets = buckets}),
       errors_(ticker, {.window = window, .buckets = buckets}) {}
 
+namespace detail {
+constinit std::atomic<octo::WindowCounter*> default_requests{nullptr};
+constinit std::atomic<octo::WindowCounter*> default_errors{nullptr};
+}  // namespace detail
+
 Signals& default_signals() {
   // Never destroyed: request threads may record during static destruction.
   static Signals* const signals = new Signals(octo::Ticker::shared());
   return *signals;
+}
+
+void Signals::activate(bool on) noexcept {
+  // Cold path (a loop starting or stopping): one lock orders the count with the publication.
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  const std::uint32_t now_active = on ? active_.fetch_add(1, std::memory_order_relaxed) + 1
+                                      : active_.fetch_sub(1, std::memory_order_relaxed) - 1;
+  if (this != &default_signals()) return;
+  // The free functions count exactly while at least one loop is registered on the defaults.
+  detail::default_requests.store(now_active ? &requests_ : nullptr, std::memory_order_release);
+  detail::default_errors.store(now_active ? &errors_ : nullptr, std::memory_order_release);
 }
 
 namespace {
@@ -109,7 +126,7 @@ Triggers::Triggers(Signals& signals, TriggerConfig config, CycleCallback on_cycl
   if (!on_cycle_) throw std::invalid_argument("halo::Triggers: the cycle callback is empty");
   for (int k = 0; k < kTriggerKinds; ++k) status_[k].kind = static_cast<TriggerKind>(k);
   next_time_fire_ = signals_.ticker().now() + config_.time_interval;
-  signals_.active_.fetch_add(1, std::memory_order_relaxed);
+  signals_.activate(true);
   callback_id_ = signals_.ticker().add_callback([this](std::chrono::nanoseconds) {
     if (++tick_count_ % config_.evaluate_every_ticks == 0) evaluate();
   });
@@ -127,7 +144,7 @@ void Triggers::stop() {
   }
   // Wait for a callback already on its way out of notify_deploy / trigger_from_event.
   { std::lock_guard wait(callback_mu_); }
-  signals_.active_.fetch_sub(1, std::memory_order_relaxed);
+  signals_.activate(false);
 }
 
 bool Triggers::admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown) {

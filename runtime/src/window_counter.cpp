@@ -11,6 +11,7 @@ namespace octo {
 
 namespace detail {
 
+constinit thread_local TlsSlot tls_inline[kInlineSlots]{};
 constinit thread_local TlsShards tls_shards{nullptr, 0};
 
 CounterShard::CounterShard(std::uint32_t ring_size)
@@ -18,6 +19,23 @@ CounterShard::CounterShard(std::uint32_t ring_size)
       mask(ring_size - 1) {}
 
 CounterShard::~CounterShard() { ::operator delete[](ring, std::align_val_t(64)); }
+
+void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept {
+  CounterShard& s = *slot.shard;
+  std::atomic<std::uint64_t>& word = s.ring[bucket & s.mask];
+  const std::uint64_t w = word.load(std::memory_order_relaxed);
+  const auto stamp = static_cast<std::uint32_t>(bucket);
+  if (static_cast<std::uint32_t>(w >> 32) == stamp) {
+    word.store(w + n, std::memory_order_relaxed);  // a bucket this thread already started
+  } else {
+    // The word held a bucket that left the window: keep its count in the all-time total.
+    s.expired.store(s.expired.load(std::memory_order_relaxed) + (w & 0xffffffffu),
+                    std::memory_order_relaxed);
+    word.store((std::uint64_t{stamp} << 32) | n, std::memory_order_relaxed);
+  }
+  slot.bucket = bucket;
+  slot.current = &word;
+}
 
 }  // namespace detail
 
@@ -40,16 +58,19 @@ struct CounterRegistry {
   static void thread_exit() noexcept {
     detail::TlsShards& t = detail::tls_shards;
     CounterRegistry& r = get();
-    {
-      std::lock_guard lock(r.mu);
-      for (std::uint32_t i = 0; i < t.size; ++i) {
-        const detail::TlsSlot& s = t.slots[i];
-        if (s.shard == nullptr) continue;
-        auto it = r.live.find(s.generation);
-        if (it == r.live.end()) continue;  // the counter is gone, and its shards with it
+    auto release = [&r](detail::TlsSlot& s) {
+      if (s.shard == nullptr) return;
+      auto it = r.live.find(s.generation);
+      if (it != r.live.end()) {  // else the counter is gone, and its shards with it
         std::lock_guard counter_lock(it->second->mu_);
         s.shard->orphaned = true;
       }
+      s = {};
+    };
+    {
+      std::lock_guard lock(r.mu);
+      for (auto& s : detail::tls_inline) release(s);
+      for (std::uint32_t i = 0; i < t.size; ++i) release(t.slots[i]);
     }
     delete[] t.slots;
     t = {nullptr, 0};
@@ -126,16 +147,24 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
       std::lock_guard lock(mu_);
       shard = take_shard();
     }
-    detail::TlsShards& t = detail::tls_shards;
-    if (id_ >= t.size) {
-      const std::uint32_t size = std::max<std::uint32_t>(id_ + 1, 2 * t.size);
-      auto* slots = new detail::TlsSlot[size]();
-      std::copy(t.slots, t.slots + t.size, slots);
-      delete[] t.slots;
-      t = {slots, size};
+    detail::TlsSlot* slot;
+    if (id_ < detail::kInlineSlots) {
+      slot = &detail::tls_inline[id_];
+    } else {
+      detail::TlsShards& t = detail::tls_shards;
+      const std::uint32_t index = id_ - detail::kInlineSlots;
+      if (index >= t.size) {
+        const std::uint32_t size = std::max<std::uint32_t>(index + 1, 2 * t.size);
+        auto* slots = new detail::TlsSlot[size]();
+        std::copy(t.slots, t.slots + t.size, slots);
+        delete[] t.slots;
+        t = {slots, size};
+      }
+      slot = &t.slots[index];
     }
-    t.slots[id_] = {shard, generation_};
-    shard->add(epoch_->load(std::memory_order_relaxed) >> shift_, n);
+    // An impossible bucket, so the roll below starts from the shard's ring.
+    *slot = {generation_, ~std::uint64_t{0}, nullptr, shard};
+    detail::roll(*slot, epoch_->load(std::memory_order_relaxed) >> shift_, n);
   } catch (...) {
     // Out of memory for a first record on this thread: the event is dropped, nothing else breaks.
   }

@@ -83,6 +83,7 @@ class Signals {
 
  private:
   friend class Triggers;
+  void activate(bool on) noexcept;
   octo::Ticker& ticker_;
   // Read on every record; written only when loops register or stop.
   alignas(64) std::atomic<std::uint32_t> active_{0};
@@ -93,8 +94,20 @@ class Signals {
 // The process-wide signals behind the free functions below (shared ticker, 10 s window).
 Signals& default_signals();
 
-inline void record_request() noexcept { default_signals().record_request(); }
-inline void record_error() noexcept { default_signals().record_error(); }
+namespace detail {
+// The default signals' counters while a loop is registered on them, nullptr otherwise: the free
+// functions pay one load and a well-predicted branch before the counter's own record().
+extern constinit std::atomic<octo::WindowCounter*> default_requests;
+extern constinit std::atomic<octo::WindowCounter*> default_errors;
+}  // namespace detail
+
+// Acquire pairs with the release that publishes the (never destroyed) default counters.
+inline void record_request() noexcept {
+  if (auto* c = detail::default_requests.load(std::memory_order_acquire)) c->record();
+}
+inline void record_error() noexcept {
+  if (auto* c = detail::default_errors.load(std::memory_order_acquire)) c->record();
+}
 inline void record_request(Signals& s) noexcept { s.record_request(); }
 inline void record_error(Signals& s) noexcept { s.record_error(); }
 

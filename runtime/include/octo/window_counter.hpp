@@ -38,38 +38,34 @@ struct alignas(64) CounterShard {
   CounterShard(const CounterShard&) = delete;
   CounterShard& operator=(const CounterShard&) = delete;
 
-  // Relaxed load + store: the owning thread is the only writer, and readers need no ordering
-  // beyond seeing each word whole.
-  void add(std::uint64_t bucket, std::uint64_t n) noexcept {
-    std::atomic<std::uint64_t>& slot = ring[bucket & mask];
-    const std::uint64_t w = slot.load(std::memory_order_relaxed);
-    const auto stamp = static_cast<std::uint32_t>(bucket);
-    if (static_cast<std::uint32_t>(w >> 32) == stamp) [[likely]] {
-      slot.store(w + n, std::memory_order_relaxed);
-    } else {
-      // The slot held a bucket that left the window: keep its count in the all-time total.
-      expired.store(expired.load(std::memory_order_relaxed) + (w & 0xffffffffu),
-                    std::memory_order_relaxed);
-      slot.store((std::uint64_t{stamp} << 32) | n, std::memory_order_relaxed);
-    }
-  }
-
   std::atomic<std::uint64_t>* const ring;
   const std::uint64_t mask;
   std::atomic<std::uint64_t> expired{0};
   bool orphaned = false;  // guarded by the counter's mutex
 };
 
+// A thread's handle on one counter, in that thread's own memory: the counter it belongs to
+// (by generation), the bucket being filled and that bucket's word. record() touches nothing else.
 struct TlsSlot {
-  CounterShard* shard;
   std::uint64_t generation;  // the counter's; a mismatch means another (or a dead) counter
+  std::uint64_t bucket;
+  std::atomic<std::uint64_t>* current;
+  CounterShard* shard;
 };
+// Counter ids below kInlineSlots index a fixed thread-local array (one TLS-relative load);
+// higher ids use a per-thread heap table. Both are constant-initialised and trivially
+// destructible, so access needs no TLS init guard.
+inline constexpr std::uint32_t kInlineSlots = 32;
 struct TlsShards {
-  TlsSlot* slots;
+  TlsSlot* slots;  // ids >= kInlineSlots, offset by kInlineSlots
   std::uint32_t size;
 };
-// Constant-initialised and trivially destructible, so access needs no TLS init guard.
+extern constinit thread_local TlsSlot tls_inline[kInlineSlots];
 extern constinit thread_local TlsShards tls_shards;
+
+// Moves `slot` to `bucket` (a new bucket, or the first record), then adds n. Cold: once per
+// bucket width per thread.
+void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept;
 
 }  // namespace detail
 
@@ -90,15 +86,24 @@ class WindowCounter {
 
   // Adds n events now. Safe from any number of threads; see the file comment for the cost.
   void record(std::uint64_t n = 1) noexcept {
-    const detail::TlsShards& t = detail::tls_shards;
-    if (id_ < t.size) [[likely]] {
-      const detail::TlsSlot& s = t.slots[id_];
-      if (s.generation == generation_) [[likely]] {
-        s.shard->add(epoch_->load(std::memory_order_relaxed) >> shift_, n);
-        return;
-      }
+    detail::TlsSlot* s;
+    if (id_ < detail::kInlineSlots) [[likely]] {
+      s = &detail::tls_inline[id_];
+    } else if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
+      s = &detail::tls_shards.slots[id_ - detail::kInlineSlots];
+    } else {
+      return record_slow(n);
     }
-    record_slow(n);
+    if (s->generation != generation_) [[unlikely]]
+      return record_slow(n);
+    const std::uint64_t bucket = epoch_->load(std::memory_order_relaxed) >> shift_;
+    if (bucket == s->bucket) [[likely]] {
+      // Relaxed load + store: this thread is the word's only writer; readers need only see it
+      // whole. The word's address is at hand, so the epoch compare stays off the data path.
+      s->current->store(s->current->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    } else {
+      detail::roll(*s, bucket, n);
+    }
   }
 
   // Events in the whole window.
