@@ -67,14 +67,34 @@ Signals::Signals(octo::Ticker& ticker, std::chrono::nanoseconds window, std::uin
       requests_(ticker, {.window = window, .buckets = buckets}),
       errors_(ticker, {.window = window, .buckets = buckets}) {}
 
+Signals::Signals(octo::Ticker& ticker, Pinned)
+    : ticker_(ticker),
+      requests_(ticker, {.window = std::chrono::seconds(10), .buckets = 100}, detail::kRequestSlot),
+      errors_(ticker, {.window = std::chrono::seconds(10), .buckets = 100}, detail::kErrorSlot) {}
+
 namespace detail {
-constinit std::atomic<octo::WindowCounter*> default_requests{nullptr};
-constinit std::atomic<octo::WindowCounter*> default_errors{nullptr};
+constinit std::atomic<bool> default_active{false};
+constinit const std::atomic<std::uint64_t>* default_epoch = nullptr;
+
+void record_default_slow(std::uint32_t slot) noexcept {
+  Signals& d = default_signals();
+  octo::WindowCounter& c = slot == kRequestSlot ? d.requests_ : d.errors_;
+  c.record();  // the counter's own path rolls (or sets up) this thread's pinned slot
+}
 }  // namespace detail
+
+namespace {
+std::atomic<Signals*> g_default_signals{nullptr};
+}  // namespace
 
 Signals& default_signals() {
   // Never destroyed: request threads may record during static destruction.
-  static Signals* const signals = new Signals(octo::Ticker::shared());
+  static Signals* const signals = [] {
+    auto* s = new Signals(octo::Ticker::shared(), Signals::Pinned{});
+    detail::default_epoch = &octo::Ticker::shared().epoch_word();
+    g_default_signals.store(s, std::memory_order_release);
+    return s;
+  }();
   return *signals;
 }
 
@@ -84,10 +104,9 @@ void Signals::activate(bool on) noexcept {
   std::lock_guard lock(mu);
   const std::uint32_t now_active = on ? active_.fetch_add(1, std::memory_order_relaxed) + 1
                                       : active_.fetch_sub(1, std::memory_order_relaxed) - 1;
-  if (this != &default_signals()) return;
+  if (this != g_default_signals.load(std::memory_order_acquire)) return;
   // The free functions count exactly while at least one loop is registered on the defaults.
-  detail::default_requests.store(now_active ? &requests_ : nullptr, std::memory_order_release);
-  detail::default_errors.store(now_active ? &errors_ : nullptr, std::memory_order_release);
+  detail::default_active.store(now_active != 0, std::memory_order_release);
 }
 
 namespace {

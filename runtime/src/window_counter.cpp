@@ -20,7 +20,8 @@ CounterShard::CounterShard(std::uint32_t ring_size)
 
 CounterShard::~CounterShard() { ::operator delete[](ring, std::align_val_t(64)); }
 
-void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept {
+void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept {
+  const std::uint64_t bucket = epoch >> shift;
   CounterShard& s = *slot.shard;
   std::atomic<std::uint64_t>& word = s.ring[bucket & s.mask];
   const std::uint64_t w = word.load(std::memory_order_relaxed);
@@ -33,7 +34,7 @@ void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept {
                     std::memory_order_relaxed);
     word.store((std::uint64_t{stamp} << 32) | n, std::memory_order_relaxed);
   }
-  slot.bucket = bucket;
+  slot.epoch_end = (bucket + 1) << shift;
   slot.current = &word;
 }
 
@@ -44,7 +45,8 @@ void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept {
 struct CounterRegistry {
   std::mutex mu;
   std::vector<std::uint32_t> free_ids;
-  std::uint32_t next_id = 0;
+  std::uint32_t next_id = WindowCounter::kPinnedSlots;
+  bool pinned_taken[WindowCounter::kPinnedSlots] = {};
   std::uint64_t next_generation = 1;
   std::unordered_map<std::uint64_t, WindowCounter*> live;
 
@@ -89,7 +91,8 @@ thread_local ThreadExitHook tls_exit_hook;
 
 }  // namespace
 
-WindowCounter::WindowCounter(const Ticker& ticker, Options options) : epoch_(&ticker.epoch_word()) {
+WindowCounter::WindowCounter(const Ticker& ticker, Options options, std::uint32_t pinned_slot)
+    : epoch_(&ticker.epoch_word()) {
   const auto res = ticker.resolution();
   if (options.buckets == 0 || options.buckets > 65536) {
     throw std::invalid_argument("octo::WindowCounter: buckets must be in [1, 65536] (got " +
@@ -111,7 +114,14 @@ WindowCounter::WindowCounter(const Ticker& ticker, Options options) : epoch_(&ti
 
   CounterRegistry& r = CounterRegistry::get();
   std::lock_guard lock(r.mu);
-  if (!r.free_ids.empty()) {
+  if (pinned_slot != kNotPinned) {
+    if (pinned_slot >= kPinnedSlots || r.pinned_taken[pinned_slot]) {
+      throw std::invalid_argument("octo::WindowCounter: pinned slot " +
+                                  std::to_string(pinned_slot) + " is out of range or taken");
+    }
+    r.pinned_taken[pinned_slot] = true;
+    id_ = pinned_slot;
+  } else if (!r.free_ids.empty()) {
     id_ = r.free_ids.back();
     r.free_ids.pop_back();
   } else {
@@ -121,11 +131,18 @@ WindowCounter::WindowCounter(const Ticker& ticker, Options options) : epoch_(&ti
   r.live.emplace(generation_, this);
 }
 
+WindowCounter::WindowCounter(const Ticker& ticker, Options options)
+    : WindowCounter(ticker, options, kNotPinned) {}
+
 WindowCounter::~WindowCounter() {
   CounterRegistry& r = CounterRegistry::get();
   std::lock_guard lock(r.mu);
   r.live.erase(generation_);
-  r.free_ids.push_back(id_);
+  if (id_ < kPinnedSlots) {
+    r.pinned_taken[id_] = false;
+  } else {
+    r.free_ids.push_back(id_);
+  }
 }
 
 detail::CounterShard* WindowCounter::take_shard() {
@@ -162,9 +179,8 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
       }
       slot = &t.slots[index];
     }
-    // An impossible bucket, so the roll below starts from the shard's ring.
-    *slot = {generation_, ~std::uint64_t{0}, nullptr, shard};
-    detail::roll(*slot, epoch_->load(std::memory_order_relaxed) >> shift_, n);
+    *slot = {generation_, 0, nullptr, shard};
+    detail::roll(*slot, epoch_->load(std::memory_order_relaxed), shift_, n);
   } catch (...) {
     // Out of memory for a first record on this thread: the event is dropped, nothing else breaks.
   }
@@ -204,6 +220,23 @@ std::uint64_t WindowCounter::total() const {
     }
   }
   return sum;
+}
+
+const detail::TlsSlot* WindowCounter::thread_slot() noexcept {
+  auto find = [this]() -> const detail::TlsSlot* {
+    if (id_ < detail::kInlineSlots) return &detail::tls_inline[id_];
+    if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
+      return &detail::tls_shards.slots[id_ - detail::kInlineSlots];
+    }
+    return nullptr;
+  };
+  const detail::TlsSlot* s = find();
+  if (s == nullptr || s->generation != generation_) {
+    record_slow(0);  // sets the slot up; adds nothing
+    s = find();
+    if (s == nullptr || s->generation != generation_) return nullptr;  // out of memory
+  }
+  return s;
 }
 
 std::size_t WindowCounter::shard_count() const {

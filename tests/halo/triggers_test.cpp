@@ -248,6 +248,26 @@ TEST(Triggers, RecordingIsANoOpWithoutARegisteredLoop) {
   EXPECT_EQ(halo::default_signals().requests().total(), before + 1);
 }
 
+TEST(Triggers, FreeFunctionsCountExactlyAcrossExitingThreads) {
+  auto loop = halo::register_loop(quiet(), [](const halo::CycleRequest&) {});
+  const auto requests = halo::default_signals().requests().total();
+  const auto errors = halo::default_signals().errors().total();
+  for (int round = 0; round < 3; ++round) {  // later threads adopt the exited threads' shards
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([] {
+        for (int k = 0; k < 10'000; ++k) {
+          halo::record_request();
+          if (k % 10 == 0) halo::record_error();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  EXPECT_EQ(halo::default_signals().requests().total() - requests, 120'000u);
+  EXPECT_EQ(halo::default_signals().errors().total() - errors, 12'000u);
+}
+
 TEST(TriggersStress, ErrorStormFiresOncePerCooldown) {
   Rig rig;
   auto cfg = quiet();  // error-rate cooldown 30 s
@@ -275,9 +295,13 @@ TEST(TriggersStress, ErrorStormFiresOncePerCooldown) {
   for (auto& w : writers) w.join();
   rig.advance(1ms);
   const auto st = loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)];
+  // At most one firing per 30 s cooldown of manual time (a slow build may take several), and at
+  // least one: the storm is far above the threshold.
   const auto cooldowns = 1 + elapsed / 30s;
-  EXPECT_EQ(st.fired, 1u);
-  EXPECT_LE(static_cast<std::int64_t>(rig.count("error-rate")), cooldowns);
+  EXPECT_GE(st.fired, 1u);
+  EXPECT_LE(static_cast<std::int64_t>(st.fired), cooldowns);
+  EXPECT_EQ(static_cast<std::int64_t>(rig.count("error-rate")),
+            static_cast<std::int64_t>(st.fired));
   EXPECT_EQ(rig.signals.errors().total(), 2u * kPerThread);
 }
 

@@ -148,6 +148,28 @@ TEST(WindowCounter, ManyCountersAndRecycledIds) {
   EXPECT_EQ(counters[43]->sum(), 43u);
 }
 
+TEST(WindowCounter, PinnedSlotsAreExclusiveAndShareTheThreadSlot) {
+  ManualTime t;
+  {
+    octo::WindowCounter pinned(t.ticker, {.window = 100ms, .buckets = 10}, 1);
+    EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 100ms, .buckets = 10}, 1),
+                 std::invalid_argument);
+    EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 100ms, .buckets = 10},
+                                     octo::WindowCounter::kPinnedSlots),
+                 std::invalid_argument);
+    pinned.record(3);
+    // The pinned slot is this thread's handle, at a fixed index.
+    const octo::detail::TlsSlot* slot = pinned.thread_slot();
+    ASSERT_EQ(slot, &octo::detail::tls_inline[1]);
+    slot->current->store(slot->current->load() + 2);  // what halo::record_request() does
+    EXPECT_EQ(pinned.sum(), 5u);
+  }
+  // Destroyed: the pinned slot can be taken again.
+  octo::WindowCounter again(t.ticker, {.window = 100ms, .buckets = 10}, 1);
+  again.record();
+  EXPECT_EQ(again.sum(), 1u);
+}
+
 TEST(Ticker, CallbacksRunOnTickAndStopAfterRemoval) {
   auto clock = std::make_shared<octo::ManualClock>();
   octo::Ticker ticker({.resolution = 5ms, .clock = clock, .own_thread = false});

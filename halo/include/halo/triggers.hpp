@@ -61,6 +61,11 @@ struct CycleRequest {
 };
 using CycleCallback = std::function<void(const CycleRequest&)>;
 
+class Signals;
+namespace detail {
+void record_default_slow(std::uint32_t slot) noexcept;
+}  // namespace detail
+
 // The request and error counters the triggers watch. Signals are cheap to record into from any
 // thread and must outlive every loop registered on them.
 class Signals {
@@ -83,6 +88,10 @@ class Signals {
 
  private:
   friend class Triggers;
+  friend Signals& default_signals();
+  friend void detail::record_default_slow(std::uint32_t) noexcept;
+  struct Pinned {};
+  Signals(octo::Ticker& ticker, Pinned);
   void activate(bool on) noexcept;
   octo::Ticker& ticker_;
   // Read on every record; written only when loops register or stop.
@@ -95,19 +104,30 @@ class Signals {
 Signals& default_signals();
 
 namespace detail {
-// The default signals' counters while a loop is registered on them, nullptr otherwise: the free
-// functions pay one load and a well-predicted branch before the counter's own record().
-extern constinit std::atomic<octo::WindowCounter*> default_requests;
-extern constinit std::atomic<octo::WindowCounter*> default_errors;
+// The default request and error counters hold the runtime's two pinned thread slots, so the
+// free functions reach this thread's bucket word at a fixed TLS address: no counter lookup.
+inline constexpr std::uint32_t kRequestSlot = 0;
+inline constexpr std::uint32_t kErrorSlot = 1;
+// True while a loop is registered on the default signals; read on every call, rarely written.
+extern constinit std::atomic<bool> default_active;
+// The shared ticker's epoch; set before default_active first becomes true.
+extern constinit const std::atomic<std::uint64_t>* default_epoch;
+inline void record_default(std::uint32_t slot) noexcept {
+  // Acquire pairs with the release that sets default_active after default_epoch.
+  if (!default_active.load(std::memory_order_acquire)) return;
+  octo::detail::TlsSlot& s = octo::detail::tls_inline[slot];
+  if (default_epoch->load(std::memory_order_relaxed) < s.epoch_end) [[likely]] {
+    // This thread is the word's only writer (see octo::WindowCounter::record).
+    s.current->store(s.current->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    record_default_slow(slot);
+  }
+}
 }  // namespace detail
 
-// Acquire pairs with the release that publishes the (never destroyed) default counters.
-inline void record_request() noexcept {
-  if (auto* c = detail::default_requests.load(std::memory_order_acquire)) c->record();
-}
-inline void record_error() noexcept {
-  if (auto* c = detail::default_errors.load(std::memory_order_acquire)) c->record();
-}
+// Count into the default signals while a loop is registered on them; a no-op otherwise.
+inline void record_request() noexcept { detail::record_default(detail::kRequestSlot); }
+inline void record_error() noexcept { detail::record_default(detail::kErrorSlot); }
 inline void record_request(Signals& s) noexcept { s.record_request(); }
 inline void record_error(Signals& s) noexcept { s.record_error(); }
 

@@ -48,7 +48,7 @@ struct alignas(64) CounterShard {
 // (by generation), the bucket being filled and that bucket's word. record() touches nothing else.
 struct TlsSlot {
   std::uint64_t generation;  // the counter's; a mismatch means another (or a dead) counter
-  std::uint64_t bucket;
+  std::uint64_t epoch_end;   // first epoch past the bucket being filled (0: none yet)
   std::atomic<std::uint64_t>* current;
   CounterShard* shard;
 };
@@ -63,9 +63,9 @@ struct TlsShards {
 extern constinit thread_local TlsSlot tls_inline[kInlineSlots];
 extern constinit thread_local TlsShards tls_shards;
 
-// Moves `slot` to `bucket` (a new bucket, or the first record), then adds n. Cold: once per
-// bucket width per thread.
-void roll(TlsSlot& slot, std::uint64_t bucket, std::uint64_t n) noexcept;
+// Moves `slot` to the bucket holding `epoch` (a new bucket, or the first record), then adds n.
+// Cold: once per bucket width per thread.
+void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept;
 
 }  // namespace detail
 
@@ -79,6 +79,13 @@ class WindowCounter {
   // Throws std::invalid_argument for a window or bucket count of zero, or a window shorter than
   // the ticker's resolution. The ticker must outlive the counter.
   WindowCounter(const Ticker& ticker, Options options);
+
+  // Ids below kPinnedSlots are reserved for counters that live as long as the process (halo's
+  // default request and error counters): their thread slot is at a fixed index, so a caller can
+  // record through detail::tls_inline[slot] without looking the counter up. Throws
+  // std::invalid_argument if the slot is out of range or taken.
+  static constexpr std::uint32_t kPinnedSlots = 2;
+  WindowCounter(const Ticker& ticker, Options options, std::uint32_t pinned_slot);
   explicit WindowCounter(const Ticker& ticker) : WindowCounter(ticker, Options{}) {}
   ~WindowCounter();
   WindowCounter(const WindowCounter&) = delete;
@@ -96,13 +103,14 @@ class WindowCounter {
     }
     if (s->generation != generation_) [[unlikely]]
       return record_slow(n);
-    const std::uint64_t bucket = epoch_->load(std::memory_order_relaxed) >> shift_;
-    if (bucket == s->bucket) [[likely]] {
+    const std::uint64_t epoch = epoch_->load(std::memory_order_relaxed);
+    // Epochs only grow, so "still in my bucket" is one compare against its end.
+    if (epoch < s->epoch_end) [[likely]] {
       // Relaxed load + store: this thread is the word's only writer; readers need only see it
       // whole. The word's address is at hand, so the epoch compare stays off the data path.
       s->current->store(s->current->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     } else {
-      detail::roll(*s, bucket, n);
+      detail::roll(*s, epoch, shift_, n);
     }
   }
 
@@ -121,8 +129,14 @@ class WindowCounter {
   // Threads that have recorded into this counter (live or exited).
   std::size_t shard_count() const;
 
+  // This thread's handle on the counter, set up if needed (for callers that keep their own
+  // fast path, like halo::record_request). Valid until the thread exits or the counter dies;
+  // nullptr if memory ran out.
+  const detail::TlsSlot* thread_slot() noexcept;
+
  private:
   friend struct CounterRegistry;
+  static constexpr std::uint32_t kNotPinned = ~std::uint32_t{0};
   void record_slow(std::uint64_t n) noexcept;
   std::uint64_t sum_buckets(std::uint32_t n) const;
   detail::CounterShard* take_shard();  // under mu_
