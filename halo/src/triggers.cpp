@@ -73,10 +73,13 @@ Signals::Signals(octo::Ticker& ticker, Pinned)
       errors_(ticker, {.window = std::chrono::seconds(10), .buckets = 100}, detail::kErrorSlot) {}
 
 namespace detail {
-constinit std::atomic<bool> default_active{false};
-constinit const std::atomic<std::uint64_t>* default_epoch = nullptr;
+namespace {
+constinit const std::atomic<std::uint64_t> kNeverEpoch{~std::uint64_t{0}};
+}  // namespace
+constinit std::atomic<const std::atomic<std::uint64_t>*> default_epoch{&kNeverEpoch};
 
 void record_default_slow(std::uint32_t slot) noexcept {
+  if (default_epoch.load(std::memory_order_acquire) == &kNeverEpoch) return;  // no loop: no-op
   Signals& d = default_signals();
   octo::WindowCounter& c = slot == kRequestSlot ? d.requests_ : d.errors_;
   c.record();  // the counter's own path rolls (or sets up) this thread's pinned slot
@@ -91,7 +94,6 @@ Signals& default_signals() {
   // Never destroyed: request threads may record during static destruction.
   static Signals* const signals = [] {
     auto* s = new Signals(octo::Ticker::shared(), Signals::Pinned{});
-    detail::default_epoch = &octo::Ticker::shared().epoch_word();
     g_default_signals.store(s, std::memory_order_release);
     return s;
   }();
@@ -106,7 +108,8 @@ void Signals::activate(bool on) noexcept {
                                       : active_.fetch_sub(1, std::memory_order_relaxed) - 1;
   if (this != g_default_signals.load(std::memory_order_acquire)) return;
   // The free functions count exactly while at least one loop is registered on the defaults.
-  detail::default_active.store(now_active != 0, std::memory_order_release);
+  detail::default_epoch.store(now_active != 0 ? &ticker_.epoch_word() : &detail::kNeverEpoch,
+                              std::memory_order_release);
 }
 
 namespace {

@@ -108,15 +108,17 @@ namespace detail {
 // free functions reach this thread's bucket word at a fixed TLS address: no counter lookup.
 inline constexpr std::uint32_t kRequestSlot = 0;
 inline constexpr std::uint32_t kErrorSlot = 1;
-// True while a loop is registered on the default signals; read on every call, rarely written.
-extern constinit std::atomic<bool> default_active;
-// The shared ticker's epoch; set before default_active first becomes true.
-extern constinit const std::atomic<std::uint64_t>* default_epoch;
+// The epoch the free functions compare against: the shared ticker's while a loop is registered
+// on the default signals, otherwise a constant ~0 that sends every call to the slow path (which
+// then does nothing). One load decides both "active?" and "same bucket?".
+extern constinit std::atomic<const std::atomic<std::uint64_t>*> default_epoch;
+
 inline void record_default(std::uint32_t slot) noexcept {
-  // Acquire pairs with the release that sets default_active after default_epoch.
-  if (!default_active.load(std::memory_order_acquire)) return;
+  // Acquire pairs with the release that publishes the ticker's epoch word.
+  const std::uint64_t epoch =
+      default_epoch.load(std::memory_order_acquire)->load(std::memory_order_relaxed);
   octo::detail::TlsSlot& s = octo::detail::tls_inline[slot];
-  if (default_epoch->load(std::memory_order_relaxed) < s.epoch_end) [[likely]] {
+  if (epoch < s.epoch_end) [[likely]] {
     // This thread is the word's only writer (see octo::WindowCounter::record).
     s.current->store(s.current->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   } else {
