@@ -166,7 +166,7 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
     }
     detail::TlsSlot* slot;
     if (id_ < detail::kInlineSlots) {
-      slot = &detail::tls_inline[id_];
+      slot = detail::tls_slots() + id_;
     } else {
       detail::TlsShards& t = detail::tls_shards;
       const std::uint32_t index = id_ - detail::kInlineSlots;
@@ -224,7 +224,7 @@ std::uint64_t WindowCounter::total() const {
 
 const detail::TlsSlot* WindowCounter::thread_slot() noexcept {
   auto find = [this]() -> const detail::TlsSlot* {
-    if (id_ < detail::kInlineSlots) return &detail::tls_inline[id_];
+    if (id_ < detail::kInlineSlots) return detail::tls_slots() + id_;
     if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
       return &detail::tls_shards.slots[id_ - detail::kInlineSlots];
     }

@@ -63,6 +63,17 @@ struct TlsShards {
 extern constinit thread_local TlsSlot tls_inline[kInlineSlots];
 extern constinit thread_local TlsShards tls_shards;
 
+// This thread's inline slots. Under the sanitizers the base is made an opaque, real pointer:
+// GCC's UBSan otherwise null-checks the %fs-relative offset of tls_inline[0] instead of its
+// address and reports a null member access that is not there.
+inline TlsSlot* tls_slots() noexcept {
+  TlsSlot* base = tls_inline;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  asm("" : "+r"(base));
+#endif
+  return base;
+}
+
 // Moves `slot` to the bucket holding `epoch` (a new bucket, or the first record), then adds n.
 // Cold: once per bucket width per thread.
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept;
@@ -95,7 +106,7 @@ class WindowCounter {
   void record(std::uint64_t n = 1) noexcept {
     detail::TlsSlot* s;
     if (id_ < detail::kInlineSlots) [[likely]] {
-      s = &detail::tls_inline[id_];
+      s = detail::tls_slots() + id_;
     } else if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
       s = &detail::tls_shards.slots[id_ - detail::kInlineSlots];
     } else {
