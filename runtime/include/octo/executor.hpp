@@ -15,7 +15,7 @@
 //   octo::Executor ex(std::move(cfg));
 //   if (auto r = ex.enqueue({.type = "agent.revive", .payload = "a-17"}); !r)
 //     log(octo::to_string(r.error()));
-//   ex.submit(*ex.arm_id("cleanup"), [] { purge_tmp(); });
+//   auto done = ex.submit(*ex.arm_id("cleanup"), [] { purge_tmp(); });
 //   ex.shutdown(octo::ShutdownMode::kDrain, std::chrono::seconds(10));
 //
 // Thread safety: every member may be called from any thread, except that the executor must outlive
