@@ -272,11 +272,16 @@ struct Executor::Impl {
         aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
         dead_letter_capacity(cfg.dead_letter_capacity),
         threads(cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency()),
-        // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
-        // join); our producers never join the arena, so allow one worker per arena slot.
-        workers(tbb::global_control::max_allowed_parallelism,
-                static_cast<std::size_t>(threads) + 1),
         arena(threads, 0) {
+    // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
+    // join); our producers never join the arena, so it needs one worker per slot. TBB applies the
+    // smallest max_allowed_parallelism of all live controls to the whole process, so add one only
+    // when it raises the current limit: never cap the embedding service's own TBB use.
+    const std::size_t want = static_cast<std::size_t>(threads) + 1;
+    using tbb::global_control;
+    if (global_control::active_value(global_control::max_allowed_parallelism) < want) {
+      workers.emplace(global_control::max_allowed_parallelism, want);
+    }
     if (cfg.arms.size() > kMaxArms) {
       throw std::invalid_argument("octo::Executor: at most " + std::to_string(kMaxArms) +
                                   " arms (got " + std::to_string(cfg.arms.size()) + ")");
@@ -640,11 +645,7 @@ struct Executor::Impl {
         cancel_all.load(std::memory_order_acquire) ||
         (w.node() && (w.node()->word.load(std::memory_order_acquire) & 3) == TaskNode::kCancelled);
     if (dropped) {
-      a.delayed.fetch_sub(1, std::memory_order_relaxed);
-      discard(a, w);
-      Local l;
-      l.cancelled = 1;
-      flush(a, l);
+      cancel_delayed(r);
       return;
     }
     // Retries bypass capacity and the enabled flag: the task was accepted and must not be lost.
@@ -674,15 +675,20 @@ struct Executor::Impl {
              return r.work.node() == node &&
                     node->word.load(std::memory_order_acquire) == cancelled_word;
            })) {
-        Arm& a = *arms[r.arm];
-        a.delayed.fetch_sub(1, std::memory_order_relaxed);
-        discard(a, r.work);
-        Local l;
-        l.cancelled = 1;
-        flush(a, l);
+        cancel_delayed(r);
       }
     } catch (...) {  // out of memory: the timer discards it when its delay ends
     }
+  }
+
+  // A retry waiting in the timer will not run: it is cancelled and counted now.
+  void cancel_delayed(Retry& r) noexcept {
+    Arm& a = *arms[r.arm];
+    a.delayed.fetch_sub(1, std::memory_order_relaxed);
+    discard(a, r.work);
+    Local l;
+    l.cancelled = 1;
+    flush(a, l);
   }
 
   void discard(Arm& a, Work& w) noexcept {
@@ -768,14 +774,7 @@ struct Executor::Impl {
 
   // Cancels everything waiting in the queues and the timer.
   void sweep() noexcept {
-    for (Retry& r : timer->take_all()) {
-      Arm& a = *arms[r.arm];
-      a.delayed.fetch_sub(1, std::memory_order_relaxed);
-      discard(a, r.work);
-      Local l;
-      l.cancelled = 1;
-      flush(a, l);
-    }
+    for (Retry& r : timer->take_all()) cancel_delayed(r);
     const std::uint32_t n = arm_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < n; ++i) {
       Arm& a = *arms[i];
@@ -858,7 +857,7 @@ struct Executor::Impl {
   const std::uint32_t aging_period;
   const std::size_t dead_letter_capacity;
   const int threads;
-  tbb::global_control workers;
+  std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers
   tbb::task_arena arena;
 
   std::unique_ptr<Arm> arms[kMaxArms];

@@ -1,6 +1,7 @@
 #include "octo/executor.hpp"
 
 #include <gtest/gtest.h>
+#include <oneapi/tbb/global_control.h>
 
 #include <atomic>
 #include <future>
@@ -551,6 +552,20 @@ TEST(Status, HistogramsAndTotals) {
   EXPECT_GT(s.arms[0].queue_wait_p99.count(), 0);
   EXPECT_LE(s.arms[0].queue_wait_p50, s.arms[0].queue_wait_p99);
   EXPECT_LE(s.arms[0].run_time_p50, s.arms[0].run_time_p99);
+}
+
+TEST(Config, NeverLowersTheProcessTbbLimit) {
+  using tbb::global_control;
+  // The embedding service allows 8 TBB threads; TBB applies the smallest live limit process-wide.
+  global_control service(global_control::max_allowed_parallelism, 8);
+  {
+    Executor ex(config_with({arm("a")}, 2));
+    EXPECT_EQ(global_control::active_value(global_control::max_allowed_parallelism), 8u);
+    std::promise<void> ran;
+    ASSERT_TRUE(ex.submit(0, [&] { ran.set_value(); }));
+    EXPECT_EQ(ran.get_future().wait_for(kGenerous), std::future_status::ready);
+  }
+  EXPECT_EQ(global_control::active_value(global_control::max_allowed_parallelism), 8u);
 }
 
 TEST(Context, MissingServiceThrowsNamingIt) {
