@@ -223,20 +223,9 @@ std::uint64_t WindowCounter::total() const {
 }
 
 const detail::TlsSlot* WindowCounter::thread_slot() noexcept {
-  auto find = [this]() -> const detail::TlsSlot* {
-    if (id_ < detail::kInlineSlots) return detail::tls_slots() + id_;
-    if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
-      return &detail::tls_shards.slots[id_ - detail::kInlineSlots];
-    }
-    return nullptr;
-  };
-  const detail::TlsSlot* s = find();
-  if (s == nullptr || s->generation != generation_) {
-    record_slow(0);  // sets the slot up; adds nothing
-    s = find();
-    if (s == nullptr || s->generation != generation_) return nullptr;  // out of memory
-  }
-  return s;
+  if (const detail::TlsSlot* s = own_slot()) return s;
+  record_slow(0);     // sets the slot up; adds nothing
+  return own_slot();  // nullptr only if memory ran out
 }
 
 std::size_t WindowCounter::shard_count() const {

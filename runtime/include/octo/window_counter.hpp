@@ -104,15 +104,8 @@ class WindowCounter {
 
   // Adds n events now. Safe from any number of threads; see the file comment for the cost.
   void record(std::uint64_t n = 1) noexcept {
-    detail::TlsSlot* s;
-    if (id_ < detail::kInlineSlots) [[likely]] {
-      s = detail::tls_slots() + id_;
-    } else if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
-      s = &detail::tls_shards.slots[id_ - detail::kInlineSlots];
-    } else {
-      return record_slow(n);
-    }
-    if (s->generation != generation_) [[unlikely]]
+    detail::TlsSlot* s = own_slot();
+    if (s == nullptr) [[unlikely]]
       return record_slow(n);
     const std::uint64_t epoch = epoch_->load(std::memory_order_relaxed);
     // Epochs only grow, so "still in my bucket" is one compare against its end.
@@ -148,6 +141,18 @@ class WindowCounter {
  private:
   friend struct CounterRegistry;
   static constexpr std::uint32_t kNotPinned = ~std::uint32_t{0};
+  // This thread's slot for this counter, or nullptr when it has none (yet).
+  detail::TlsSlot* own_slot() const noexcept {
+    detail::TlsSlot* s;
+    if (id_ < detail::kInlineSlots) [[likely]] {
+      s = detail::tls_slots() + id_;
+    } else if (id_ - detail::kInlineSlots < detail::tls_shards.size) {
+      s = &detail::tls_shards.slots[id_ - detail::kInlineSlots];
+    } else {
+      return nullptr;
+    }
+    return s->generation == generation_ ? s : nullptr;
+  }
   void record_slow(std::uint64_t n) noexcept;
   std::uint64_t sum_buckets(std::uint32_t n) const;
   detail::CounterShard* take_shard();  // under mu_
