@@ -93,7 +93,9 @@ struct DeadLetter {
 struct ExecutorConfig {
   std::vector<ArmConfig> arms = default_arms();
   RoutingTable routes = default_routes();
-  // Worker threads of the executor's TBB arena; 0 = tbb::info::default_concurrency().
+  // Worker threads of the executor's TBB arena; 0 = tbb::info::default_concurrency(). If TBB's
+  // process-wide max_allowed_parallelism is below threads + 1, the executor raises it while it
+  // lives (its producers never join the arena); it never lowers a limit the service has set.
   int threads = 0;
   Context context;
   // Not owned; must outlive the executor. nullptr = no events.
