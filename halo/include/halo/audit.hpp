@@ -1,0 +1,74 @@
+// halo/audit.hpp — the append-only record of every repair decision.
+//
+// One entry per decision: a task dispatched, suggested (dry run), suppressed (and why),
+// waiting for approval, approved, rejected, failed to dispatch, and each repair's outcome.
+// Entries get increasing sequence numbers; the log keeps the newest `capacity` and counts what it
+// dropped. Thread-safe.
+//
+//   for (const auto& e : engine.audit().entries(50)) std::cout << halo::to_json_line(e) << '\n';
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "octo/task.hpp"
+
+namespace halo {
+
+enum class AuditKind : std::uint8_t {
+  kDispatched,
+  kSuggested,        // dry run: planned, not dispatched
+  kSuppressed,       // a safety rail held it back; `reason` says which
+  kPendingApproval,  // waits for approve()/reject()
+  kApproved,
+  kRejected,
+  kDispatchFailed,  // the executor refused it; `reason` is the EnqueueError
+  kSucceeded,       // outcome: the repair task succeeded
+  kFailed,          // outcome: the repair task was dead-lettered
+  kCancelled,       // outcome: the repair task was cancelled
+};
+std::string_view to_string(AuditKind k) noexcept;
+
+struct AuditEntry {
+  std::uint64_t seq = 0;
+  std::chrono::system_clock::time_point when{};
+  AuditKind kind = AuditKind::kDispatched;
+  std::string cycle_id{};  // empty for outcomes and approvals outside a cycle
+  std::string weak_point{};
+  std::string task_type{};
+  std::string subject{};
+  octo::TaskId task_id = 0;
+  std::uint64_t approval_id = 0;
+  std::string reason{};
+};
+
+// One JSON object on one line (no trailing newline).
+std::string to_json_line(const AuditEntry& e);
+
+class AuditLog {
+ public:
+  explicit AuditLog(std::size_t capacity = 10'000);
+  // Stamps seq and, when unset, the time.
+  void append(AuditEntry e);
+  // The newest `limit` entries, oldest first.
+  std::vector<AuditEntry> entries(std::size_t limit = SIZE_MAX) const;
+  // Writes the newest `limit` entries as JSON lines.
+  void write_json_lines(std::ostream& out, std::size_t limit = SIZE_MAX) const;
+  std::uint64_t appended() const;
+  std::uint64_t dropped() const;
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::deque<AuditEntry> entries_;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t dropped_ = 0;
+};
+
+}  // namespace halo

@@ -1,0 +1,290 @@
+// halo/engine.hpp — the HALO engine: analyze, group into weak points, plan repairs, dispatch
+// them to Octopus safely, learn from their outcomes.
+//
+// A cycle takes a snapshot of the SystemState, runs the selected analyzers as a parallel
+// tbb::flow::graph, groups their issues into weak points (escalating the ones that persist),
+// asks the strategies for one task per weak point and passes each task through the safety
+// rails before it reaches the executor:
+//   dry run          light cycles (by default) and dry_run mark tasks "suggested" only;
+//   in flight        a weak point with a repair running (or awaiting approval) is not repaired
+//                    again;
+//   backoff          after a failed repair its subject waits backoff_base * 2^(failures-1);
+//   blast radius     at most blast_radius_percent of the agents are under repair at once;
+//   approval         configured task types wait for approve(id) / reject(id);
+//   rate limit       a token bucket (repairs_per_second, repair_burst) on dispatches.
+// Every decision lands in the audit log. Repair outcomes come back through observer(): success
+// clears the weak point and its backoff, failure escalates it one level and backs off.
+//
+// Cycles are single-flight: a request() or run_cycle() that arrives while a cycle runs is
+// coalesced, with all others arriving meanwhile, into exactly one follow-up cycle.
+//
+//   halo::SystemState state;
+//   halo::Engine engine(state, {.safety = {.approval_required = {"env.sync"}}});
+//   octo::ExecutorConfig ec;  ec.observer = &engine.observer();  /* handlers ... */
+//   octo::Executor executor(std::move(ec));
+//   engine.attach(executor);
+//   auto loop = halo::register_loop(engine);          // the five triggers start cycles
+//   auto result = engine.run_cycle("manual");         // or run one by hand
+//
+// Lifetime: shut the executor down (or destroy it) before the engine, since its observer calls
+// into the engine. Thread safety: every member may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "halo/analyzer.hpp"
+#include "halo/audit.hpp"
+#include "halo/state.hpp"
+#include "halo/strategy.hpp"
+#include "halo/triggers.hpp"
+#include "halo/weak_point.hpp"
+#include "octo/executor.hpp"
+#include "octo/observer.hpp"
+
+namespace halo {
+
+struct SafetyConfig {
+  // Token bucket on dispatched repairs.
+  double repairs_per_second = 5.0;
+  std::uint32_t repair_burst = 20;
+  // Per-subject wait after a failed repair: min(backoff_max, backoff_base * 2^(failures-1)).
+  std::chrono::nanoseconds backoff_base = std::chrono::seconds(30);
+  std::chrono::nanoseconds backoff_max = std::chrono::minutes(10);
+  // Agents under repair at once, as a share of the snapshot's agents (always at least one).
+  double blast_radius_percent = 10.0;
+  // Task types that wait for approve()/reject().
+  std::set<std::string, std::less<>> approval_required{};
+};
+
+struct EngineConfig {
+  Thresholds thresholds;
+  bool builtin_analyzers = true;
+  bool builtin_strategies = true;
+  SafetyConfig safety;
+  // Every task is only suggested.
+  bool dry_run = false;
+  // Light cycles only suggest (the original's behaviour).
+  bool light_mode_dry_run = true;
+  // A weak point seen in this many consecutive cycles is escalated one level.
+  std::uint32_t escalate_after = 3;
+  std::size_t history_limit = 20;
+  std::size_t audit_capacity = 10'000;
+  // Threads of the arena analyzers run in; 0 = TBB's default concurrency.
+  int concurrency = 0;
+  // Where repairs go; may also be set later with attach(). Not owned.
+  octo::Executor* executor = nullptr;
+};
+
+enum class DispatchStatus : std::uint8_t {
+  kSuggested,
+  kPendingApproval,
+  kDispatched,
+  kSuppressed,
+  kFailed,  // the executor refused the task (reason says why) or none is attached
+};
+std::string_view to_string(DispatchStatus s) noexcept;
+
+struct GeneratedTask {
+  std::string weak_point{};  // WeakPoint::id
+  std::uint64_t fingerprint = 0;
+  std::string subject_type{};
+  std::string strategy{};
+  octo::Task task{};
+};
+
+struct DispatchResult {
+  std::size_t task_index = 0;  // into CycleResult::generated_tasks
+  DispatchStatus status = DispatchStatus::kSuggested;
+  octo::TaskId task_id = 0;         // kDispatched
+  std::uint64_t approval_id = 0;    // kPendingApproval
+  std::string reason{};               // kSuppressed: in-flight, awaiting-approval, backoff,
+                                    // blast-radius, rate-limited; kFailed: the error
+};
+
+struct CycleSummary {
+  std::size_t issues = 0;  // of kMedium or worse
+  std::size_t weak_points = 0;
+  std::size_t critical = 0;
+  std::size_t tasks = 0;
+  std::size_t dispatched = 0;
+  std::size_t suggested = 0;
+  std::size_t suppressed = 0;
+  std::size_t pending_approval = 0;
+  std::size_t failed = 0;
+  std::string text{};
+};
+
+struct CycleResult {
+  std::string id{};         // UUID v4
+  std::string timestamp{};  // ISO-8601 UTC, when the cycle started
+  std::chrono::system_clock::time_point started{};
+  std::string trigger{};
+  std::map<std::string, std::string> context{};
+  Mode mode = Mode::kFull;
+  bool dry_run = false;
+  std::vector<AnalyzerResult> analysis{};
+  std::vector<WeakPoint> weak_points{};  // worst first
+  std::vector<GeneratedTask> generated_tasks{};
+  std::vector<DispatchResult> dispatch_results{};
+  std::vector<std::string> errors{};  // strategies that threw
+  CycleSummary summary{};
+  double duration_ms = 0.0;
+};
+
+struct PendingApproval {
+  std::uint64_t id = 0;
+  std::string cycle_id{};
+  GeneratedTask planned{};
+};
+
+enum class ApprovalOutcome : std::uint8_t { kDispatched, kDispatchFailed, kRejected, kUnknownId };
+std::string_view to_string(ApprovalOutcome o) noexcept;
+
+struct EngineStatus {
+  std::optional<std::chrono::system_clock::time_point> last_run{};
+  std::string last_summary{};
+  bool running = false;
+  // Triggers coalesced into the follow-up cycle that has not started yet.
+  std::vector<std::string> pending_triggers{};
+  std::map<std::string, std::uint64_t> cycles_by_trigger{};
+  std::uint64_t cycles = 0;
+  std::uint64_t coalesced = 0;  // requests folded into another cycle
+  std::size_t pending_approvals = 0;
+  std::size_t repairs_in_flight = 0;
+  std::size_t open_weak_points = 0;
+  std::uint64_t repairs_dispatched = 0;
+  std::uint64_t repairs_succeeded = 0;
+  std::uint64_t repairs_failed = 0;
+  std::map<std::string, std::uint64_t> suppressed_by_reason{};
+};
+
+class Engine {
+ public:
+  // Throws std::invalid_argument on a bad configuration (names the field and value).
+  explicit Engine(SystemState& state, EngineConfig config = {});
+  // Stops the cycle worker; waits for a running cycle.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // User analyzers run with the built-ins; user strategies are asked before the built-ins.
+  void add_analyzer(std::unique_ptr<Analyzer> analyzer);
+  void add_strategy(std::unique_ptr<Strategy> strategy);
+  void attach(octo::Executor& executor);
+  // Give this to ExecutorConfig::observer so repair outcomes flow back. Costs the executor
+  // nothing per event while no repair is in flight, a mutex per terminal event otherwise.
+  octo::Observer& observer() noexcept;
+
+  // Runs the analyzers only (no weak points, no tasks, nothing recorded).
+  std::vector<AnalyzerResult> analyze_state(Mode mode = Mode::kFull);
+  // Runs one cycle on the calling thread and returns it; returns nullptr when a cycle was
+  // already running, in which case this request joins the one follow-up cycle.
+  std::shared_ptr<const CycleResult> run_cycle(std::string trigger = "manual",
+                                               std::map<std::string, std::string> context = {},
+                                               Mode mode = Mode::kFull);
+  // Asks the engine's worker thread for a cycle (what the triggers call). Never blocks on a
+  // cycle: requests arriving while one is queued or running are coalesced.
+  void request(const CycleRequest& request);
+  // Blocks until no cycle is running or queued, or the timeout passes; true when idle.
+  bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
+
+  ApprovalOutcome approve(std::uint64_t approval_id);
+  ApprovalOutcome reject(std::uint64_t approval_id, std::string reason = {});
+  std::vector<PendingApproval> pending_approvals() const;
+
+  EngineStatus status() const;
+  // Newest first.
+  std::vector<std::shared_ptr<const CycleResult>> history(std::size_t limit = 20) const;
+  const AuditLog& audit() const noexcept { return audit_; }
+  SystemState& state() const noexcept { return state_; }
+
+  // Stops the worker: request() is ignored from here on; run_cycle() still works.
+  void stop();
+
+ private:
+  class Feedback;
+  struct Arena;
+  struct Tracked;
+  struct InFlight;
+  struct Backoff;
+
+  std::shared_ptr<const CycleResult> execute(std::string trigger,
+                                             std::map<std::string, std::string> context,
+                                             Mode mode);
+  std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
+  void track(CycleResult& cycle, std::uint64_t seq, Mode mode);
+  void plan(CycleResult& cycle);
+  void dispatch(CycleResult& cycle, const Snapshot& snapshot);
+  // Under mu_: enqueues and records the repair; fills `result`.
+  void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result);
+  void on_outcome(const octo::TaskEvent& event);
+  void worker_loop();
+  std::string new_uuid();
+
+  SystemState& state_;
+  const EngineConfig config_;
+  std::unique_ptr<Arena> arena_;
+  std::unique_ptr<Feedback> feedback_;
+  AuditLog audit_;
+
+  mutable std::mutex plugins_mu_;
+  std::vector<std::shared_ptr<Analyzer>> analyzers_;
+  std::vector<std::shared_ptr<Strategy>> strategies_;  // user first, then built-ins
+  std::size_t user_strategies_ = 0;
+
+  // Single flight. Guards the fields up to (not including) mu_.
+  mutable std::mutex flight_mu_;
+  std::condition_variable flight_cv_;
+  bool running_ = false;
+  bool pending_ = false;
+  bool stopping_ = false;
+  CycleRequest pending_request_;
+  std::vector<std::string> pending_triggers_;
+  std::uint64_t coalesced_ = 0;
+  std::thread worker_;
+  std::mutex join_mu_;
+
+  // Engine state: tracking, repairs, approvals, history, counters.
+  mutable std::mutex mu_;
+  octo::Executor* executor_ = nullptr;
+  std::unordered_map<std::uint64_t, Tracked> tracked_;
+  std::unordered_map<octo::TaskId, InFlight> in_flight_;
+  std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
+  std::size_t agents_in_flight_ = 0;
+  std::unordered_map<std::uint64_t, Backoff> backoff_;
+  std::map<std::uint64_t, PendingApproval> approvals_;
+  std::unordered_map<std::uint64_t, std::uint64_t> approval_by_wp_;
+  std::uint64_t next_approval_id_ = 1;
+  double tokens_ = 0.0;
+  std::chrono::nanoseconds tokens_at_{0};
+  std::deque<std::shared_ptr<const CycleResult>> history_;
+  std::uint64_t cycle_seq_ = 0;
+  std::map<std::string, std::uint64_t> cycles_by_trigger_;
+  std::map<std::string, std::uint64_t> suppressed_by_reason_;
+  std::uint64_t repairs_dispatched_ = 0;
+  std::uint64_t repairs_succeeded_ = 0;
+  std::uint64_t repairs_failed_ = 0;
+  std::mt19937_64 rng_;
+  // Read by the observer without mu_ so unrelated tasks skip the lock; written under mu_.
+  std::atomic<std::size_t> in_flight_count_{0};
+};
+
+// Registers the five triggers with `engine.request` as their callback.
+LoopHandle register_loop(Engine& engine, TriggerConfig config = {});
+LoopHandle register_loop(Engine& engine, Signals& signals, TriggerConfig config = {});
+
+}  // namespace halo

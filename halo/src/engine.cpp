@@ -1,0 +1,695 @@
+#include "halo/engine.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/flow_graph.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_sort.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+
+#include "detail/json.hpp"
+
+namespace halo {
+
+struct Engine::Arena {
+  explicit Arena(int concurrency)
+      : arena(concurrency > 0 ? concurrency : tbb::task_arena::automatic) {}
+  tbb::task_arena arena;
+};
+
+// Per weak point, across cycles: consecutive sightings, escalation from failed repairs, and the
+// analyzers that reported it (it is forgotten only by a cycle in which they all ran).
+struct Engine::Tracked {
+  std::uint32_t cycles_seen = 0;
+  std::uint32_t failure_escalation = 0;
+  std::uint64_t last_seen = 0;
+  std::vector<std::string> analyzers;
+};
+
+struct Engine::InFlight {
+  std::uint64_t fingerprint = 0;
+  std::string weak_point;
+  std::string task_type;
+  std::string subject;
+  bool agent = false;
+};
+
+struct Engine::Backoff {
+  std::uint32_t failures = 0;
+  std::chrono::nanoseconds until{0};
+};
+
+class Engine::Feedback final : public octo::Observer {
+ public:
+  explicit Feedback(Engine& e) : engine_(e) {}
+  void on_event(const octo::TaskEvent& event) noexcept override {
+    if (event.kind != octo::TaskEventKind::kSucceeded &&
+        event.kind != octo::TaskEventKind::kDeadLettered &&
+        event.kind != octo::TaskEventKind::kCancelled)
+      return;
+    // Relaxed: a repair's id is recorded (under mu_) before its task can finish, and the count
+    // was raised in the same critical section; a stale zero can only be seen for unrelated tasks.
+    if (engine_.in_flight_count_.load(std::memory_order_relaxed) == 0) return;
+    try {
+      engine_.on_outcome(event);
+    } catch (...) {
+      // Out of memory while auditing: the outcome is lost for the audit log only.
+    }
+  }
+
+ private:
+  Engine& engine_;
+};
+
+std::string_view to_string(DispatchStatus s) noexcept {
+  switch (s) {
+    case DispatchStatus::kSuggested: return "suggested";
+    case DispatchStatus::kPendingApproval: return "pending-approval";
+    case DispatchStatus::kDispatched: return "dispatched";
+    case DispatchStatus::kSuppressed: return "suppressed";
+    case DispatchStatus::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::string_view to_string(ApprovalOutcome o) noexcept {
+  switch (o) {
+    case ApprovalOutcome::kDispatched: return "dispatched";
+    case ApprovalOutcome::kDispatchFailed: return "dispatch-failed";
+    case ApprovalOutcome::kRejected: return "rejected";
+    case ApprovalOutcome::kUnknownId: return "unknown-id";
+  }
+  return "?";
+}
+
+namespace {
+
+void validate(const EngineConfig& c) {
+  auto bad = [](const std::string& field, const std::string& value, const char* expected) {
+    throw std::invalid_argument("halo::EngineConfig: " + field + " = " + value + ": expected " +
+                                expected);
+  };
+  const auto& s = c.safety;
+  if (!(s.repairs_per_second > 0) || !std::isfinite(s.repairs_per_second))
+    bad("safety.repairs_per_second", std::to_string(s.repairs_per_second), "a positive rate");
+  if (s.repair_burst == 0) bad("safety.repair_burst", "0", "at least 1");
+  if (s.backoff_base.count() <= 0)
+    bad("safety.backoff_base", std::to_string(s.backoff_base.count()) + " ns", "> 0");
+  if (s.backoff_max < s.backoff_base)
+    bad("safety.backoff_max", std::to_string(s.backoff_max.count()) + " ns", ">= backoff_base");
+  if (!(s.blast_radius_percent > 0 && s.blast_radius_percent <= 100))
+    bad("safety.blast_radius_percent", std::to_string(s.blast_radius_percent), "in (0, 100]");
+  if (c.escalate_after == 0) bad("escalate_after", "0", "at least 1");
+  if (c.history_limit == 0) bad("history_limit", "0", "at least 1");
+  if (c.audit_capacity == 0) bad("audit_capacity", "0", "at least 1");
+  if (c.concurrency < 0) bad("concurrency", std::to_string(c.concurrency), ">= 0");
+  if (c.thresholds.check_timeout.count() <= 0)
+    bad("thresholds.check_timeout", std::to_string(c.thresholds.check_timeout.count()) + " ns",
+        "> 0");
+}
+
+Level raise(Level l, std::uint32_t levels) {
+  const int v = std::min<int>(static_cast<int>(Level::kCritical),
+                              static_cast<int>(l) + static_cast<int>(levels));
+  return static_cast<Level>(v);
+}
+
+AnalyzerResult run_analyzer(Analyzer& a, const Snapshot& s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  AnalyzerResult r;
+  std::string error;
+  try {
+    r = a.analyze(s);
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown exception";
+  }
+  if (!error.empty()) {
+    r = AnalyzerResult{};
+    r.error = error;
+    Issue i;
+    i.id = "analyzer-error-" + std::string(a.name());
+    i.analyzer = std::string(a.name());
+    i.severity = Level::kHigh;
+    i.subject_type = "analyzer";
+    i.subject_id = std::string(a.name());
+    i.rule = "error";
+    i.description = "analyzer " + std::string(a.name()) + " threw: " + error;
+    r.issues.push_back(std::move(i));
+  }
+  r.name = std::string(a.name());
+  r.duration_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace
+
+Engine::Engine(SystemState& state, EngineConfig config)
+    : state_(state),
+      config_((validate(config), std::move(config))),
+      arena_(std::make_unique<Arena>(config_.concurrency)),
+      feedback_(std::make_unique<Feedback>(*this)),
+      audit_(config_.audit_capacity),
+      executor_(config_.executor),
+      tokens_(config_.safety.repair_burst),
+      tokens_at_(state.now()),
+      rng_(std::random_device{}()) {
+  if (config_.builtin_analyzers)
+    for (auto& a : builtin_analyzers(config_.thresholds)) analyzers_.push_back(std::move(a));
+  if (config_.builtin_strategies)
+    for (auto& s : builtin_strategies()) strategies_.push_back(std::move(s));
+  worker_ = std::thread([this] { worker_loop(); });
+}
+
+Engine::~Engine() {
+  stop();
+  std::unique_lock lock(flight_mu_);
+  flight_cv_.wait(lock, [&] { return !running_; });
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(flight_mu_);
+    stopping_ = true;
+    pending_ = false;
+    pending_triggers_.clear();
+  }
+  flight_cv_.notify_all();
+  std::lock_guard join(join_mu_);
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+void Engine::add_analyzer(std::unique_ptr<Analyzer> analyzer) {
+  if (!analyzer) throw std::invalid_argument("halo::Engine::add_analyzer: null analyzer");
+  std::lock_guard lock(plugins_mu_);
+  analyzers_.push_back(std::move(analyzer));
+}
+
+void Engine::add_strategy(std::unique_ptr<Strategy> strategy) {
+  if (!strategy) throw std::invalid_argument("halo::Engine::add_strategy: null strategy");
+  std::lock_guard lock(plugins_mu_);
+  strategies_.insert(strategies_.begin() + static_cast<std::ptrdiff_t>(user_strategies_++),
+                     std::move(strategy));
+}
+
+void Engine::attach(octo::Executor& executor) {
+  std::lock_guard lock(mu_);
+  executor_ = &executor;
+}
+
+octo::Observer& Engine::observer() noexcept { return *feedback_; }
+
+std::vector<AnalyzerResult> Engine::analyze(const Snapshot& snapshot, Mode mode) {
+  std::vector<std::shared_ptr<Analyzer>> selected;
+  {
+    std::lock_guard lock(plugins_mu_);
+    for (const auto& a : analyzers_)
+      if (mode == Mode::kFull || a->light()) selected.push_back(a);
+  }
+  std::vector<AnalyzerResult> results(selected.size());
+  arena_->arena.execute([&] {
+    // The analyzers do not depend on each other: one broadcast feeding one node each.
+    tbb::flow::graph g;
+    tbb::flow::broadcast_node<tbb::flow::continue_msg> start(g);
+    std::vector<std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
+    nodes.reserve(selected.size());
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+      nodes.push_back(std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
+          g, [&, i](const tbb::flow::continue_msg&) {
+            results[i] = run_analyzer(*selected[i], snapshot);
+            return tbb::flow::continue_msg();
+          }));
+      tbb::flow::make_edge(start, *nodes.back());
+    }
+    start.try_put(tbb::flow::continue_msg());
+    g.wait_for_all();
+  });
+  return results;
+}
+
+std::vector<AnalyzerResult> Engine::analyze_state(Mode mode) {
+  auto snapshot = state_.snapshot();
+  return analyze(*snapshot, mode);
+}
+
+std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
+                                                     std::map<std::string, std::string> context,
+                                                     Mode mode) {
+  {
+    std::lock_guard lock(flight_mu_);
+    if (running_) {
+      if (!pending_) {
+        pending_request_ = CycleRequest{TriggerKind::kEvent, trigger, context, mode};
+        pending_ = true;
+      } else if (mode == Mode::kFull) {
+        pending_request_.mode = Mode::kFull;
+      }
+      if (std::find(pending_triggers_.begin(), pending_triggers_.end(), trigger) ==
+          pending_triggers_.end())
+        pending_triggers_.push_back(trigger);
+      ++coalesced_;
+      flight_cv_.notify_all();
+      return nullptr;
+    }
+    running_ = true;
+  }
+  std::shared_ptr<const CycleResult> result;
+  try {
+    result = execute(std::move(trigger), std::move(context), mode);
+  } catch (...) {
+    std::lock_guard lock(flight_mu_);
+    running_ = false;
+    flight_cv_.notify_all();
+    throw;
+  }
+  std::lock_guard lock(flight_mu_);
+  running_ = false;
+  flight_cv_.notify_all();
+  return result;
+}
+
+void Engine::request(const CycleRequest& request) {
+  std::lock_guard lock(flight_mu_);
+  if (stopping_) return;
+  if (pending_) {
+    ++coalesced_;
+    if (request.mode == Mode::kFull) pending_request_.mode = Mode::kFull;
+  } else {
+    pending_request_ = request;
+    pending_ = true;
+    if (running_) ++coalesced_;
+  }
+  if (std::find(pending_triggers_.begin(), pending_triggers_.end(), request.trigger) ==
+      pending_triggers_.end())
+    pending_triggers_.push_back(request.trigger);
+  flight_cv_.notify_all();
+}
+
+void Engine::worker_loop() {
+  std::unique_lock lock(flight_mu_);
+  for (;;) {
+    flight_cv_.wait(lock, [&] { return stopping_ || (pending_ && !running_); });
+    if (stopping_) return;
+    CycleRequest r = std::move(pending_request_);
+    pending_ = false;
+    pending_triggers_.clear();
+    running_ = true;
+    lock.unlock();
+    try {
+      execute(r.trigger, r.context, r.mode);
+    } catch (...) {
+      // A cycle fails only on resource exhaustion; the next request tries again.
+    }
+    lock.lock();
+    running_ = false;
+    flight_cv_.notify_all();
+  }
+}
+
+bool Engine::wait_idle(std::chrono::nanoseconds timeout) {
+  std::unique_lock lock(flight_mu_);
+  auto idle = [&] { return !running_ && (!pending_ || stopping_); };
+  if (timeout == std::chrono::nanoseconds::max()) {
+    flight_cv_.wait(lock, idle);
+    return true;
+  }
+  return flight_cv_.wait_for(lock, timeout, idle);
+}
+
+std::string Engine::new_uuid() {
+  const std::uint64_t hi = (rng_() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  const std::uint64_t lo = (rng_() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx",
+                static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff),
+                static_cast<unsigned long long>(hi & 0xffff),
+                static_cast<unsigned long long>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
+                                                   std::map<std::string, std::string> context,
+                                                   Mode mode) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto cycle = std::make_shared<CycleResult>();
+  std::uint64_t seq;
+  {
+    std::lock_guard lock(mu_);
+    seq = ++cycle_seq_;
+    cycle->id = new_uuid();
+  }
+  cycle->started = std::chrono::system_clock::now();
+  cycle->timestamp = detail::iso8601(cycle->started);
+  cycle->trigger = std::move(trigger);
+  cycle->context = std::move(context);
+  cycle->mode = mode;
+  cycle->dry_run = config_.dry_run || (mode == Mode::kLight && config_.light_mode_dry_run);
+
+  const auto snapshot = state_.snapshot();
+  cycle->analysis = analyze(*snapshot, mode);
+  arena_->arena.execute([&] { cycle->weak_points = group_weak_points(cycle->analysis); });
+  track(*cycle, seq, mode);
+  plan(*cycle);
+  dispatch(*cycle, *snapshot);
+
+  auto& sum = cycle->summary;
+  for (const auto& a : cycle->analysis)
+    for (const auto& i : a.issues) sum.issues += i.severity >= Level::kMedium ? 1 : 0;
+  sum.weak_points = cycle->weak_points.size();
+  for (const auto& wp : cycle->weak_points) sum.critical += wp.severity == Level::kCritical;
+  sum.tasks = cycle->generated_tasks.size();
+  for (const auto& d : cycle->dispatch_results) {
+    switch (d.status) {
+      case DispatchStatus::kSuggested: ++sum.suggested; break;
+      case DispatchStatus::kPendingApproval: ++sum.pending_approval; break;
+      case DispatchStatus::kDispatched: ++sum.dispatched; break;
+      case DispatchStatus::kSuppressed: ++sum.suppressed; break;
+      case DispatchStatus::kFailed: ++sum.failed; break;
+    }
+  }
+  sum.text = std::to_string(sum.issues) + " issues, " + std::to_string(sum.weak_points) +
+             " weak points (" + std::to_string(sum.critical) + " critical), " +
+             std::to_string(sum.tasks) + " tasks: " + std::to_string(sum.dispatched) +
+             " dispatched, " + std::to_string(sum.suggested) + " suggested, " +
+             std::to_string(sum.suppressed) + " suppressed, " +
+             std::to_string(sum.pending_approval) + " awaiting approval, " +
+             std::to_string(sum.failed) + " failed";
+  cycle->duration_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  std::shared_ptr<const CycleResult> done = cycle;
+  std::lock_guard lock(mu_);
+  history_.push_front(done);
+  while (history_.size() > config_.history_limit) history_.pop_back();
+  ++cycles_by_trigger_[done->trigger];
+  return done;
+}
+
+void Engine::track(CycleResult& cycle, std::uint64_t seq, Mode) {
+  std::set<std::string, std::less<>> ran;
+  for (const auto& a : cycle.analysis) ran.insert(a.name);
+  {
+    std::lock_guard lock(mu_);
+    for (WeakPoint& wp : cycle.weak_points) {
+      Tracked& t = tracked_[wp.fingerprint];
+      t.cycles_seen += 1;
+      t.last_seen = seq;
+      t.analyzers.clear();
+      for (const auto& i : wp.issues)
+        if (std::find(t.analyzers.begin(), t.analyzers.end(), i.analyzer) == t.analyzers.end())
+          t.analyzers.push_back(i.analyzer);
+      wp.cycles_seen = t.cycles_seen;
+      wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
+      wp.severity = raise(wp.base_severity, wp.escalation);
+    }
+    // Forget weak points this cycle could have seen but did not: they are healthy again.
+    for (auto it = tracked_.begin(); it != tracked_.end();) {
+      const Tracked& t = it->second;
+      const bool all_ran = std::all_of(t.analyzers.begin(), t.analyzers.end(),
+                                       [&](const std::string& a) { return ran.count(a) != 0; });
+      if (t.last_seen != seq && all_ran)
+        it = tracked_.erase(it);
+      else
+        ++it;
+    }
+  }
+  arena_->arena.execute([&] {
+    tbb::parallel_sort(cycle.weak_points.begin(), cycle.weak_points.end(),
+                       [](const WeakPoint& a, const WeakPoint& b) {
+                         if (a.severity != b.severity) return a.severity > b.severity;
+                         return a.fingerprint < b.fingerprint;
+                       });
+  });
+}
+
+void Engine::plan(CycleResult& cycle) {
+  std::vector<std::shared_ptr<Strategy>> strategies;
+  {
+    std::lock_guard lock(plugins_mu_);
+    strategies = strategies_;
+  }
+  struct Planned {
+    std::optional<GeneratedTask> task;
+    std::string error;
+  };
+  std::vector<Planned> planned(cycle.weak_points.size());
+  arena_->arena.execute([&] {
+    tbb::parallel_for(
+        tbb::blocked_range<std::size_t>(0, planned.size(), 256),
+        [&](const tbb::blocked_range<std::size_t>& r) {
+          for (std::size_t k = r.begin(); k != r.end(); ++k) {
+            const WeakPoint& wp = cycle.weak_points[k];
+            for (const auto& s : strategies) {
+              try {
+                if (auto t = s->plan(wp)) {
+                  planned[k].task = GeneratedTask{wp.id, wp.fingerprint, wp.subject_type,
+                                                  std::string(s->name()), std::move(*t)};
+                  break;
+                }
+              } catch (const std::exception& e) {
+                planned[k].error = "strategy " + std::string(s->name()) + " threw on " + wp.id +
+                                   ": " + e.what();
+                break;
+              } catch (...) {
+                planned[k].error =
+                    "strategy " + std::string(s->name()) + " threw on " + wp.id + ": unknown";
+                break;
+              }
+            }
+          }
+        });
+  });
+  for (auto& p : planned) {
+    if (p.task) cycle.generated_tasks.push_back(std::move(*p.task));
+    if (!p.error.empty()) cycle.errors.push_back(std::move(p.error));
+  }
+}
+
+void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result) {
+  const bool agent = gt.subject_type == "agent";
+  AuditEntry e{.cycle_id = cycle_id,
+               .weak_point = gt.weak_point,
+               .task_type = gt.task.type,
+               .subject = gt.task.payload};
+  if (executor_ == nullptr) {
+    result.status = DispatchStatus::kFailed;
+    result.reason = "no executor attached";
+  } else if (auto r = executor_->enqueue(gt.task); r) {
+    result.status = DispatchStatus::kDispatched;
+    result.task_id = r.id();
+    in_flight_[r.id()] = InFlight{gt.fingerprint, gt.weak_point, gt.task.type, gt.task.payload, agent};
+    in_flight_by_wp_[gt.fingerprint] = r.id();
+    if (agent) ++agents_in_flight_;
+    in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
+    ++repairs_dispatched_;
+  } else {
+    result.status = DispatchStatus::kFailed;
+    result.reason = std::string(octo::to_string(r.error()));
+  }
+  e.kind = result.status == DispatchStatus::kDispatched ? AuditKind::kDispatched
+                                                        : AuditKind::kDispatchFailed;
+  e.task_id = result.task_id;
+  e.reason = result.reason;
+  audit_.append(std::move(e));
+}
+
+void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
+  std::unordered_map<std::string_view, const WeakPoint*> by_id;
+  by_id.reserve(cycle.weak_points.size());
+  for (const auto& wp : cycle.weak_points) by_id.emplace(wp.id, &wp);
+  const auto& safety = config_.safety;
+  const auto now = state_.now();
+  const std::size_t agent_cap = std::max<std::size_t>(
+      1, static_cast<std::size_t>(std::floor(static_cast<double>(snapshot.agent_count) *
+                                             safety.blast_radius_percent / 100.0)));
+
+  std::lock_guard lock(mu_);
+  const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
+  tokens_ = std::min<double>(safety.repair_burst,
+                             tokens_ + std::max(0.0, elapsed) * safety.repairs_per_second);
+  tokens_at_ = now;
+
+  cycle.dispatch_results.resize(cycle.generated_tasks.size());
+  for (std::size_t i = 0; i < cycle.generated_tasks.size(); ++i) {
+    const GeneratedTask& gt = cycle.generated_tasks[i];
+    const WeakPoint& wp = *by_id.at(gt.weak_point);
+    DispatchResult& d = cycle.dispatch_results[i];
+    d.task_index = i;
+    AuditEntry e{.cycle_id = cycle.id,
+                 .weak_point = gt.weak_point,
+                 .task_type = gt.task.type,
+                 .subject = gt.task.payload};
+    auto suppress = [&](const char* why) {
+      d.status = DispatchStatus::kSuppressed;
+      d.reason = why;
+      ++suppressed_by_reason_[why];
+    };
+    const auto backoff = backoff_.find(wp.fingerprint);
+    if (cycle.dry_run) {
+      d.status = DispatchStatus::kSuggested;
+    } else if (in_flight_by_wp_.count(wp.fingerprint) != 0) {
+      suppress("in-flight");
+    } else if (approval_by_wp_.count(wp.fingerprint) != 0) {
+      suppress("awaiting-approval");
+    } else if (backoff != backoff_.end() && now < backoff->second.until) {
+      suppress("backoff");
+    } else if (wp.subject_type == "agent" && agents_in_flight_ >= agent_cap) {
+      suppress("blast-radius");
+    } else if (safety.approval_required.count(gt.task.type) != 0) {
+      d.status = DispatchStatus::kPendingApproval;
+      d.approval_id = next_approval_id_++;
+      approvals_[d.approval_id] = PendingApproval{d.approval_id, cycle.id, gt};
+      approval_by_wp_[wp.fingerprint] = d.approval_id;
+    } else if (tokens_ < 1.0) {
+      suppress("rate-limited");
+    } else {
+      tokens_ -= 1.0;
+      send(gt, cycle.id, d);
+      continue;  // send() audits
+    }
+    e.kind = d.status == DispatchStatus::kSuggested         ? AuditKind::kSuggested
+             : d.status == DispatchStatus::kPendingApproval ? AuditKind::kPendingApproval
+                                                            : AuditKind::kSuppressed;
+    e.approval_id = d.approval_id;
+    e.reason = d.reason;
+    audit_.append(std::move(e));
+  }
+}
+
+void Engine::on_outcome(const octo::TaskEvent& event) {
+  std::lock_guard lock(mu_);
+  auto it = in_flight_.find(event.id);
+  if (it == in_flight_.end()) return;
+  InFlight f = std::move(it->second);
+  in_flight_.erase(it);
+  in_flight_by_wp_.erase(f.fingerprint);
+  if (f.agent) --agents_in_flight_;
+  in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
+
+  AuditEntry e{.weak_point = f.weak_point,
+               .task_type = f.task_type,
+               .subject = f.subject,
+               .task_id = event.id,
+               .reason = std::string(event.reason)};
+  switch (event.kind) {
+    case octo::TaskEventKind::kSucceeded:
+      e.kind = AuditKind::kSucceeded;
+      ++repairs_succeeded_;
+      backoff_.erase(f.fingerprint);
+      tracked_.erase(f.fingerprint);
+      break;
+    case octo::TaskEventKind::kDeadLettered: {
+      e.kind = AuditKind::kFailed;
+      ++repairs_failed_;
+      Backoff& b = backoff_[f.fingerprint];
+      b.failures += 1;
+      const auto& s = config_.safety;
+      const int shift = static_cast<int>(std::min<std::uint32_t>(b.failures - 1, 30));
+      const auto delay = std::min<std::chrono::nanoseconds>(
+          s.backoff_max, s.backoff_base * (std::int64_t{1} << shift));
+      b.until = state_.now() + delay;
+      auto t = tracked_.find(f.fingerprint);
+      if (t != tracked_.end()) t->second.failure_escalation += 1;
+      break;
+    }
+    default:
+      e.kind = AuditKind::kCancelled;
+      break;
+  }
+  audit_.append(std::move(e));
+}
+
+ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
+  std::lock_guard lock(mu_);
+  auto it = approvals_.find(approval_id);
+  if (it == approvals_.end()) return ApprovalOutcome::kUnknownId;
+  PendingApproval p = std::move(it->second);
+  approvals_.erase(it);
+  approval_by_wp_.erase(p.planned.fingerprint);
+  audit_.append(AuditEntry{.kind = AuditKind::kApproved,
+                           .cycle_id = p.cycle_id,
+                           .weak_point = p.planned.weak_point,
+                           .task_type = p.planned.task.type,
+                           .subject = p.planned.task.payload,
+                           .approval_id = approval_id});
+  // Approval is a person's decision: it skips the rate limit, not the executor's own checks.
+  DispatchResult d;
+  send(p.planned, p.cycle_id, d);
+  return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
+                                                 : ApprovalOutcome::kDispatchFailed;
+}
+
+ApprovalOutcome Engine::reject(std::uint64_t approval_id, std::string reason) {
+  std::lock_guard lock(mu_);
+  auto it = approvals_.find(approval_id);
+  if (it == approvals_.end()) return ApprovalOutcome::kUnknownId;
+  PendingApproval p = std::move(it->second);
+  approvals_.erase(it);
+  approval_by_wp_.erase(p.planned.fingerprint);
+  audit_.append(AuditEntry{.kind = AuditKind::kRejected,
+                           .cycle_id = p.cycle_id,
+                           .weak_point = p.planned.weak_point,
+                           .task_type = p.planned.task.type,
+                           .subject = p.planned.task.payload,
+                           .approval_id = approval_id,
+                           .reason = std::move(reason)});
+  return ApprovalOutcome::kRejected;
+}
+
+std::vector<PendingApproval> Engine::pending_approvals() const {
+  std::lock_guard lock(mu_);
+  std::vector<PendingApproval> out;
+  for (const auto& [id, p] : approvals_) out.push_back(p);
+  return out;
+}
+
+EngineStatus Engine::status() const {
+  EngineStatus s;
+  {
+    std::lock_guard lock(flight_mu_);
+    s.running = running_;
+    s.pending_triggers = pending_triggers_;
+    s.coalesced = coalesced_;
+  }
+  std::lock_guard lock(mu_);
+  if (!history_.empty()) {
+    s.last_summary = history_.front()->summary.text;
+    s.last_run = history_.front()->started;
+  }
+  s.cycles_by_trigger = cycles_by_trigger_;
+  for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
+  s.pending_approvals = approvals_.size();
+  s.repairs_in_flight = in_flight_.size();
+  s.open_weak_points = tracked_.size();
+  s.repairs_dispatched = repairs_dispatched_;
+  s.repairs_succeeded = repairs_succeeded_;
+  s.repairs_failed = repairs_failed_;
+  s.suppressed_by_reason = suppressed_by_reason_;
+  return s;
+}
+
+std::vector<std::shared_ptr<const CycleResult>> Engine::history(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  const std::size_t n = std::min(limit, history_.size());
+  return {history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+LoopHandle register_loop(Engine& engine, TriggerConfig config) {
+  return register_loop(std::move(config), [&engine](const CycleRequest& r) { engine.request(r); });
+}
+
+LoopHandle register_loop(Engine& engine, Signals& signals, TriggerConfig config) {
+  return register_loop(signals, std::move(config),
+                       [&engine](const CycleRequest& r) { engine.request(r); });
+}
+
+}  // namespace halo

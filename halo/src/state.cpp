@@ -1,0 +1,315 @@
+#include "halo/state.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace halo {
+
+namespace {
+
+void require_id(std::string_view what, std::string_view id) {
+  if (id.empty()) throw std::invalid_argument(std::string("halo::SystemState: empty ") +
+                                              std::string(what) + " id");
+}
+
+void require_check(std::string_view kind, const Check& c) {
+  if (c.name.empty())
+    throw std::invalid_argument("halo::SystemState: " + std::string(kind) +
+                                " check with an empty name");
+  if (!c.run)
+    throw std::invalid_argument("halo::SystemState: " + std::string(kind) + " check '" + c.name +
+                                "' has no callable");
+}
+
+std::shared_ptr<const std::vector<Check>> with_check(
+    const std::shared_ptr<const std::vector<Check>>& old, Check check) {
+  auto next = std::make_shared<std::vector<Check>>(*old);
+  for (auto& c : *next) {
+    if (c.name == check.name) {
+      c = std::move(check);
+      return next;
+    }
+  }
+  next->push_back(std::move(check));
+  return next;
+}
+
+}  // namespace
+
+std::string_view to_string(Level l) noexcept {
+  switch (l) {
+    case Level::kInfo: return "info";
+    case Level::kLow: return "low";
+    case Level::kMedium: return "medium";
+    case Level::kHigh: return "high";
+    case Level::kCritical: return "critical";
+  }
+  return "?";
+}
+
+Level parse_level(std::string_view text) {
+  for (Level l : {Level::kInfo, Level::kLow, Level::kMedium, Level::kHigh, Level::kCritical})
+    if (to_string(l) == text) return l;
+  throw std::invalid_argument("halo::parse_level: unknown level '" + std::string(text) +
+                              "' (expected info, low, medium, high or critical)");
+}
+
+std::string_view Issue::get(std::string_view key) const noexcept {
+  for (const auto& [k, v] : data)
+    if (k == key) return v;
+  return {};
+}
+
+std::string_view to_string(GraftStatus s) noexcept {
+  switch (s) {
+    case GraftStatus::kInstalled: return "installed";
+    case GraftStatus::kPending: return "pending";
+    case GraftStatus::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::string_view to_string(CheckStatus s) noexcept {
+  switch (s) {
+    case CheckStatus::kGreen: return "green";
+    case CheckStatus::kAmber: return "amber";
+    case CheckStatus::kRed: return "red";
+  }
+  return "?";
+}
+
+EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window)
+    : requests_(ticker, {.window = window}),
+      errors_(ticker, {.window = window}),
+      latency_us_(ticker, {.window = window}) {}
+
+void EndpointCounters::record(double latency_ms, bool error) noexcept {
+  requests_.record();
+  if (error) errors_.record();
+  const double us = latency_ms * 1000.0;
+  latency_us_.record(us > 0 ? static_cast<std::uint64_t>(std::llround(us)) : 0);
+}
+
+double EndpointCounters::mean_latency_ms() const {
+  const std::uint64_t n = requests_.sum();
+  return n == 0 ? 0.0 : static_cast<double>(latency_us_.sum()) / 1000.0 / static_cast<double>(n);
+}
+
+std::optional<std::string> checksum_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  XXH3_state_t* st = XXH3_createState();
+  if (st == nullptr) return std::nullopt;
+  XXH3_64bits_reset(st);
+  char buf[64 * 1024];
+  while (in) {
+    in.read(buf, sizeof buf);
+    if (in.gcount() > 0) XXH3_64bits_update(st, buf, static_cast<std::size_t>(in.gcount()));
+  }
+  const bool failed = in.bad();
+  const XXH64_hash_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  if (failed) return std::nullopt;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(hex, 16);
+}
+
+SystemState::SystemState(std::shared_ptr<const octo::Clock> clock, const octo::Ticker* ticker,
+                         std::chrono::nanoseconds endpoint_window)
+    : clock_(clock ? std::move(clock) : std::make_shared<octo::SteadyClock>()),
+      ticker_(ticker ? *ticker : octo::Ticker::shared()),
+      endpoint_window_(endpoint_window),
+      env_(std::make_shared<EnvState>()),
+      integrity_checks_(std::make_shared<std::vector<Check>>()),
+      patrol_checks_(std::make_shared<std::vector<Check>>()) {}
+
+void SystemState::upsert_agent(AgentInfo agent) {
+  require_id("agent", agent.id);
+  const auto now = clock_->now();
+  std::lock_guard lock(mu_);
+  bool inserted = false;
+  AgentInfo& a = agents_.upsert(agent.id, &inserted);
+  const bool was_present = !inserted && a.present;
+  if (agent.last_heartbeat.count() == 0) agent.last_heartbeat = inserted ? now : a.last_heartbeat;
+  agent.present = true;
+  a = std::move(agent);
+  if (!was_present) ++agents_present_;
+}
+
+bool SystemState::heartbeat(std::string_view id) { return heartbeat(id, clock_->now()); }
+
+bool SystemState::heartbeat(std::string_view id, std::chrono::nanoseconds when) {
+  std::lock_guard lock(mu_);
+  AgentInfo* a = agents_.find(id);
+  if (a == nullptr || !a->present) return false;
+  a->last_heartbeat = when;
+  return true;
+}
+
+bool SystemState::set_agent_online(std::string_view id, bool online) {
+  std::lock_guard lock(mu_);
+  AgentInfo* a = agents_.find(id);
+  if (a == nullptr || !a->present) return false;
+  a->online = online;
+  return true;
+}
+
+bool SystemState::remove_agent(std::string_view id) {
+  std::lock_guard lock(mu_);
+  AgentInfo* a = agents_.find(id);
+  if (a == nullptr || !a->present) return false;
+  a->present = false;
+  --agents_present_;
+  return true;
+}
+
+std::optional<AgentInfo> SystemState::agent(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  const AgentInfo* a = agents_.find_const(id);
+  if (a == nullptr || !a->present) return std::nullopt;
+  return *a;
+}
+
+void SystemState::upsert_squad(SquadInfo squad) {
+  require_id("squad", squad.id);
+  std::lock_guard lock(mu_);
+  SquadInfo& s = squads_.upsert(squad.id);
+  squad.present = true;
+  s = std::move(squad);
+}
+
+void SystemState::record_squad_task(std::string_view id, bool ok, double duration_ms) {
+  require_id("squad", id);
+  std::lock_guard lock(mu_);
+  SquadInfo& s = squads_.upsert(id);
+  const double n = static_cast<double>(s.completed + s.failed);
+  s.average_duration_ms = (s.average_duration_ms * n + duration_ms) / (n + 1.0);
+  (ok ? s.completed : s.failed) += 1;
+}
+
+EndpointCounters& SystemState::endpoint(std::string_view path) {
+  require_id("endpoint", path);
+  std::lock_guard lock(mu_);
+  auto it = counters_.find(path);
+  if (it != counters_.end()) return *it->second;
+  auto c = std::make_shared<EndpointCounters>(ticker_, endpoint_window_);
+  counters_.emplace(std::string(path), c);
+  EndpointInfo& e = endpoints_.upsert(path);
+  e.counters = c;
+  e.present = true;
+  return *c;
+}
+
+void SystemState::report_probe(std::string_view path, int status, double duration_ms) {
+  require_id("endpoint", path);
+  const auto now = clock_->now();
+  std::lock_guard lock(mu_);
+  EndpointInfo& e = endpoints_.upsert(path);
+  e.probe = ProbeResult{status, duration_ms, now};
+  e.present = true;
+}
+
+bool SystemState::remove_endpoint(std::string_view path) {
+  std::lock_guard lock(mu_);
+  EndpointInfo* e = endpoints_.find(path);
+  if (e == nullptr || !e->present) return false;
+  e->present = false;
+  return true;
+}
+
+void SystemState::set_env_baseline(std::map<std::string, std::string> baseline) {
+  std::lock_guard lock(mu_);
+  auto next = std::make_shared<EnvState>(*env_);
+  next->baseline = std::move(baseline);
+  env_ = std::move(next);
+}
+
+void SystemState::set_env_snapshot(std::string_view name,
+                                   std::map<std::string, std::string> values) {
+  require_id("environment snapshot", name);
+  std::lock_guard lock(mu_);
+  auto next = std::make_shared<EnvState>(*env_);
+  next->snapshots[std::string(name)] = std::move(values);
+  env_ = std::move(next);
+}
+
+EnvState SystemState::env() const {
+  std::lock_guard lock(mu_);
+  return *env_;
+}
+
+void SystemState::add_artifact(std::string_view path, std::string expected) {
+  require_id("artifact", path);
+  const bool hex = expected.size() == 16 &&
+                   expected.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex)
+    throw std::invalid_argument("halo::SystemState: checksum '" + expected + "' for artifact '" +
+                                std::string(path) +
+                                "' is not 16 lowercase hex digits (use halo::checksum_file)");
+  std::lock_guard lock(mu_);
+  ArtifactInfo& a = artifacts_.upsert(path);
+  a.expected = std::move(expected);
+  a.present = true;
+}
+
+bool SystemState::remove_artifact(std::string_view path) {
+  std::lock_guard lock(mu_);
+  ArtifactInfo* a = artifacts_.find(path);
+  if (a == nullptr || !a->present) return false;
+  a->present = false;
+  return true;
+}
+
+void SystemState::upsert_graft(GraftInfo graft) {
+  require_id("graft", graft.id);
+  std::lock_guard lock(mu_);
+  GraftInfo& g = grafts_.upsert(graft.id);
+  graft.present = true;
+  g = std::move(graft);
+}
+
+bool SystemState::set_graft_status(std::string_view id, GraftStatus status, std::string error) {
+  std::lock_guard lock(mu_);
+  GraftInfo* g = grafts_.find(id);
+  if (g == nullptr || !g->present) return false;
+  g->status = status;
+  g->error = std::move(error);
+  return true;
+}
+
+void SystemState::add_integrity_check(Check check) {
+  require_check("integrity", check);
+  std::lock_guard lock(mu_);
+  integrity_checks_ = with_check(integrity_checks_, std::move(check));
+}
+
+void SystemState::add_patrol_check(Check check) {
+  require_check("patrol", check);
+  std::lock_guard lock(mu_);
+  patrol_checks_ = with_check(patrol_checks_, std::move(check));
+}
+
+std::shared_ptr<const Snapshot> SystemState::snapshot() const {
+  auto s = std::make_shared<Snapshot>();
+  std::lock_guard lock(mu_);
+  // Under the lock, so no heartbeat in the snapshot is newer than the snapshot itself.
+  s->taken_at = clock_->now();
+  s->agents = agents_.freeze();
+  s->squads = squads_.freeze();
+  s->endpoints = endpoints_.freeze();
+  s->artifacts = artifacts_.freeze();
+  s->grafts = grafts_.freeze();
+  s->env = env_;
+  s->integrity_checks = integrity_checks_;
+  s->patrol_checks = patrol_checks_;
+  s->agent_count = agents_present_;
+  return s;
+}
+
+}  // namespace halo
