@@ -86,8 +86,8 @@ class AgentHealth final : public Analyzer {
       } else if (now - a.last_heartbeat > unseen_) {
         const auto secs = std::chrono::duration<double>(now - a.last_heartbeat).count();
         out.push_back(make_issue(name(), Level::kCritical, "agent", a.id, "offline",
-                                 "agent-offline-", "agent " + a.id + " not seen for " +
-                                                       fixed(secs) + " s"));
+                                 "agent-offline-",
+                                 "agent " + a.id + " not seen for " + fixed(secs) + " s"));
         out.back().data = {{"reason", "unseen"}, {"squad", a.squad}};
       }
     });
@@ -125,9 +125,9 @@ class SquadEfficiency final : public Analyzer {
       }
       const double rate = static_cast<double>(q.failed) / static_cast<double>(total);
       if (total >= min_tasks_ && rate > rate_) {
-        r.issues.push_back(make_issue(name(), Level::kCritical, "squad", q.id, "failure-rate",
-                                      "squad-failure-", "squad " + q.id + " fails " +
-                                                            percent(rate) + " of its tasks"));
+        r.issues.push_back(
+            make_issue(name(), Level::kCritical, "squad", q.id, "failure-rate", "squad-failure-",
+                       "squad " + q.id + " fails " + percent(rate) + " of its tasks"));
         r.issues.back().data = {{"failure_rate", percent(rate)}};
       }
     });
@@ -154,34 +154,32 @@ class EndpointHealth final : public Analyzer {
       bool slow = false;
       if (e.probe) {
         if (e.probe->status == 0 || e.probe->status >= 500) {
-          out.push_back(make_issue(name(), Level::kCritical, "endpoint", e.id, "down",
-                                   "endpoint-down-", "endpoint " + e.id + " is down (status " +
-                                                         std::to_string(e.probe->status) + ")"));
+          out.push_back(make_issue(
+              name(), Level::kCritical, "endpoint", e.id, "down", "endpoint-down-",
+              "endpoint " + e.id + " is down (status " + std::to_string(e.probe->status) + ")"));
           out.back().data = {{"status", std::to_string(e.probe->status)}};
         } else if (e.probe->duration_ms > t_.endpoint_slow_ms) {
           slow = true;
-          out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow",
-                                   "endpoint-slow-", "endpoint " + e.id + " answered in " +
-                                                         fixed(e.probe->duration_ms) + " ms"));
+          out.push_back(make_issue(
+              name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
+              "endpoint " + e.id + " answered in " + fixed(e.probe->duration_ms) + " ms"));
         }
       }
       if (e.counters) {
         const std::uint64_t req = e.counters->requests();
         if (req >= t_.endpoint_min_requests && req > 0) {
-          const double rate =
-              static_cast<double>(e.counters->errors()) / static_cast<double>(req);
+          const double rate = static_cast<double>(e.counters->errors()) / static_cast<double>(req);
           if (rate >= t_.endpoint_error_rate) {
-            out.push_back(make_issue(name(), Level::kCritical, "endpoint", e.id, "errors",
-                                     "endpoint-errors-", "endpoint " + e.id + " fails " +
-                                                             percent(rate) + " of requests"));
+            out.push_back(
+                make_issue(name(), Level::kCritical, "endpoint", e.id, "errors", "endpoint-errors-",
+                           "endpoint " + e.id + " fails " + percent(rate) + " of requests"));
             out.back().data = {{"error_rate", percent(rate)}, {"requests", std::to_string(req)}};
           }
         }
         const double mean = e.counters->mean_latency_ms();
         if (!slow && mean > t_.endpoint_slow_ms) {
-          out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow",
-                                   "endpoint-slow-", "endpoint " + e.id + " averages " +
-                                                         fixed(mean) + " ms"));
+          out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
+                                   "endpoint " + e.id + " averages " + fixed(mean) + " ms"));
         }
       }
     });
@@ -229,18 +227,18 @@ class EnvironmentConsistency final : public Analyzer {
 };
 
 void add_check_issues(AnalyzerResult& r, std::string_view analyzer, std::string_view subject_type,
-                      const std::vector<Check>& checks,
-                      const std::vector<CheckResult>& results, bool integrity) {
+                      const std::vector<Check>& checks, const std::vector<CheckResult>& results,
+                      bool integrity) {
   for (std::size_t i = 0; i < checks.size(); ++i) {
     const CheckResult& res = results[i];
     if (res.status == CheckStatus::kGreen) continue;
     Level sev;
     if (integrity) {
       const Level fail = checks[i].on_failure;
-      sev = res.status == CheckStatus::kRed ? fail
-                                            : static_cast<Level>(std::max<int>(
-                                                  static_cast<int>(Level::kLow),
-                                                  static_cast<int>(fail) - 1));
+      sev = res.status == CheckStatus::kRed
+                ? fail
+                : static_cast<Level>(
+                      std::max<int>(static_cast<int>(Level::kLow), static_cast<int>(fail) - 1));
     } else {
       sev = res.status == CheckStatus::kRed ? Level::kCritical : Level::kMedium;
     }
@@ -267,10 +265,9 @@ class RepositoryIntegrity final : public Analyzer {
         out.push_back(make_issue(name(), Level::kHigh, "artifact", a.id, "missing",
                                  "integrity-missing-", "artifact " + a.id + " cannot be read"));
       } else if (*actual != a.expected) {
-        out.push_back(make_issue(name(), Level::kHigh, "artifact", a.id, "checksum",
-                                 "integrity-mismatch-",
-                                 "artifact " + a.id + " checksum " + *actual + ", expected " +
-                                     a.expected));
+        out.push_back(
+            make_issue(name(), Level::kHigh, "artifact", a.id, "checksum", "integrity-mismatch-",
+                       "artifact " + a.id + " checksum " + *actual + ", expected " + a.expected));
         out.back().data = {{"expected", a.expected}, {"actual", *actual}};
       }
     });
@@ -295,13 +292,13 @@ class GraftAnalyzer final : public Analyzer {
     r.issues = scan(s.grafts, [&](const GraftInfo& g, std::vector<Issue>& out) {
       if (!g.present) return;
       if (g.status == GraftStatus::kFailed) {
-        out.push_back(make_issue(name(), Level::kHigh, "graft", g.id, "failed", "graft-failed-",
-                                 "graft " + g.id + " failed" +
-                                     (g.error.empty() ? "" : ": " + g.error)));
+        out.push_back(
+            make_issue(name(), Level::kHigh, "graft", g.id, "failed", "graft-failed-",
+                       "graft " + g.id + " failed" + (g.error.empty() ? "" : ": " + g.error)));
         out.back().data = {{"error", g.error}, {"name", g.name}};
       } else if (g.status == GraftStatus::kPending) {
-        out.push_back(make_issue(name(), Level::kMedium, "graft", g.id, "pending",
-                                 "graft-pending-", "graft " + g.id + " is pending"));
+        out.push_back(make_issue(name(), Level::kMedium, "graft", g.id, "pending", "graft-pending-",
+                                 "graft " + g.id + " is pending"));
         out.back().data = {{"name", g.name}};
       }
     });

@@ -8,16 +8,26 @@ namespace halo {
 
 std::string_view to_string(AuditKind k) noexcept {
   switch (k) {
-    case AuditKind::kDispatched: return "dispatched";
-    case AuditKind::kSuggested: return "suggested";
-    case AuditKind::kSuppressed: return "suppressed";
-    case AuditKind::kPendingApproval: return "pending-approval";
-    case AuditKind::kApproved: return "approved";
-    case AuditKind::kRejected: return "rejected";
-    case AuditKind::kDispatchFailed: return "dispatch-failed";
-    case AuditKind::kSucceeded: return "succeeded";
-    case AuditKind::kFailed: return "failed";
-    case AuditKind::kCancelled: return "cancelled";
+    case AuditKind::kDispatched:
+      return "dispatched";
+    case AuditKind::kSuggested:
+      return "suggested";
+    case AuditKind::kSuppressed:
+      return "suppressed";
+    case AuditKind::kPendingApproval:
+      return "pending-approval";
+    case AuditKind::kApproved:
+      return "approved";
+    case AuditKind::kRejected:
+      return "rejected";
+    case AuditKind::kDispatchFailed:
+      return "dispatch-failed";
+    case AuditKind::kSucceeded:
+      return "succeeded";
+    case AuditKind::kFailed:
+      return "failed";
+    case AuditKind::kCancelled:
+      return "cancelled";
   }
   return "?";
 }

@@ -52,8 +52,8 @@ class Engine::Feedback final : public octo::Observer {
         event.kind != octo::TaskEventKind::kDeadLettered &&
         event.kind != octo::TaskEventKind::kCancelled)
       return;
-    // Relaxed: a repair's id is recorded (under mu_) before its task can finish, and the count
-    // was raised in the same critical section; a stale zero can only be seen for unrelated tasks.
+    // Relaxed: send() raises the count before the enqueue that hands this task to the worker,
+    // so for a repair it is never zero here; a stale value only costs unrelated tasks a lock.
     if (engine_.in_flight_count_.load(std::memory_order_relaxed) == 0) return;
     try {
       engine_.on_outcome(event);
@@ -68,21 +68,30 @@ class Engine::Feedback final : public octo::Observer {
 
 std::string_view to_string(DispatchStatus s) noexcept {
   switch (s) {
-    case DispatchStatus::kSuggested: return "suggested";
-    case DispatchStatus::kPendingApproval: return "pending-approval";
-    case DispatchStatus::kDispatched: return "dispatched";
-    case DispatchStatus::kSuppressed: return "suppressed";
-    case DispatchStatus::kFailed: return "failed";
+    case DispatchStatus::kSuggested:
+      return "suggested";
+    case DispatchStatus::kPendingApproval:
+      return "pending-approval";
+    case DispatchStatus::kDispatched:
+      return "dispatched";
+    case DispatchStatus::kSuppressed:
+      return "suppressed";
+    case DispatchStatus::kFailed:
+      return "failed";
   }
   return "?";
 }
 
 std::string_view to_string(ApprovalOutcome o) noexcept {
   switch (o) {
-    case ApprovalOutcome::kDispatched: return "dispatched";
-    case ApprovalOutcome::kDispatchFailed: return "dispatch-failed";
-    case ApprovalOutcome::kRejected: return "rejected";
-    case ApprovalOutcome::kUnknownId: return "unknown-id";
+    case ApprovalOutcome::kDispatched:
+      return "dispatched";
+    case ApprovalOutcome::kDispatchFailed:
+      return "dispatch-failed";
+    case ApprovalOutcome::kRejected:
+      return "rejected";
+    case ApprovalOutcome::kUnknownId:
+      return "unknown-id";
   }
   return "?";
 }
@@ -369,11 +378,21 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   sum.tasks = cycle->generated_tasks.size();
   for (const auto& d : cycle->dispatch_results) {
     switch (d.status) {
-      case DispatchStatus::kSuggested: ++sum.suggested; break;
-      case DispatchStatus::kPendingApproval: ++sum.pending_approval; break;
-      case DispatchStatus::kDispatched: ++sum.dispatched; break;
-      case DispatchStatus::kSuppressed: ++sum.suppressed; break;
-      case DispatchStatus::kFailed: ++sum.failed; break;
+      case DispatchStatus::kSuggested:
+        ++sum.suggested;
+        break;
+      case DispatchStatus::kPendingApproval:
+        ++sum.pending_approval;
+        break;
+      case DispatchStatus::kDispatched:
+        ++sum.dispatched;
+        break;
+      case DispatchStatus::kSuppressed:
+        ++sum.suppressed;
+        break;
+      case DispatchStatus::kFailed:
+        ++sum.failed;
+        break;
     }
   }
   sum.text = std::to_string(sum.issues) + " issues, " + std::to_string(sum.weak_points) +
@@ -456,8 +475,8 @@ void Engine::plan(CycleResult& cycle) {
                   break;
                 }
               } catch (const std::exception& e) {
-                planned[k].error = "strategy " + std::string(s->name()) + " threw on " + wp.id +
-                                   ": " + e.what();
+                planned[k].error =
+                    "strategy " + std::string(s->name()) + " threw on " + wp.id + ": " + e.what();
                 break;
               } catch (...) {
                 planned[k].error =
@@ -480,18 +499,24 @@ void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, Dispatch
                .weak_point = gt.weak_point,
                .task_type = gt.task.type,
                .subject = gt.task.payload};
+  // Raised before the enqueue: the executor's hand-off to its worker orders this store before
+  // the worker's load in Feedback, so the task's outcome cannot skip the engine. Its record is
+  // made under mu_, which on_outcome takes too.
+  in_flight_count_.fetch_add(1, std::memory_order_relaxed);
   if (executor_ == nullptr) {
+    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
     result.status = DispatchStatus::kFailed;
     result.reason = "no executor attached";
   } else if (auto r = executor_->enqueue(gt.task); r) {
     result.status = DispatchStatus::kDispatched;
     result.task_id = r.id();
-    in_flight_[r.id()] = InFlight{gt.fingerprint, gt.weak_point, gt.task.type, gt.task.payload, agent};
+    in_flight_[r.id()] =
+        InFlight{gt.fingerprint, gt.weak_point, gt.task.type, gt.task.payload, agent};
     in_flight_by_wp_[gt.fingerprint] = r.id();
     if (agent) ++agents_in_flight_;
-    in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
     ++repairs_dispatched_;
   } else {
+    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
     result.status = DispatchStatus::kFailed;
     result.reason = std::string(octo::to_string(r.error()));
   }
@@ -573,7 +598,7 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
   in_flight_.erase(it);
   in_flight_by_wp_.erase(f.fingerprint);
   if (f.agent) --agents_in_flight_;
-  in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
+  in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
 
   AuditEntry e{.weak_point = f.weak_point,
                .task_type = f.task_type,

@@ -13,8 +13,9 @@ namespace halo {
 namespace {
 
 void require_id(std::string_view what, std::string_view id) {
-  if (id.empty()) throw std::invalid_argument(std::string("halo::SystemState: empty ") +
-                                              std::string(what) + " id");
+  if (id.empty())
+    throw std::invalid_argument(std::string("halo::SystemState: empty ") + std::string(what) +
+                                " id");
 }
 
 void require_check(std::string_view kind, const Check& c) {
@@ -43,11 +44,16 @@ std::shared_ptr<const std::vector<Check>> with_check(
 
 std::string_view to_string(Level l) noexcept {
   switch (l) {
-    case Level::kInfo: return "info";
-    case Level::kLow: return "low";
-    case Level::kMedium: return "medium";
-    case Level::kHigh: return "high";
-    case Level::kCritical: return "critical";
+    case Level::kInfo:
+      return "info";
+    case Level::kLow:
+      return "low";
+    case Level::kMedium:
+      return "medium";
+    case Level::kHigh:
+      return "high";
+    case Level::kCritical:
+      return "critical";
   }
   return "?";
 }
@@ -67,18 +73,24 @@ std::string_view Issue::get(std::string_view key) const noexcept {
 
 std::string_view to_string(GraftStatus s) noexcept {
   switch (s) {
-    case GraftStatus::kInstalled: return "installed";
-    case GraftStatus::kPending: return "pending";
-    case GraftStatus::kFailed: return "failed";
+    case GraftStatus::kInstalled:
+      return "installed";
+    case GraftStatus::kPending:
+      return "pending";
+    case GraftStatus::kFailed:
+      return "failed";
   }
   return "?";
 }
 
 std::string_view to_string(CheckStatus s) noexcept {
   switch (s) {
-    case CheckStatus::kGreen: return "green";
-    case CheckStatus::kAmber: return "amber";
-    case CheckStatus::kRed: return "red";
+    case CheckStatus::kGreen:
+      return "green";
+    case CheckStatus::kAmber:
+      return "amber";
+    case CheckStatus::kRed:
+      return "red";
   }
   return "?";
 }
@@ -246,8 +258,8 @@ EnvState SystemState::env() const {
 
 void SystemState::add_artifact(std::string_view path, std::string expected) {
   require_id("artifact", path);
-  const bool hex = expected.size() == 16 &&
-                   expected.find_first_not_of("0123456789abcdef") == std::string::npos;
+  const bool hex =
+      expected.size() == 16 && expected.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (!hex)
     throw std::invalid_argument("halo::SystemState: checksum '" + expected + "' for artifact '" +
                                 std::string(path) +

@@ -69,7 +69,8 @@ class CodeQuality final : public Strategy {
     if (wp.subject_type != "check") return std::nullopt;
     if (wp.has_rule("typecheck"))
       return task("build.fix-imports", wp, octo::Priority::kNormal, "buildkeeper");
-    if (wp.has_rule("lint")) return task("build.relint", wp, octo::Priority::kNormal, "buildkeeper");
+    if (wp.has_rule("lint"))
+      return task("build.relint", wp, octo::Priority::kNormal, "buildkeeper");
     return task("build.check", wp, octo::Priority::kNormal, "buildkeeper");
   }
 };

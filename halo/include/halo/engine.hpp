@@ -109,10 +109,10 @@ struct GeneratedTask {
 struct DispatchResult {
   std::size_t task_index = 0;  // into CycleResult::generated_tasks
   DispatchStatus status = DispatchStatus::kSuggested;
-  octo::TaskId task_id = 0;         // kDispatched
-  std::uint64_t approval_id = 0;    // kPendingApproval
-  std::string reason{};               // kSuppressed: in-flight, awaiting-approval, backoff,
-                                    // blast-radius, rate-limited; kFailed: the error
+  octo::TaskId task_id = 0;       // kDispatched
+  std::uint64_t approval_id = 0;  // kPendingApproval
+  std::string reason{};           // kSuppressed: in-flight, awaiting-approval, backoff,
+                                  // blast-radius, rate-limited; kFailed: the error
 };
 
 struct CycleSummary {
@@ -223,8 +223,7 @@ class Engine {
   struct Backoff;
 
   std::shared_ptr<const CycleResult> execute(std::string trigger,
-                                             std::map<std::string, std::string> context,
-                                             Mode mode);
+                                             std::map<std::string, std::string> context, Mode mode);
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
   void track(CycleResult& cycle, std::uint64_t seq, Mode mode);
   void plan(CycleResult& cycle);

@@ -120,7 +120,7 @@ struct CheckResult {
 // outlive it. A check that throws counts as red with the exception's message.
 struct Check {
   std::string name{};
-  std::function<CheckResult()> run;
+  std::function<CheckResult()> run{};
   // Repository-integrity checks only: the severity of a red result ("typecheck" kHigh, "lint"
   // kMedium in the original). Amber is one level lower.
   Level on_failure = Level::kHigh;

@@ -1,0 +1,523 @@
+#include "halo/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <latch>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+using halo::DispatchStatus;
+using halo::Level;
+
+// Manual time; an executor whose every arm runs `handler` once (no retries) so that outcomes
+// are immediate; the engine's observer wired in. The executor is destroyed before the engine.
+struct Rig {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+  halo::SystemState state{clock, &ticker};
+  std::unique_ptr<halo::Engine> engine;
+  std::unique_ptr<octo::Executor> executor;
+  std::mutex mu;
+  std::vector<octo::Task> ran;
+  std::function<octo::Outcome(const octo::Task&)> handler = [](const octo::Task&) {
+    return octo::Outcome::success();
+  };
+
+  explicit Rig(halo::EngineConfig cfg = {}, bool with_executor = true) {
+    cfg.concurrency = 2;
+    engine = std::make_unique<halo::Engine>(state, std::move(cfg));
+    if (!with_executor) return;
+    octo::ExecutorConfig ec;
+    ec.threads = 2;
+    ec.observer = &engine->observer();
+    for (auto& arm : ec.arms) {
+      arm.max_attempts = 1;
+      arm.handler = [this](const octo::Task& t, const octo::Context&) {
+        {
+          std::lock_guard lock(mu);
+          ran.push_back(t);
+        }
+        return handler(t);
+      };
+    }
+    executor = std::make_unique<octo::Executor>(std::move(ec));
+    engine->attach(*executor);
+  }
+  ~Rig() {
+    if (executor) executor->shutdown(octo::ShutdownMode::kDrain, 10s);
+    executor.reset();
+  }
+  std::shared_ptr<const halo::CycleResult> cycle(halo::Mode mode = halo::Mode::kFull) {
+    auto r = engine->run_cycle("manual", {}, mode);
+    if (executor) executor->wait_idle();
+    return r;
+  }
+  std::size_t ran_count() {
+    std::lock_guard lock(mu);
+    return ran.size();
+  }
+};
+
+std::map<std::string, int> statuses(const halo::CycleResult& c) {
+  std::map<std::string, int> m;
+  for (const auto& d : c.dispatch_results) {
+    std::string k(halo::to_string(d.status));
+    if (!d.reason.empty()) k += ":" + d.reason;
+    ++m[k];
+  }
+  return m;
+}
+
+halo::EngineConfig open_rails() {
+  halo::EngineConfig c;
+  c.safety.repair_burst = 1000;
+  c.safety.blast_radius_percent = 100;
+  return c;
+}
+
+TEST(EngineConfig, RejectsBadValuesByName) {
+  halo::SystemState state;
+  auto expect_throw = [&](halo::EngineConfig c, const std::string& field) {
+    try {
+      halo::Engine e(state, std::move(c));
+      ADD_FAILURE() << "no throw for " << field;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  halo::EngineConfig c;
+  c.safety.repair_burst = 0;
+  expect_throw(c, "repair_burst");
+  c = {};
+  c.safety.blast_radius_percent = 0;
+  expect_throw(c, "blast_radius_percent");
+  c = {};
+  c.safety.repairs_per_second = -1;
+  expect_throw(c, "repairs_per_second");
+  c = {};
+  c.escalate_after = 0;
+  expect_throw(c, "escalate_after");
+  c = {};
+  c.history_limit = 0;
+  expect_throw(c, "history_limit");
+}
+
+TEST(Engine, CycleRecordsIdTimestampAndSummary) {
+  Rig rig(open_rails());
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  auto c = rig.cycle();
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(std::regex_match(
+      c->id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  EXPECT_TRUE(
+      std::regex_match(c->timestamp, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+  EXPECT_EQ(c->analysis.size(), 7u);
+  ASSERT_EQ(c->weak_points.size(), 1u);
+  ASSERT_EQ(c->generated_tasks.size(), 1u);
+  EXPECT_EQ(c->generated_tasks[0].task.type, "agent.revive");
+  EXPECT_EQ(c->generated_tasks[0].task.priority, octo::Priority::kCritical);
+  EXPECT_EQ(c->generated_tasks[0].task.target_agents, std::vector<std::string>{"dreamops"});
+  EXPECT_EQ(c->summary.dispatched, 1u);
+  EXPECT_NE(c->summary.text.find("1 dispatched"), std::string::npos);
+  auto st = rig.engine->status();
+  EXPECT_EQ(st.cycles, 1u);
+  EXPECT_EQ(st.cycles_by_trigger.at("manual"), 1u);
+  EXPECT_EQ(st.last_summary, c->summary.text);
+  ASSERT_TRUE(st.last_run.has_value());
+}
+
+TEST(Engine, LightModeRunsThreeAnalyzersAndOnlySuggests) {
+  Rig rig(open_rails());
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  rig.state.upsert_graft({.id = "g1", .status = halo::GraftStatus::kFailed});
+  auto c = rig.cycle(halo::Mode::kLight);
+  EXPECT_EQ(c->analysis.size(), 3u);
+  EXPECT_TRUE(c->dry_run);
+  EXPECT_EQ(statuses(*c), (std::map<std::string, int>{{"suggested", 1}}));
+  EXPECT_EQ(rig.ran_count(), 0u);
+}
+
+TEST(Engine, DryRunDispatchesNothing) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  for (int i = 0; i < 5; ++i) rig.state.upsert_agent({.id = std::to_string(i), .online = false});
+  auto c = rig.cycle();
+  EXPECT_EQ(statuses(*c), (std::map<std::string, int>{{"suggested", 5}}));
+  EXPECT_EQ(rig.ran_count(), 0u);
+  EXPECT_EQ(rig.executor->status().accepted, 0u);
+}
+
+TEST(WeakPoints, GroupedBySubjectWithStableFingerprint) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  rig.state.report_probe("/api", 503, 3000.0);
+  auto& ep = rig.state.endpoint("/api");
+  for (int i = 0; i < 40; ++i) ep.record(1.0, true);
+  rig.state.upsert_squad({.id = "s-idle"});  // a low issue: no weak point
+  auto c1 = rig.cycle();
+  ASSERT_EQ(c1->weak_points.size(), 1u);
+  const auto& wp = c1->weak_points[0];
+  EXPECT_EQ(wp.issues.size(), 2u);  // down + errors
+  EXPECT_EQ(wp.severity, Level::kCritical);
+  EXPECT_EQ(wp.fingerprint, halo::fingerprint("endpoint", "/api"));
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "wp-%016llx", static_cast<unsigned long long>(wp.fingerprint));
+  EXPECT_EQ(wp.id, hex);
+  auto c2 = rig.cycle();
+  ASSERT_EQ(c2->weak_points.size(), 1u);
+  EXPECT_EQ(c2->weak_points[0].id, wp.id);
+  EXPECT_EQ(c2->weak_points[0].cycles_seen, 2u);
+  EXPECT_NE(halo::fingerprint("endpoint", "/api"), halo::fingerprint("agent", "/api"));
+}
+
+TEST(WeakPoints, EscalateAfterPersistingAndForgetWhenHealed) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  cfg.escalate_after = 3;
+  Rig rig(cfg);
+  rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kPending});
+  EXPECT_EQ(rig.cycle()->weak_points.at(0).severity, Level::kMedium);
+  EXPECT_EQ(rig.cycle()->weak_points.at(0).severity, Level::kMedium);
+  auto third = rig.cycle();
+  EXPECT_EQ(third->weak_points.at(0).severity, Level::kHigh);
+  EXPECT_EQ(third->weak_points.at(0).base_severity, Level::kMedium);
+  // A light cycle does not run the graft analyzer: it cannot heal the weak point.
+  rig.cycle(halo::Mode::kLight);
+  EXPECT_EQ(rig.engine->status().open_weak_points, 1u);
+  rig.state.set_graft_status("g", halo::GraftStatus::kInstalled);
+  EXPECT_TRUE(rig.cycle()->weak_points.empty());
+  EXPECT_EQ(rig.engine->status().open_weak_points, 0u);
+  rig.state.set_graft_status("g", halo::GraftStatus::kPending);
+  EXPECT_EQ(rig.cycle()->weak_points.at(0).cycles_seen, 1u);
+}
+
+TEST(SafetyRails, InFlightRepairIsNotRepeated) {
+  Rig rig(open_rails());
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::latch started(1);
+  rig.handler = [&](const octo::Task&) {
+    started.count_down();
+    gate.wait();
+    return octo::Outcome::success();
+  };
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  auto c1 = rig.engine->run_cycle();
+  EXPECT_EQ(statuses(*c1), (std::map<std::string, int>{{"dispatched", 1}}));
+  started.wait();
+  auto c2 = rig.engine->run_cycle();
+  EXPECT_EQ(statuses(*c2), (std::map<std::string, int>{{"suppressed:in-flight", 1}}));
+  EXPECT_EQ(rig.engine->status().repairs_in_flight, 1u);
+  release.set_value();
+  rig.executor->wait_idle();
+  EXPECT_EQ(rig.engine->status().repairs_in_flight, 0u);
+  EXPECT_EQ(rig.engine->status().suppressed_by_reason.at("in-flight"), 1u);
+}
+
+TEST(SafetyRails, TokenBucketLimitsDispatches) {
+  auto cfg = open_rails();
+  cfg.safety.repair_burst = 2;
+  cfg.safety.repairs_per_second = 1.0;
+  Rig rig(cfg);
+  for (int i = 0; i < 5; ++i) rig.state.upsert_agent({.id = std::to_string(i), .online = false});
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"dispatched", 2}, {"suppressed:rate-limited", 3}}));
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"suppressed:rate-limited", 5}}));
+  rig.clock->advance(1s);
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"dispatched", 1}, {"suppressed:rate-limited", 4}}));
+  rig.clock->advance(1h);  // refills to the burst, not beyond
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"dispatched", 2}, {"suppressed:rate-limited", 3}}));
+}
+
+TEST(SafetyRails, BlastRadiusCapsAgentsUnderRepair) {
+  auto cfg = open_rails();
+  cfg.safety.blast_radius_percent = 20;  // of 10 agents: 2
+  Rig rig(cfg);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  rig.handler = [&](const octo::Task&) {
+    gate.wait();
+    return octo::Outcome::success();
+  };
+  for (int i = 0; i < 10; ++i) rig.state.upsert_agent({.id = std::to_string(i), .online = i >= 5});
+  rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed});  // not an agent
+  auto c = rig.engine->run_cycle();
+  EXPECT_EQ(statuses(*c),
+            (std::map<std::string, int>{{"dispatched", 3}, {"suppressed:blast-radius", 3}}));
+  release.set_value();
+  rig.executor->wait_idle();
+}
+
+TEST(SafetyRails, BackoffAfterFailedRepairDoublesAndFailureEscalates) {
+  auto cfg = open_rails();
+  cfg.safety.backoff_base = 30s;
+  cfg.escalate_after = 100;
+  Rig rig(cfg);
+  rig.handler = [](const octo::Task&) { return octo::Outcome::failure("still broken"); };
+  rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed});
+  auto c1 = rig.cycle();
+  EXPECT_EQ(statuses(*c1), (std::map<std::string, int>{{"dispatched", 1}}));
+  EXPECT_EQ(c1->weak_points[0].severity, Level::kHigh);
+  auto c2 = rig.cycle();
+  EXPECT_EQ(statuses(*c2), (std::map<std::string, int>{{"suppressed:backoff", 1}}));
+  EXPECT_EQ(c2->weak_points[0].severity, Level::kCritical);  // the failure escalated it
+  rig.clock->advance(30s);
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"dispatched", 1}}));
+  rig.clock->advance(59s);  // second failure: 60 s
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"suppressed:backoff", 1}}));
+  rig.clock->advance(1s);
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"dispatched", 1}}));
+  EXPECT_EQ(rig.engine->status().repairs_failed, 3u);
+}
+
+TEST(Feedback, SuccessClearsWeakPointAndItsBackoff) {
+  Rig rig(open_rails());
+  bool fail = true;
+  rig.handler = [&](const octo::Task&) {
+    return fail ? octo::Outcome::failure("x") : octo::Outcome::success();
+  };
+  rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed});
+  rig.cycle();
+  rig.clock->advance(30s);
+  fail = false;
+  auto c = rig.cycle();
+  EXPECT_EQ(statuses(*c), (std::map<std::string, int>{{"dispatched", 1}}));
+  EXPECT_EQ(rig.engine->status().open_weak_points, 0u);  // cleared by the success
+  // The graft is still broken (the handler did not fix it): found again as new, no backoff.
+  auto again = rig.cycle();
+  EXPECT_EQ(again->weak_points.at(0).cycles_seen, 1u);
+  EXPECT_EQ(again->weak_points.at(0).severity, Level::kHigh);
+  EXPECT_EQ(statuses(*again), (std::map<std::string, int>{{"dispatched", 1}}));
+}
+
+TEST(Approval, PendingThenApproveOrReject) {
+  auto cfg = open_rails();
+  cfg.safety.approval_required = {"env.sync"};
+  Rig rig(cfg);
+  rig.state.set_env_baseline({{"DB", "db1"}});
+  rig.state.set_env_snapshot("prod", {});
+  rig.state.set_env_snapshot("canary", {{"DB", "other"}});
+  auto c1 = rig.cycle();
+  EXPECT_EQ(statuses(*c1), (std::map<std::string, int>{{"pending-approval", 2}}));
+  EXPECT_EQ(rig.ran_count(), 0u);
+  auto pending = rig.engine->pending_approvals();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(rig.engine->status().pending_approvals, 2u);
+  // Waiting for a decision is not a reason to ask again.
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"suppressed:awaiting-approval", 2}}));
+
+  EXPECT_EQ(rig.engine->approve(pending[0].id), halo::ApprovalOutcome::kDispatched);
+  EXPECT_EQ(rig.engine->reject(pending[1].id, "not now"), halo::ApprovalOutcome::kRejected);
+  EXPECT_EQ(rig.engine->approve(pending[1].id), halo::ApprovalOutcome::kUnknownId);
+  EXPECT_EQ(rig.engine->reject(999), halo::ApprovalOutcome::kUnknownId);
+  rig.executor->wait_idle();
+  ASSERT_EQ(rig.ran_count(), 1u);
+  EXPECT_EQ(rig.ran[0].type, "env.sync");
+  EXPECT_EQ(rig.ran[0].payload, pending[0].planned.task.payload);
+
+  std::vector<std::string> kinds;
+  for (const auto& e : rig.engine->audit().entries()) kinds.emplace_back(halo::to_string(e.kind));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"pending-approval", "pending-approval", "suppressed",
+                                             "suppressed", "approved", "dispatched", "rejected",
+                                             "succeeded"}));
+}
+
+TEST(Audit, BoundedAppendOnlyJsonLines) {
+  halo::AuditLog log(3);
+  for (int i = 0; i < 5; ++i)
+    log.append({.kind = halo::AuditKind::kSuppressed,
+                .weak_point = "wp-" + std::to_string(i),
+                .reason = "rate \"limited\"\n"});
+  EXPECT_EQ(log.appended(), 5u);
+  EXPECT_EQ(log.dropped(), 2u);
+  auto e = log.entries();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e.front().seq, 3u);
+  EXPECT_EQ(e.back().seq, 5u);
+  EXPECT_EQ(log.entries(1).at(0).seq, 5u);
+  std::ostringstream out;
+  log.write_json_lines(out, 1);
+  EXPECT_TRUE(std::regex_match(
+      out.str(),
+      std::regex(R"(\{"seq":5,"time":"[-0-9T:.]+Z","kind":"suppressed","weak_point":"wp-4",)"
+                 R"("reason":"rate \\"limited\\"\\n"\}\n)")))
+      << out.str();
+  EXPECT_THROW(halo::AuditLog(0), std::invalid_argument);
+}
+
+struct Throwing : halo::Analyzer {
+  std::string_view name() const noexcept override { return "throwing"; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override {
+    throw std::runtime_error("disk on fire");
+  }
+};
+
+struct ThrowingStrategy : halo::Strategy {
+  std::string_view name() const noexcept override { return "picky"; }
+  std::optional<octo::Task> plan(const halo::WeakPoint& wp) const override {
+    if (wp.subject_id == "bad") throw std::runtime_error("cannot plan");
+    return std::nullopt;
+  }
+};
+
+TEST(Engine, ThrowingAnalyzerAndStrategyDoNotStopTheCycle) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  rig.engine->add_analyzer(std::make_unique<Throwing>());
+  rig.engine->add_strategy(std::make_unique<ThrowingStrategy>());
+  rig.state.upsert_agent({.id = "bad", .online = false});
+  rig.state.upsert_agent({.id = "good", .online = false});
+  auto c = rig.cycle();
+  ASSERT_EQ(c->analysis.size(), 8u);
+  const auto& t = c->analysis.back();
+  EXPECT_EQ(t.name, "throwing");
+  EXPECT_EQ(t.error, "disk on fire");
+  ASSERT_EQ(t.issues.size(), 1u);
+  EXPECT_EQ(t.issues[0].severity, Level::kHigh);
+  ASSERT_EQ(c->errors.size(), 1u);
+  EXPECT_NE(c->errors[0].find("cannot plan"), std::string::npos);
+  ASSERT_EQ(c->generated_tasks.size(), 1u);  // "good" still planned by the built-in
+  EXPECT_EQ(c->generated_tasks[0].task.payload, "good");
+}
+
+struct UserStrategy : halo::Strategy {
+  std::string_view name() const noexcept override { return "reboot"; }
+  std::optional<octo::Task> plan(const halo::WeakPoint& wp) const override {
+    if (wp.subject_type != "agent") return std::nullopt;
+    return octo::Task{.type = "agent.reboot", .payload = wp.subject_id};
+  }
+};
+
+TEST(Engine, UserStrategiesComeFirst) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  rig.engine->add_strategy(std::make_unique<UserStrategy>());
+  rig.state.upsert_agent({.id = "a", .online = false});
+  auto c = rig.cycle();
+  ASSERT_EQ(c->generated_tasks.size(), 1u);
+  EXPECT_EQ(c->generated_tasks[0].task.type, "agent.reboot");
+  EXPECT_EQ(c->generated_tasks[0].strategy, "reboot");
+}
+
+TEST(Engine, NoExecutorAttachedIsAFailedDispatch) {
+  Rig rig(open_rails(), false);
+  rig.state.upsert_agent({.id = "a", .online = false});
+  auto c = rig.cycle();
+  EXPECT_EQ(statuses(*c), (std::map<std::string, int>{{"failed:no executor attached", 1}}));
+}
+
+TEST(Engine, HistoryIsBoundedNewestFirst) {
+  auto cfg = open_rails();
+  cfg.history_limit = 3;
+  Rig rig(cfg);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(rig.cycle()->id);
+  auto h = rig.engine->history(10);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0]->id, ids[4]);
+  EXPECT_EQ(h[2]->id, ids[2]);
+  EXPECT_EQ(rig.engine->history(1).size(), 1u);
+}
+
+struct Gate : halo::Analyzer {
+  std::latch entered{1};
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<int> calls{0};
+  std::string_view name() const noexcept override { return "gate"; }
+  bool light() const noexcept override { return true; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override {
+    if (calls.fetch_add(1) == 0) {
+      entered.count_down();
+      gate.wait();
+    }
+    return {};
+  }
+};
+
+TEST(SingleFlight, HundredTriggersDuringACycleGiveOneFollowUp) {
+  halo::EngineConfig cfg;
+  cfg.builtin_analyzers = false;
+  Rig rig(cfg);
+  auto gate_owner = std::make_unique<Gate>();
+  Gate* gate = gate_owner.get();
+  rig.engine->add_analyzer(std::move(gate_owner));
+  std::thread first([&] { EXPECT_TRUE(rig.engine->run_cycle("manual")); });
+  gate->entered.wait();
+  for (int i = 0; i < 100; ++i)
+    rig.engine->request({halo::TriggerKind::kErrorRate, "error-rate", {}, halo::Mode::kLight});
+  EXPECT_EQ(rig.engine->run_cycle("manual"), nullptr);  // coalesced too
+  auto st = rig.engine->status();
+  EXPECT_TRUE(st.running);
+  EXPECT_EQ(st.pending_triggers, (std::vector<std::string>{"error-rate", "manual"}));
+  gate->release.set_value();
+  first.join();
+  ASSERT_TRUE(rig.engine->wait_idle(60s));
+  st = rig.engine->status();
+  EXPECT_EQ(st.cycles, 2u);
+  EXPECT_EQ(gate->calls.load(), 2);
+  EXPECT_EQ(st.coalesced, 101u);
+  EXPECT_EQ(st.cycles_by_trigger.at("error-rate"), 1u);
+  EXPECT_TRUE(st.pending_triggers.empty());
+  // The follow-up is full because one of the coalesced requests was.
+  EXPECT_EQ(rig.engine->history(1).at(0)->mode, halo::Mode::kFull);
+}
+
+TEST(SingleFlight, TriggersDriveTheEngineThroughRegisterLoop) {
+  halo::EngineConfig cfg = open_rails();
+  Rig rig(cfg);
+  halo::Signals signals(rig.ticker, 10s, 100);
+  halo::TriggerConfig tc;
+  tc.time_interval = 0s;
+  tc.request_threshold = 0;
+  auto loop = halo::register_loop(*rig.engine, signals, tc);
+  rig.state.upsert_agent({.id = "a", .online = false});
+  ASSERT_EQ(loop->trigger_from_event("api.endpoint.failed", "critical"),
+            halo::EventOutcome::kFired);
+  ASSERT_TRUE(rig.engine->wait_idle(60s));
+  rig.executor->wait_idle();
+  EXPECT_EQ(rig.engine->status().cycles_by_trigger.at("event"), 1u);
+  EXPECT_EQ(rig.ran_count(), 1u);
+  loop.stop();
+}
+
+// The whole loop: an agent goes offline, HALO dispatches agent.revive to the deploy arm, the
+// handler revives it, and the next cycle finds everything healthy.
+TEST(EndToEnd, OfflineAgentIsRevivedThroughTheDeployArm) {
+  Rig rig(open_rails());
+  std::string arm_of_revive;
+  rig.handler = [&](const octo::Task& t) {
+    if (t.type == "agent.revive") {
+      rig.state.set_agent_online(t.payload, true);
+      rig.state.heartbeat(t.payload);
+    }
+    return octo::Outcome::success();
+  };
+  for (int i = 0; i < 20; ++i) rig.state.upsert_agent({.id = "agent-" + std::to_string(i)});
+  EXPECT_TRUE(rig.cycle()->weak_points.empty());
+  rig.state.set_agent_online("agent-7", false);
+  auto c = rig.cycle();
+  ASSERT_EQ(c->dispatch_results.size(), 1u);
+  EXPECT_EQ(c->dispatch_results[0].status, DispatchStatus::kDispatched);
+  const auto deploy = *rig.executor->arm_id("deploy");
+  EXPECT_EQ(rig.executor->arm_status(deploy).succeeded, 1u);
+  EXPECT_EQ(rig.engine->status().repairs_succeeded, 1u);
+  auto after = rig.cycle();
+  EXPECT_TRUE(after->weak_points.empty());
+  EXPECT_TRUE(rig.state.agent("agent-7")->online);
+  EXPECT_EQ(rig.engine->status().open_weak_points, 0u);
+}
+
+}  // namespace

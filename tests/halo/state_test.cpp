@@ -1,0 +1,154 @@
+#include "halo/state.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <stdexcept>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct StateRig {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+  halo::SystemState state{clock, &ticker};
+};
+
+TEST(SystemState, SnapshotIsUnaffectedByLaterWrites) {
+  StateRig rig;
+  for (int i = 0; i < 3000; ++i) rig.state.upsert_agent({.id = "a" + std::to_string(i)});
+  rig.state.upsert_graft({.id = "g1", .status = halo::GraftStatus::kPending});
+  auto before = rig.state.snapshot();
+  rig.clock->advance(7s);
+  ASSERT_TRUE(rig.state.heartbeat("a2500"));
+  ASSERT_TRUE(rig.state.set_agent_online("a10", false));
+  ASSERT_TRUE(rig.state.set_graft_status("g1", halo::GraftStatus::kFailed, "boom"));
+  rig.state.upsert_agent({.id = "a-new"});
+  auto after = rig.state.snapshot();
+
+  EXPECT_EQ(before->agents.size(), 3000u);
+  EXPECT_EQ(before->agents[2500].last_heartbeat, 0s);
+  EXPECT_TRUE(before->agents[10].online);
+  EXPECT_EQ(before->grafts[0].status, halo::GraftStatus::kPending);
+  EXPECT_EQ(after->agents.size(), 3001u);
+  EXPECT_EQ(after->agents[2500].last_heartbeat, 7s);
+  EXPECT_FALSE(after->agents[10].online);
+  EXPECT_EQ(after->grafts[0].status, halo::GraftStatus::kFailed);
+  EXPECT_EQ(after->grafts[0].error, "boom");
+  EXPECT_EQ(after->taken_at, 7s);
+  EXPECT_EQ(after->agent_count, 3001u);
+}
+
+TEST(SystemState, UnknownIdsAndBadInput) {
+  StateRig rig;
+  EXPECT_FALSE(rig.state.heartbeat("nobody"));
+  EXPECT_FALSE(rig.state.set_agent_online("nobody", true));
+  EXPECT_FALSE(rig.state.set_graft_status("nobody", halo::GraftStatus::kFailed));
+  EXPECT_THROW(rig.state.upsert_agent({.id = ""}), std::invalid_argument);
+  EXPECT_THROW(rig.state.add_artifact("/x", "not-hex"), std::invalid_argument);
+  EXPECT_THROW(rig.state.add_patrol_check({.name = "dns"}), std::invalid_argument);
+  EXPECT_THROW(rig.state.add_patrol_check({.name = "", .run = [] { return halo::CheckResult{}; }}),
+               std::invalid_argument);
+}
+
+TEST(SystemState, RemovedAgentsAreNotCountedAndCanReturn) {
+  StateRig rig;
+  rig.state.upsert_agent({.id = "a"});
+  rig.state.upsert_agent({.id = "b"});
+  EXPECT_TRUE(rig.state.remove_agent("a"));
+  EXPECT_FALSE(rig.state.remove_agent("a"));
+  EXPECT_EQ(rig.state.snapshot()->agent_count, 1u);
+  EXPECT_FALSE(rig.state.agent("a").has_value());
+  rig.state.upsert_agent({.id = "a"});
+  EXPECT_EQ(rig.state.snapshot()->agent_count, 2u);
+}
+
+TEST(SystemState, SquadTaskAccounting) {
+  StateRig rig;
+  rig.state.record_squad_task("s1", true, 10.0);
+  rig.state.record_squad_task("s1", false, 30.0);
+  auto s = rig.state.snapshot();
+  ASSERT_EQ(s->squads.size(), 1u);
+  EXPECT_EQ(s->squads[0].completed, 1u);
+  EXPECT_EQ(s->squads[0].failed, 1u);
+  EXPECT_DOUBLE_EQ(s->squads[0].average_duration_ms, 20.0);
+}
+
+TEST(SystemState, EndpointCountersWindow) {
+  StateRig rig;
+  auto& ep = rig.state.endpoint("/api/orders");
+  EXPECT_EQ(&ep, &rig.state.endpoint("/api/orders"));
+  for (int i = 0; i < 10; ++i) ep.record(100.0, i < 3);
+  EXPECT_EQ(ep.requests(), 10u);
+  EXPECT_EQ(ep.errors(), 3u);
+  EXPECT_DOUBLE_EQ(ep.mean_latency_ms(), 100.0);
+  rig.clock->advance(11s);
+  rig.ticker.tick();
+  EXPECT_EQ(ep.requests(), 0u);
+}
+
+TEST(Checksum, DetectsChangesAndMissingFiles) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("halo-state-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = (dir / "bin").string();
+  std::ofstream(file) << "pristine";
+  const auto a = halo::checksum_file(file);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->size(), 16u);
+  EXPECT_EQ(a, halo::checksum_file(file));
+  std::ofstream(file) << "corrupted";
+  EXPECT_NE(a, halo::checksum_file(file));
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(halo::checksum_file(file).has_value());
+}
+
+// Writers keep going while snapshots are taken; every snapshot is internally consistent: each
+// agent's heartbeat equals the value its writer set together with its name.
+TEST(SystemStateStress, ConcurrentWritersAndSnapshots) {
+  StateRig rig;
+  constexpr int kAgents = 4096;
+  for (int i = 0; i < kAgents; ++i) rig.state.upsert_agent({.id = std::to_string(i)});
+  std::atomic<bool> done{false};
+  std::latch start(3);
+  auto writer = [&](int parity) {
+    start.arrive_and_wait();
+    for (std::int64_t round = 1; round <= 200; ++round)
+      for (int i = parity; i < kAgents; i += 2)
+        rig.state.upsert_agent({.id = std::to_string(i),
+                                .name = std::to_string(round),
+                                .last_heartbeat = std::chrono::nanoseconds(round)});
+  };
+  std::thread w1(writer, 0), w2(writer, 1);
+  start.arrive_and_wait();
+  std::size_t snapshots = 0;
+  std::vector<std::int64_t> last(kAgents, 0);
+  while (!done.load()) {
+    auto s = rig.state.snapshot();
+    ++snapshots;
+    ASSERT_EQ(s->agents.size(), static_cast<std::size_t>(kAgents));
+    bool finished = true;
+    for (int i = 0; i < kAgents; ++i) {
+      const auto& a = s->agents[static_cast<std::size_t>(i)];
+      const auto hb = a.last_heartbeat.count();
+      if (hb != 0) {
+        ASSERT_EQ(a.name, std::to_string(hb));
+      }
+      ASSERT_GE(hb, last[static_cast<std::size_t>(i)]);  // never goes back
+      last[static_cast<std::size_t>(i)] = hb;
+      finished = finished && hb == 200;
+    }
+    if (finished) done = true;
+  }
+  w1.join();
+  w2.join();
+  EXPECT_GT(snapshots, 0u);
+}
+
+}  // namespace
