@@ -1,12 +1,10 @@
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <future>
 #include <thread>
 
+#include "detail/parallel.hpp"
 #include "halo/analyzer.hpp"
 #include "halo/detail/check_runner.hpp"
 
@@ -45,11 +43,10 @@ Issue make_issue(std::string_view analyzer, Level severity, std::string_view sub
 template <class T, class F>
 std::vector<Issue> scan(const Table<T>& table, F&& per_item) {
   std::vector<std::vector<Issue>> parts(table.chunk_count());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, table.chunk_count(), 1),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t c = r.begin(); c != r.end(); ++c)
-                        for (const T& item : table.chunk(c)) per_item(item, parts[c]);
-                    });
+  detail::parallel_ranges(table.chunk_count(), 1, [&](std::size_t b, std::size_t e) {
+    for (std::size_t c = b; c != e; ++c)
+      for (const T& item : table.chunk(c)) per_item(item, parts[c]);
+  });
   std::size_t total = 0;
   for (auto& p : parts) total += p.size();
   std::vector<Issue> out;

@@ -1,9 +1,6 @@
 #include "halo/engine.hpp"
 
-#include <tbb/blocked_range.h>
 #include <tbb/flow_graph.h>
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_sort.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -13,12 +10,16 @@
 #include <stdexcept>
 
 #include "detail/json.hpp"
+#include "detail/parallel.hpp"
 
 namespace halo {
 
 struct Engine::Arena {
+  // One slot (the calling thread) under TSan: see detail/parallel.hpp.
   explicit Arena(int concurrency)
-      : arena(concurrency > 0 ? concurrency : tbb::task_arena::automatic) {}
+      : arena(detail::kSerialForTsan ? 1
+              : concurrency > 0      ? concurrency
+                                     : tbb::task_arena::automatic) {}
   tbb::task_arena arena;
 };
 
@@ -223,6 +224,13 @@ std::vector<AnalyzerResult> Engine::analyze(const Snapshot& snapshot, Mode mode)
       if (mode == Mode::kFull || a->light()) selected.push_back(a);
   }
   std::vector<AnalyzerResult> results(selected.size());
+  if constexpr (detail::kSerialForTsan) {
+    // No TBB tasks at all under TSan: TBB recycles task memory across threads through libtbb,
+    // where TSan cannot see it (detail/parallel.hpp).
+    for (std::size_t i = 0; i < selected.size(); ++i)
+      results[i] = run_analyzer(*selected[i], snapshot);
+    return results;
+  }
   arena_->arena.execute([&] {
     // The analyzers do not depend on each other: one broadcast feeding one node each.
     tbb::flow::graph g;
@@ -442,11 +450,11 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq, Mode) {
     }
   }
   arena_->arena.execute([&] {
-    tbb::parallel_sort(cycle.weak_points.begin(), cycle.weak_points.end(),
-                       [](const WeakPoint& a, const WeakPoint& b) {
-                         if (a.severity != b.severity) return a.severity > b.severity;
-                         return a.fingerprint < b.fingerprint;
-                       });
+    detail::parallel_sort(cycle.weak_points.begin(), cycle.weak_points.end(),
+                          [](const WeakPoint& a, const WeakPoint& b) {
+                            if (a.severity != b.severity) return a.severity > b.severity;
+                            return a.fingerprint < b.fingerprint;
+                          });
   });
 }
 
@@ -462,30 +470,28 @@ void Engine::plan(CycleResult& cycle) {
   };
   std::vector<Planned> planned(cycle.weak_points.size());
   arena_->arena.execute([&] {
-    tbb::parallel_for(
-        tbb::blocked_range<std::size_t>(0, planned.size(), 256),
-        [&](const tbb::blocked_range<std::size_t>& r) {
-          for (std::size_t k = r.begin(); k != r.end(); ++k) {
-            const WeakPoint& wp = cycle.weak_points[k];
-            for (const auto& s : strategies) {
-              try {
-                if (auto t = s->plan(wp)) {
-                  planned[k].task = GeneratedTask{wp.id, wp.fingerprint, wp.subject_type,
-                                                  std::string(s->name()), std::move(*t)};
-                  break;
-                }
-              } catch (const std::exception& e) {
-                planned[k].error =
-                    "strategy " + std::string(s->name()) + " threw on " + wp.id + ": " + e.what();
-                break;
-              } catch (...) {
-                planned[k].error =
-                    "strategy " + std::string(s->name()) + " threw on " + wp.id + ": unknown";
-                break;
-              }
+    detail::parallel_ranges(planned.size(), 256, [&](std::size_t b, std::size_t e) {
+      for (std::size_t k = b; k != e; ++k) {
+        const WeakPoint& wp = cycle.weak_points[k];
+        for (const auto& s : strategies) {
+          try {
+            if (auto t = s->plan(wp)) {
+              planned[k].task = GeneratedTask{wp.id, wp.fingerprint, wp.subject_type,
+                                              std::string(s->name()), std::move(*t)};
+              break;
             }
+          } catch (const std::exception& e) {
+            planned[k].error =
+                "strategy " + std::string(s->name()) + " threw on " + wp.id + ": " + e.what();
+            break;
+          } catch (...) {
+            planned[k].error =
+                "strategy " + std::string(s->name()) + " threw on " + wp.id + ": unknown";
+            break;
           }
-        });
+        }
+      }
+    });
   });
   for (auto& p : planned) {
     if (p.task) cycle.generated_tasks.push_back(std::move(*p.task));

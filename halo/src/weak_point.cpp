@@ -1,10 +1,8 @@
 #include "halo/weak_point.hpp"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_sort.h>
-
 #include <cstdio>
+
+#include "detail/parallel.hpp"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -31,12 +29,10 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
   for (const auto& r : results)
     for (const Issue& i : r.issues)
       if (i.severity >= Level::kMedium) refs.push_back({0, &i});
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, refs.size(), 4096),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t k = r.begin(); k != r.end(); ++k)
-                        refs[k].fp =
-                            fingerprint(refs[k].issue->subject_type, refs[k].issue->subject_id);
-                    });
+  detail::parallel_ranges(refs.size(), 4096, [&](std::size_t b, std::size_t e) {
+    for (std::size_t k = b; k != e; ++k)
+      refs[k].fp = fingerprint(refs[k].issue->subject_type, refs[k].issue->subject_id);
+  });
   // Equal fingerprints of different subjects (a 64-bit collision) still form separate groups.
   auto less = [](const Ref& a, const Ref& b) {
     if (a.fp != b.fp) return a.fp < b.fp;
@@ -46,7 +42,7 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
       return a.issue->subject_id < b.issue->subject_id;
     return a.issue->id < b.issue->id;
   };
-  tbb::parallel_sort(refs.begin(), refs.end(), less);
+  detail::parallel_sort(refs.begin(), refs.end(), less);
 
   std::vector<std::pair<std::size_t, std::size_t>> groups;  // [begin, end) into refs
   for (std::size_t k = 0; k < refs.size();) {
@@ -60,30 +56,28 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
   }
 
   std::vector<WeakPoint> out(groups.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, groups.size(), 256),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t g = r.begin(); g != r.end(); ++g) {
-                        WeakPoint& wp = out[g];
-                        const auto [b, e] = groups[g];
-                        const Issue& first = *refs[b].issue;
-                        wp.fingerprint = refs[b].fp;
-                        char hex[20];
-                        std::snprintf(hex, sizeof hex, "wp-%016llx",
-                                      static_cast<unsigned long long>(wp.fingerprint));
-                        wp.id = hex;
-                        wp.subject_type = first.subject_type;
-                        wp.subject_id = first.subject_id;
-                        wp.base_severity = Level::kMedium;
-                        for (std::size_t k = b; k < e; ++k) {
-                          wp.issues.push_back(*refs[k].issue);
-                          wp.base_severity = std::max(wp.base_severity, refs[k].issue->severity);
-                        }
-                        wp.severity = wp.base_severity;
-                        wp.summary = first.description;
-                        if (e - b > 1) wp.summary += " (+" + std::to_string(e - b - 1) + " more)";
-                      }
-                    });
-  tbb::parallel_sort(out.begin(), out.end(), [](const WeakPoint& a, const WeakPoint& b) {
+  detail::parallel_ranges(groups.size(), 256, [&](std::size_t gb, std::size_t ge) {
+    for (std::size_t g = gb; g != ge; ++g) {
+      WeakPoint& wp = out[g];
+      const auto [b, e] = groups[g];
+      const Issue& first = *refs[b].issue;
+      wp.fingerprint = refs[b].fp;
+      char hex[20];
+      std::snprintf(hex, sizeof hex, "wp-%016llx", static_cast<unsigned long long>(wp.fingerprint));
+      wp.id = hex;
+      wp.subject_type = first.subject_type;
+      wp.subject_id = first.subject_id;
+      wp.base_severity = Level::kMedium;
+      for (std::size_t k = b; k < e; ++k) {
+        wp.issues.push_back(*refs[k].issue);
+        wp.base_severity = std::max(wp.base_severity, refs[k].issue->severity);
+      }
+      wp.severity = wp.base_severity;
+      wp.summary = first.description;
+      if (e - b > 1) wp.summary += " (+" + std::to_string(e - b - 1) + " more)";
+    }
+  });
+  detail::parallel_sort(out.begin(), out.end(), [](const WeakPoint& a, const WeakPoint& b) {
     if (a.severity != b.severity) return a.severity > b.severity;
     return a.fingerprint < b.fingerprint;
   });

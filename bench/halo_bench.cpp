@@ -1,0 +1,73 @@
+// HALO cycle cost over large states: snapshot, analyzers on the flow graph, grouping, escalation
+// bookkeeping, strategies and (dry-run) dispatch with its audit entries.
+//
+// Args: subjects (agents + endpoints + grafts in equal thirds, 1% unhealthy), arena concurrency.
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+
+#include "halo/engine.hpp"
+
+namespace {
+
+struct World {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = std::chrono::milliseconds(10), .clock = clock,
+                       .own_thread = false}};
+  halo::SystemState state{clock, &ticker};
+
+  explicit World(std::int64_t subjects) {
+    const std::int64_t third = subjects / 3;
+    for (std::int64_t i = 0; i < third; ++i) {
+      const std::string id = std::to_string(i);
+      state.upsert_agent({.id = "agent-" + id, .squad = "s" + std::to_string(i % 10),
+                          .online = i % 100 != 0});
+      state.report_probe("/api/" + id, i % 100 == 0 ? 503 : 200, 12.0);
+    }
+    for (std::int64_t i = 0; i < subjects - 2 * third; ++i)
+      state.upsert_graft({.id = "graft-" + std::to_string(i),
+                          .status = i % 100 == 0 ? halo::GraftStatus::kFailed
+                                                 : halo::GraftStatus::kInstalled});
+  }
+};
+
+// Worlds are costly to build (a million subjects); both concurrencies share one per size.
+World& world(std::int64_t subjects) {
+  static std::map<std::int64_t, std::unique_ptr<World>> worlds;
+  auto& w = worlds[subjects];
+  if (!w) w = std::make_unique<World>(subjects);
+  return *w;
+}
+
+void run(benchmark::State& st, halo::Mode mode) {
+  World& w = world(st.range(0));
+  halo::EngineConfig cfg;
+  cfg.dry_run = true;
+  cfg.concurrency = static_cast<int>(st.range(1));
+  halo::Engine engine(w.state, cfg);
+  std::size_t weak_points = 0;
+  for (auto _ : st) {
+    auto c = engine.run_cycle("bench", {}, mode);
+    weak_points = c->weak_points.size();
+    benchmark::DoNotOptimize(c);
+  }
+  st.counters["weak_points"] = static_cast<double>(weak_points);
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+
+void BM_HaloCycle_Full(benchmark::State& st) { run(st, halo::Mode::kFull); }
+void BM_HaloCycle_Light(benchmark::State& st) { run(st, halo::Mode::kLight); }
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n : {1'000, 100'000, 1'000'000})
+    for (std::int64_t c : {1, 2}) b->Args({n, c});
+  b->ArgNames({"subjects", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_HaloCycle_Full)->Apply(sizes);
+BENCHMARK(BM_HaloCycle_Light)->Apply(sizes);
+
+}  // namespace
+
+BENCHMARK_MAIN();
