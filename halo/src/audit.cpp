@@ -70,6 +70,25 @@ void AuditLog::append(AuditEntry e) {
   entries_.push_back(std::move(e));
 }
 
+void AuditLog::append(std::vector<AuditEntry> batch) {
+  const auto now = std::chrono::system_clock::now();
+  for (auto& e : batch)
+    if (e.when == std::chrono::system_clock::time_point{}) e.when = now;
+  // Entries that would be dropped at once are counted, not copied.
+  std::lock_guard lock(mu_);
+  const std::size_t skip = batch.size() > capacity_ ? batch.size() - capacity_ : 0;
+  next_seq_ += skip;
+  dropped_ += skip;
+  for (std::size_t i = skip; i < batch.size(); ++i) {
+    batch[i].seq = next_seq_++;
+    if (entries_.size() == capacity_) {
+      entries_.pop_front();
+      ++dropped_;
+    }
+    entries_.push_back(std::move(batch[i]));
+  }
+}
+
 std::vector<AuditEntry> AuditLog::entries(std::size_t limit) const {
   std::lock_guard lock(mu_);
   const std::size_t n = std::min(limit, entries_.size());

@@ -11,6 +11,7 @@
 
 #include "detail/json.hpp"
 #include "detail/parallel.hpp"
+#include "halo/detail/grouping.hpp"
 
 namespace halo {
 
@@ -24,12 +25,12 @@ struct Engine::Arena {
 };
 
 // Per weak point, across cycles: consecutive sightings, escalation from failed repairs, and the
-// analyzers that reported it (it is forgotten only by a cycle in which they all ran).
+// analyzers that reported it, as bits (it is forgotten only by a cycle in which they all ran).
 struct Engine::Tracked {
   std::uint32_t cycles_seen = 0;
   std::uint32_t failure_escalation = 0;
   std::uint64_t last_seen = 0;
-  std::vector<std::string> analyzers;
+  std::uint64_t analyzers = 0;
 };
 
 struct Engine::InFlight {
@@ -371,12 +372,26 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   cycle->mode = mode;
   cycle->dry_run = config_.dry_run || (mode == Mode::kLight && config_.light_mode_dry_run);
 
+  auto lap = [last = std::chrono::steady_clock::now()]() mutable {
+    const auto now = std::chrono::steady_clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - last).count();
+    last = now;
+    return ms;
+  };
+  auto& tm = cycle->timings;
   const auto snapshot = state_.snapshot();
+  tm.snapshot = lap();
   cycle->analysis = analyze(*snapshot, mode);
-  arena_->arena.execute([&] { cycle->weak_points = group_weak_points(cycle->analysis); });
+  tm.analyze = lap();
+  arena_->arena.execute(
+      [&] { cycle->weak_points = detail::group_weak_points(cycle->analysis, /*sorted=*/false); });
+  tm.group = lap();
   track(*cycle, seq, mode);
+  tm.track = lap();
   plan(*cycle);
+  tm.plan = lap();
   dispatch(*cycle, *snapshot);
+  tm.dispatch = lap();
 
   auto& sum = cycle->summary;
   for (const auto& a : cycle->analysis)
@@ -413,41 +428,67 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   cycle->duration_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
-  std::shared_ptr<const CycleResult> done = cycle;
-  std::lock_guard lock(mu_);
-  history_.push_front(done);
-  while (history_.size() > config_.history_limit) history_.pop_back();
-  ++cycles_by_trigger_[done->trigger];
-  return done;
+  tm.record = lap();
+  std::shared_ptr<CycleResult> evicted;  // freed outside the lock
+  {
+    std::lock_guard lock(mu_);
+    history_.push_front(cycle);
+    if (history_.size() > config_.history_limit) {
+      evicted = std::move(history_.back());
+      history_.pop_back();
+    }
+    ++cycles_by_trigger_[cycle->trigger];
+  }
+  // A large old cycle holds tens of thousands of strings: when nobody else holds it, free its
+  // weak points and analysis in parallel instead of on this thread alone.
+  if (!detail::kSerialForTsan && evicted && evicted.use_count() == 1) {
+    // use_count() is a relaxed load; the fence pairs with the release in the last other
+    // owner's decrement, so its reads of the cycle happen before these writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    arena_->arena.execute([&] {
+      auto& wps = evicted->weak_points;
+      detail::parallel_ranges(wps.size(), 256, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) wps[i] = WeakPoint{};
+      });
+      for (auto& a : evicted->analysis) {
+        detail::parallel_ranges(a.issues.size(), 256, [&](std::size_t b, std::size_t e) {
+          for (std::size_t i = b; i < e; ++i) a.issues[i] = Issue{};
+        });
+      }
+    });
+  }
+  return cycle;
+}
+
+std::uint64_t Engine::analyzer_bit(std::string_view name) {
+  for (const auto& [n, bit] : analyzer_bits_)
+    if (n == name) return bit;
+  // Past 63 names the rest share the top bit: such weak points are forgotten only when all of
+  // those analyzers ran, which is conservative.
+  const std::uint64_t bit = std::uint64_t{1} << std::min<std::size_t>(analyzer_bits_.size(), 63);
+  analyzer_bits_.emplace_back(std::string(name), bit);
+  return bit;
 }
 
 void Engine::track(CycleResult& cycle, std::uint64_t seq, Mode) {
-  std::set<std::string, std::less<>> ran;
-  for (const auto& a : cycle.analysis) ran.insert(a.name);
   {
     std::lock_guard lock(mu_);
+    std::uint64_t ran = 0;
+    for (const auto& a : cycle.analysis) ran |= analyzer_bit(a.name);
     for (WeakPoint& wp : cycle.weak_points) {
       Tracked& t = tracked_[wp.fingerprint];
       t.cycles_seen += 1;
       t.last_seen = seq;
-      t.analyzers.clear();
-      for (const auto& i : wp.issues)
-        if (std::find(t.analyzers.begin(), t.analyzers.end(), i.analyzer) == t.analyzers.end())
-          t.analyzers.push_back(i.analyzer);
+      t.analyzers = 0;
+      for (const auto& i : wp.issues) t.analyzers |= analyzer_bit(i.analyzer);
       wp.cycles_seen = t.cycles_seen;
       wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
       wp.severity = raise(wp.base_severity, wp.escalation);
     }
     // Forget weak points this cycle could have seen but did not: they are healthy again.
-    for (auto it = tracked_.begin(); it != tracked_.end();) {
-      const Tracked& t = it->second;
-      const bool all_ran = std::all_of(t.analyzers.begin(), t.analyzers.end(),
-                                       [&](const std::string& a) { return ran.count(a) != 0; });
-      if (t.last_seen != seq && all_ran)
-        it = tracked_.erase(it);
-      else
-        ++it;
-    }
+    std::erase_if(tracked_, [&](const auto& kv) {
+      return kv.second.last_seen != seq && (kv.second.analyzers & ~ran) == 0;
+    });
   }
   arena_->arena.execute([&] {
     detail::parallel_sort(cycle.weak_points.begin(), cycle.weak_points.end(),
@@ -493,18 +534,28 @@ void Engine::plan(CycleResult& cycle) {
       }
     });
   });
-  for (auto& p : planned) {
-    if (p.task) cycle.generated_tasks.push_back(std::move(*p.task));
-    if (!p.error.empty()) cycle.errors.push_back(std::move(p.error));
+  // Compact in weak-point order: positions serially (cheap), the moves in parallel.
+  std::vector<std::size_t> slot(planned.size());
+  std::size_t count = 0;
+  for (std::size_t k = 0; k < planned.size(); ++k) {
+    slot[k] = count;
+    count += planned[k].task ? 1 : 0;
+    if (!planned[k].error.empty()) cycle.errors.push_back(std::move(planned[k].error));
   }
+  cycle.generated_tasks.resize(count);
+  arena_->arena.execute([&] {
+    detail::parallel_ranges(planned.size(), 512, [&](std::size_t b, std::size_t e) {
+      for (std::size_t k = b; k < e; ++k) {
+        if (planned[k].task) cycle.generated_tasks[slot[k]] = std::move(*planned[k].task);
+        planned[k] = Planned{};
+      }
+    });
+  });
 }
 
-void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result) {
+void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
+                  AuditEntry* entry) {
   const bool agent = gt.subject_type == "agent";
-  AuditEntry e{.cycle_id = cycle_id,
-               .weak_point = gt.weak_point,
-               .task_type = gt.task.type,
-               .subject = gt.task.payload};
   // Raised before the enqueue: the executor's hand-off to its worker orders this store before
   // the worker's load in Feedback, so the task's outcome cannot skip the engine. Its record is
   // made under mu_, which on_outcome takes too.
@@ -526,22 +577,54 @@ void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, Dispatch
     result.status = DispatchStatus::kFailed;
     result.reason = std::string(octo::to_string(r.error()));
   }
-  e.kind = result.status == DispatchStatus::kDispatched ? AuditKind::kDispatched
-                                                        : AuditKind::kDispatchFailed;
-  e.task_id = result.task_id;
-  e.reason = result.reason;
-  audit_.append(std::move(e));
+  AuditEntry e = audit_entry(gt, cycle_id, result);
+  if (entry != nullptr) {
+    *entry = std::move(e);
+  } else {
+    audit_.append(std::move(e));
+  }
+}
+
+AuditEntry Engine::audit_entry(const GeneratedTask& gt, const std::string& cycle_id,
+                               const DispatchResult& d) {
+  AuditKind kind = AuditKind::kSuppressed;
+  switch (d.status) {
+    case DispatchStatus::kSuggested:
+      kind = AuditKind::kSuggested;
+      break;
+    case DispatchStatus::kPendingApproval:
+      kind = AuditKind::kPendingApproval;
+      break;
+    case DispatchStatus::kDispatched:
+      kind = AuditKind::kDispatched;
+      break;
+    case DispatchStatus::kSuppressed:
+      kind = AuditKind::kSuppressed;
+      break;
+    case DispatchStatus::kFailed:
+      kind = AuditKind::kDispatchFailed;
+      break;
+  }
+  return AuditEntry{.kind = kind,
+                    .cycle_id = cycle_id,
+                    .weak_point = gt.weak_point,
+                    .task_type = gt.task.type,
+                    .subject = gt.task.payload,
+                    .task_id = d.task_id,
+                    .approval_id = d.approval_id,
+                    .reason = d.reason};
 }
 
 void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
-  std::unordered_map<std::string_view, const WeakPoint*> by_id;
-  by_id.reserve(cycle.weak_points.size());
-  for (const auto& wp : cycle.weak_points) by_id.emplace(wp.id, &wp);
   const auto& safety = config_.safety;
   const auto now = state_.now();
   const std::size_t agent_cap = std::max<std::size_t>(
       1, static_cast<std::size_t>(std::floor(static_cast<double>(snapshot.agent_count) *
                                              safety.blast_radius_percent / 100.0)));
+  const std::size_t n = cycle.generated_tasks.size();
+  cycle.dispatch_results.resize(n);
+  std::vector<AuditEntry> entries(n);
+  std::vector<char> audited(n, 0);  // send() wrote the entry
 
   std::lock_guard lock(mu_);
   const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
@@ -549,51 +632,56 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
                              tokens_ + std::max(0.0, elapsed) * safety.repairs_per_second);
   tokens_at_ = now;
 
-  cycle.dispatch_results.resize(cycle.generated_tasks.size());
-  for (std::size_t i = 0; i < cycle.generated_tasks.size(); ++i) {
+  // The decisions, in order (worst weak point first): cheap lookups only.
+  static constexpr const char* kReasons[] = {"in-flight", "awaiting-approval", "backoff",
+                                             "blast-radius", "rate-limited"};
+  std::uint64_t suppressed[std::size(kReasons)] = {};
+  for (std::size_t i = 0; i < n; ++i) {
     const GeneratedTask& gt = cycle.generated_tasks[i];
-    const WeakPoint& wp = *by_id.at(gt.weak_point);
     DispatchResult& d = cycle.dispatch_results[i];
     d.task_index = i;
-    AuditEntry e{.cycle_id = cycle.id,
-                 .weak_point = gt.weak_point,
-                 .task_type = gt.task.type,
-                 .subject = gt.task.payload};
-    auto suppress = [&](const char* why) {
-      d.status = DispatchStatus::kSuppressed;
-      d.reason = why;
-      ++suppressed_by_reason_[why];
-    };
-    const auto backoff = backoff_.find(wp.fingerprint);
+    int why = -1;
     if (cycle.dry_run) {
       d.status = DispatchStatus::kSuggested;
-    } else if (in_flight_by_wp_.count(wp.fingerprint) != 0) {
-      suppress("in-flight");
-    } else if (approval_by_wp_.count(wp.fingerprint) != 0) {
-      suppress("awaiting-approval");
-    } else if (backoff != backoff_.end() && now < backoff->second.until) {
-      suppress("backoff");
-    } else if (wp.subject_type == "agent" && agents_in_flight_ >= agent_cap) {
-      suppress("blast-radius");
+    } else if (in_flight_by_wp_.count(gt.fingerprint) != 0) {
+      why = 0;
+    } else if (approval_by_wp_.count(gt.fingerprint) != 0) {
+      why = 1;
+    } else if (auto b = backoff_.find(gt.fingerprint);
+               b != backoff_.end() && now < b->second.until) {
+      why = 2;
+    } else if (gt.subject_type == "agent" && agents_in_flight_ >= agent_cap) {
+      why = 3;
     } else if (safety.approval_required.count(gt.task.type) != 0) {
       d.status = DispatchStatus::kPendingApproval;
       d.approval_id = next_approval_id_++;
       approvals_[d.approval_id] = PendingApproval{d.approval_id, cycle.id, gt};
-      approval_by_wp_[wp.fingerprint] = d.approval_id;
+      approval_by_wp_[gt.fingerprint] = d.approval_id;
     } else if (tokens_ < 1.0) {
-      suppress("rate-limited");
+      why = 4;
     } else {
       tokens_ -= 1.0;
-      send(gt, cycle.id, d);
-      continue;  // send() audits
+      send(gt, cycle.id, d, &entries[i]);
+      audited[i] = 1;
     }
-    e.kind = d.status == DispatchStatus::kSuggested         ? AuditKind::kSuggested
-             : d.status == DispatchStatus::kPendingApproval ? AuditKind::kPendingApproval
-                                                            : AuditKind::kSuppressed;
-    e.approval_id = d.approval_id;
-    e.reason = d.reason;
-    audit_.append(std::move(e));
+    if (why >= 0) {
+      d.status = DispatchStatus::kSuppressed;
+      d.reason = kReasons[why];
+      ++suppressed[why];
+    }
   }
+  for (std::size_t r = 0; r < std::size(kReasons); ++r)
+    if (suppressed[r] != 0) suppressed_by_reason_[kReasons[r]] += suppressed[r];
+
+  // The audit entries (strings, mostly) are built in parallel, then appended in decision order.
+  arena_->arena.execute([&] {
+    detail::parallel_ranges(n, 512, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i)
+        if (!audited[i])
+          entries[i] = audit_entry(cycle.generated_tasks[i], cycle.id, cycle.dispatch_results[i]);
+    });
+  });
+  audit_.append(std::move(entries));
 }
 
 void Engine::on_outcome(const octo::TaskEvent& event) {
@@ -654,7 +742,7 @@ ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
                            .approval_id = approval_id});
   // Approval is a person's decision: it skips the rate limit, not the executor's own checks.
   DispatchResult d;
-  send(p.planned, p.cycle_id, d);
+  send(p.planned, p.cycle_id, d, nullptr);
   return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
                                                  : ApprovalOutcome::kDispatchFailed;
 }

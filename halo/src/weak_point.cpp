@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "detail/parallel.hpp"
+#include "halo/detail/grouping.hpp"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -21,6 +22,11 @@ std::uint64_t fingerprint(std::string_view subject_type, std::string_view subjec
 }
 
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results) {
+  return detail::group_weak_points(results, true);
+}
+
+std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResult>& results,
+                                                 bool sorted) {
   struct Ref {
     std::uint64_t fp;
     const Issue* issue;
@@ -77,6 +83,7 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
       if (e - b > 1) wp.summary += " (+" + std::to_string(e - b - 1) + " more)";
     }
   });
+  if (!sorted) return out;
   detail::parallel_sort(out.begin(), out.end(), [](const WeakPoint& a, const WeakPoint& b) {
     if (a.severity != b.severity) return a.severity > b.severity;
     return a.fingerprint < b.fingerprint;

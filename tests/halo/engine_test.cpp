@@ -374,6 +374,25 @@ TEST(Audit, BoundedAppendOnlyJsonLines) {
   EXPECT_THROW(halo::AuditLog(0), std::invalid_argument);
 }
 
+TEST(Audit, BatchKeepsOrderAndCountsWhatDoesNotFit) {
+  halo::AuditLog log(4);
+  log.append({.kind = halo::AuditKind::kDispatched, .weak_point = "first"});
+  std::vector<halo::AuditEntry> batch;
+  for (int i = 0; i < 6; ++i)
+    batch.push_back({.kind = halo::AuditKind::kSuggested, .weak_point = std::to_string(i)});
+  log.append(std::move(batch));
+  EXPECT_EQ(log.appended(), 7u);
+  EXPECT_EQ(log.dropped(), 3u);
+  std::vector<std::string> kept;
+  std::vector<std::uint64_t> seqs;
+  for (const auto& e : log.entries()) {
+    kept.push_back(e.weak_point);
+    seqs.push_back(e.seq);
+  }
+  EXPECT_EQ(kept, (std::vector<std::string>{"2", "3", "4", "5"}));
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{4, 5, 6, 7}));
+}
+
 struct Throwing : halo::Analyzer {
   std::string_view name() const noexcept override { return "throwing"; }
   halo::AnalyzerResult analyze(const halo::Snapshot&) override {

@@ -56,6 +56,8 @@ class AuditLog {
   explicit AuditLog(std::size_t capacity = 10'000);
   // Stamps seq and, when unset, the time.
   void append(AuditEntry e);
+  // Appends in order under one lock (the engine's per-cycle batch).
+  void append(std::vector<AuditEntry> batch);
   // The newest `limit` entries, oldest first.
   std::vector<AuditEntry> entries(std::size_t limit = SIZE_MAX) const;
   // Writes the newest `limit` entries as JSON lines.

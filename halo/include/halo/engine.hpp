@@ -128,6 +128,11 @@ struct CycleSummary {
   std::string text{};
 };
 
+// Where a cycle's time went, in milliseconds.
+struct CycleTimings {
+  double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
+};
+
 struct CycleResult {
   std::string id{};         // UUID v4
   std::string timestamp{};  // ISO-8601 UTC, when the cycle started
@@ -143,6 +148,7 @@ struct CycleResult {
   std::vector<std::string> errors{};  // strategies that threw
   CycleSummary summary{};
   double duration_ms = 0.0;
+  CycleTimings timings{};
 };
 
 struct PendingApproval {
@@ -228,9 +234,15 @@ class Engine {
   void track(CycleResult& cycle, std::uint64_t seq, Mode mode);
   void plan(CycleResult& cycle);
   void dispatch(CycleResult& cycle, const Snapshot& snapshot);
-  // Under mu_: enqueues and records the repair; fills `result`.
-  void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result);
+  // Under mu_: enqueues and records the repair; fills `result` and its audit entry (appended
+  // at once when `entry` is null).
+  void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
+            AuditEntry* entry);
+  static AuditEntry audit_entry(const GeneratedTask& gt, const std::string& cycle_id,
+                                const DispatchResult& d);
   void on_outcome(const octo::TaskEvent& event);
+  // Under mu_: this analyzer's bit in Tracked::analyzers.
+  std::uint64_t analyzer_bit(std::string_view name);
   void worker_loop();
   std::string new_uuid();
 
@@ -261,6 +273,7 @@ class Engine {
   mutable std::mutex mu_;
   octo::Executor* executor_ = nullptr;
   std::unordered_map<std::uint64_t, Tracked> tracked_;
+  std::vector<std::pair<std::string, std::uint64_t>> analyzer_bits_;
   std::unordered_map<octo::TaskId, InFlight> in_flight_;
   std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
   std::size_t agents_in_flight_ = 0;
@@ -270,7 +283,7 @@ class Engine {
   std::uint64_t next_approval_id_ = 1;
   double tokens_ = 0.0;
   std::chrono::nanoseconds tokens_at_{0};
-  std::deque<std::shared_ptr<const CycleResult>> history_;
+  std::deque<std::shared_ptr<CycleResult>> history_;  // handed out as const
   std::uint64_t cycle_seq_ = 0;
   std::map<std::string, std::uint64_t> cycles_by_trigger_;
   std::map<std::string, std::uint64_t> suppressed_by_reason_;
