@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 
 #include "detail/json.hpp"
@@ -316,12 +317,15 @@ void Engine::worker_loop() {
     flight_cv_.wait(lock, [&] { return stopping_ || (pending_ && !running_); });
     if (stopping_) return;
     CycleRequest r = std::move(pending_request_);
+    std::vector<std::string> folded;
+    for (auto& t : pending_triggers_)
+      if (t != r.trigger) folded.push_back(std::move(t));
     pending_ = false;
     pending_triggers_.clear();
     running_ = true;
     lock.unlock();
     try {
-      execute(r.trigger, r.context, r.mode);
+      execute(r.trigger, r.context, r.mode, std::move(folded));
     } catch (...) {
       // A cycle fails only on resource exhaustion; the next request tries again.
     }
@@ -356,7 +360,7 @@ std::string Engine::new_uuid() {
 
 std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
                                                    std::map<std::string, std::string> context,
-                                                   Mode mode) {
+                                                   Mode mode, std::vector<std::string> coalesced) {
   const auto t0 = std::chrono::steady_clock::now();
   auto cycle = std::make_shared<CycleResult>();
   std::uint64_t seq;
@@ -368,6 +372,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   cycle->started = std::chrono::system_clock::now();
   cycle->timestamp = detail::iso8601(cycle->started);
   cycle->trigger = std::move(trigger);
+  cycle->coalesced = std::move(coalesced);
   cycle->context = std::move(context);
   cycle->mode = mode;
   cycle->dry_run = config_.dry_run || (mode == Mode::kLight && config_.light_mode_dry_run);
@@ -438,6 +443,13 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
       history_.pop_back();
     }
     ++cycles_by_trigger_[cycle->trigger];
+    ++served_by_trigger_[cycle->trigger];
+    for (const auto& t : cycle->coalesced) ++served_by_trigger_[t];
+    const double secs = cycle->duration_ms / 1000.0;
+    std::size_t b = 0;
+    while (b < std::size(kCycleBounds) && secs > kCycleBounds[b]) ++b;
+    ++cycle_buckets_[b];
+    cycle_seconds_sum_ += secs;
   }
   // A large old cycle holds tens of thousands of strings: when nobody else holds it, free its
   // weak points and analysis in parallel instead of on this thread alone.
@@ -785,6 +797,7 @@ EngineStatus Engine::status() const {
     s.last_run = history_.front()->started;
   }
   s.cycles_by_trigger = cycles_by_trigger_;
+  s.served_by_trigger = served_by_trigger_;
   for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
   s.pending_approvals = approvals_.size();
   s.repairs_in_flight = in_flight_.size();
@@ -793,6 +806,14 @@ EngineStatus Engine::status() const {
   s.repairs_succeeded = repairs_succeeded_;
   s.repairs_failed = repairs_failed_;
   s.suppressed_by_reason = suppressed_by_reason_;
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b <= std::size(kCycleBounds); ++b) {
+    cumulative += cycle_buckets_[b];
+    s.cycle_seconds.emplace_back(
+        b < std::size(kCycleBounds) ? kCycleBounds[b] : std::numeric_limits<double>::infinity(),
+        cumulative);
+  }
+  s.cycle_seconds_sum = cycle_seconds_sum_;
   return s;
 }
 

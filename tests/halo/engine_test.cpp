@@ -508,6 +508,8 @@ TEST(SingleFlight, HundredTriggersDuringACycleGiveOneFollowUp) {
   EXPECT_EQ(gate->calls.load(), 2);
   EXPECT_EQ(st.coalesced, 101u);
   EXPECT_EQ(st.cycles_by_trigger.at("error-rate"), 1u);
+  EXPECT_EQ(st.served_by_trigger.at("manual"), 2u);  // the first cycle, and folded into the second
+  EXPECT_EQ(rig.engine->history(1).at(0)->coalesced, std::vector<std::string>{"manual"});
   EXPECT_TRUE(st.pending_triggers.empty());
   // The follow-up is full because one of the coalesced requests was.
   EXPECT_EQ(rig.engine->history(1).at(0)->mode, halo::Mode::kFull);

@@ -35,6 +35,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -138,6 +139,9 @@ struct CycleResult {
   std::string timestamp{};  // ISO-8601 UTC, when the cycle started
   std::chrono::system_clock::time_point started{};
   std::string trigger{};
+  // Other triggers that arrived while this one was queued or the previous cycle ran, and were
+  // folded into this cycle.
+  std::vector<std::string> coalesced{};
   std::map<std::string, std::string> context{};
   Mode mode = Mode::kFull;
   bool dry_run = false;
@@ -166,7 +170,9 @@ struct EngineStatus {
   bool running = false;
   // Triggers coalesced into the follow-up cycle that has not started yet.
   std::vector<std::string> pending_triggers{};
-  std::map<std::string, std::uint64_t> cycles_by_trigger{};
+  std::map<std::string, std::uint64_t> cycles_by_trigger{};  // by the cycle's own trigger
+  // Cycles that served each trigger, whether as their own or coalesced into them.
+  std::map<std::string, std::uint64_t> served_by_trigger{};
   std::uint64_t cycles = 0;
   std::uint64_t coalesced = 0;  // requests folded into another cycle
   std::size_t pending_approvals = 0;
@@ -176,6 +182,10 @@ struct EngineStatus {
   std::uint64_t repairs_succeeded = 0;
   std::uint64_t repairs_failed = 0;
   std::map<std::string, std::uint64_t> suppressed_by_reason{};
+  // Cycle wall time: cumulative counts per upper bound in seconds (the last bound is +inf), as
+  // a Prometheus histogram wants them.
+  std::vector<std::pair<double, std::uint64_t>> cycle_seconds{};
+  double cycle_seconds_sum = 0.0;
 };
 
 class Engine {
@@ -229,7 +239,8 @@ class Engine {
   struct Backoff;
 
   std::shared_ptr<const CycleResult> execute(std::string trigger,
-                                             std::map<std::string, std::string> context, Mode mode);
+                                             std::map<std::string, std::string> context, Mode mode,
+                                             std::vector<std::string> coalesced = {});
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
   void track(CycleResult& cycle, std::uint64_t seq, Mode mode);
   void plan(CycleResult& cycle);
@@ -286,10 +297,15 @@ class Engine {
   std::deque<std::shared_ptr<CycleResult>> history_;  // handed out as const
   std::uint64_t cycle_seq_ = 0;
   std::map<std::string, std::uint64_t> cycles_by_trigger_;
+  std::map<std::string, std::uint64_t> served_by_trigger_;
   std::map<std::string, std::uint64_t> suppressed_by_reason_;
   std::uint64_t repairs_dispatched_ = 0;
   std::uint64_t repairs_succeeded_ = 0;
   std::uint64_t repairs_failed_ = 0;
+  static constexpr double kCycleBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                            0.25,  0.5,   1.0,  2.5,   5.0};
+  std::uint64_t cycle_buckets_[std::size(kCycleBounds) + 1] = {};
+  double cycle_seconds_sum_ = 0.0;
   std::mt19937_64 rng_;
   // Read by the observer without mu_ so unrelated tasks skip the lock; written under mu_.
   std::atomic<std::size_t> in_flight_count_{0};

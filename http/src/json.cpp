@@ -1,0 +1,153 @@
+#include "halo/json.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+namespace halo {
+
+namespace {
+
+std::string iso(std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const CycleResult& c) {
+  nlohmann::json analysis = nlohmann::json::array();
+  for (const auto& a : c.analysis) {
+    std::size_t notable = 0;
+    for (const auto& i : a.issues) notable += i.severity >= Level::kMedium ? 1 : 0;
+    nlohmann::json j = {{"name", a.name},
+                        {"issues", notable},
+                        {"duration_ms", a.duration_ms},
+                        {"recommendations", a.recommendations},
+                        {"metrics", a.metrics}};
+    if (!a.error.empty()) j["error"] = a.error;
+    analysis.push_back(std::move(j));
+  }
+  nlohmann::json weak_points = nlohmann::json::array();
+  for (const auto& wp : c.weak_points) {
+    weak_points.push_back({{"id", wp.id},
+                           {"subject_type", wp.subject_type},
+                           {"subject_id", wp.subject_id},
+                           {"severity", to_string(wp.severity)},
+                           {"cycles_seen", wp.cycles_seen},
+                           {"summary", wp.summary},
+                           {"issues", wp.issues.size()}});
+  }
+  nlohmann::json tasks = nlohmann::json::array();
+  for (std::size_t i = 0; i < c.generated_tasks.size(); ++i) {
+    const auto& g = c.generated_tasks[i];
+    nlohmann::json t = {{"weak_point", g.weak_point},
+                        {"strategy", g.strategy},
+                        {"type", g.task.type},
+                        {"payload", g.task.payload},
+                        {"priority", octo::to_string(g.task.priority)},
+                        {"target_agents", g.task.target_agents}};
+    if (i < c.dispatch_results.size()) {
+      const auto& d = c.dispatch_results[i];
+      t["status"] = to_string(d.status);
+      if (!d.reason.empty()) t["reason"] = d.reason;
+      if (d.task_id != 0) t["task_id"] = d.task_id;
+      if (d.approval_id != 0) t["approval_id"] = d.approval_id;
+    }
+    tasks.push_back(std::move(t));
+  }
+  return {{"id", c.id},
+          {"timestamp", c.timestamp},
+          {"trigger", c.trigger},
+          {"coalesced", c.coalesced},
+          {"context", c.context},
+          {"mode", to_string(c.mode)},
+          {"dry_run", c.dry_run},
+          {"duration_ms", c.duration_ms},
+          {"summary", c.summary.text},
+          {"analysis", std::move(analysis)},
+          {"weak_points", std::move(weak_points)},
+          {"tasks", std::move(tasks)},
+          {"errors", c.errors}};
+}
+
+nlohmann::json to_json(const EngineStatus& s) {
+  nlohmann::json j = {{"running", s.running},
+                      {"last_summary", s.last_summary},
+                      {"pending_triggers", s.pending_triggers},
+                      {"cycles", s.cycles},
+                      {"cycles_by_trigger", s.cycles_by_trigger},
+                      {"served_by_trigger", s.served_by_trigger},
+                      {"coalesced", s.coalesced},
+                      {"pending_approvals", s.pending_approvals},
+                      {"repairs_in_flight", s.repairs_in_flight},
+                      {"open_weak_points", s.open_weak_points},
+                      {"repairs_dispatched", s.repairs_dispatched},
+                      {"repairs_succeeded", s.repairs_succeeded},
+                      {"repairs_failed", s.repairs_failed},
+                      {"suppressed_by_reason", s.suppressed_by_reason}};
+  j["last_run"] = s.last_run ? nlohmann::json(iso(*s.last_run)) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json to_json(const TriggersStatus& s) {
+  nlohmann::json triggers = nlohmann::json::object();
+  for (const auto& t : s.triggers) {
+    triggers[std::string(to_string(t.kind))] = {
+        {"fired", t.fired},
+        {"suppressed", t.suppressed},
+        {"last_fired_ms", t.last_fired ? nlohmann::json(t.last_fired->count() / 1'000'000)
+                                       : nlohmann::json(nullptr)}};
+  }
+  return {{"triggers", std::move(triggers)},        {"window_requests", s.window_requests},
+          {"window_errors", s.window_errors},       {"error_rate", s.error_rate},
+          {"error_rate_armed", s.error_rate_armed}, {"running", s.running}};
+}
+
+nlohmann::json to_json(const AuditEntry& e) {
+  nlohmann::json j = {{"seq", e.seq}, {"time", iso(e.when)}, {"kind", to_string(e.kind)}};
+  if (!e.cycle_id.empty()) j["cycle"] = e.cycle_id;
+  if (!e.weak_point.empty()) j["weak_point"] = e.weak_point;
+  if (!e.task_type.empty()) j["task_type"] = e.task_type;
+  if (!e.subject.empty()) j["subject"] = e.subject;
+  if (e.task_id != 0) j["task_id"] = e.task_id;
+  if (e.approval_id != 0) j["approval_id"] = e.approval_id;
+  if (!e.reason.empty()) j["reason"] = e.reason;
+  return j;
+}
+
+nlohmann::json to_json(const octo::RuntimeStatus& s) {
+  nlohmann::json arms = nlohmann::json::array();
+  for (const auto& a : s.arms) {
+    arms.push_back({{"name", a.name},
+                    {"enabled", a.enabled},
+                    {"max_parallel", a.max_parallel},
+                    {"active", a.active},
+                    {"queued", a.queued},
+                    {"pending", a.pending},
+                    {"processed", a.processed},
+                    {"succeeded", a.succeeded},
+                    {"failed", a.failed},
+                    {"retried", a.retried},
+                    {"dead_lettered", a.dead_lettered},
+                    {"rejected", a.rejected},
+                    {"queue_wait_p50_us", a.queue_wait_p50.count() / 1000.0},
+                    {"queue_wait_p99_us", a.queue_wait_p99.count() / 1000.0},
+                    {"run_time_p50_us", a.run_time_p50.count() / 1000.0},
+                    {"run_time_p99_us", a.run_time_p99.count() / 1000.0}});
+  }
+  return {{"arms", std::move(arms)},  {"accepted", s.accepted}, {"succeeded", s.succeeded},
+          {"failed", s.failed},       {"retried", s.retried},   {"dead_lettered", s.dead_lettered},
+          {"cancelled", s.cancelled}, {"pending", s.pending},   {"rejected", s.rejected},
+          {"stopping", s.stopping}};
+}
+
+}  // namespace halo

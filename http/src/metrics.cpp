@@ -1,0 +1,143 @@
+#include "halo/metrics.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace halo {
+
+namespace {
+
+// Label values escape backslash, quote and newline (exposition format 0.0.4).
+std::string label(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string num(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+struct Out {
+  std::string s;
+  void family(const char* name, const char* type, const char* help) {
+    s += "# HELP ";
+    s += name;
+    s += ' ';
+    s += help;
+    s += "\n# TYPE ";
+    s += name;
+    s += ' ';
+    s += type;
+    s += '\n';
+  }
+  void sample(const std::string& name, const std::string& labels, double v) {
+    s += name;
+    if (!labels.empty()) s += "{" + labels + "}";
+    s += ' ';
+    s += num(v);
+    s += '\n';
+  }
+};
+
+}  // namespace
+
+std::string prometheus_text(const Engine* engine, const octo::Executor* executor,
+                            const Triggers* triggers) {
+  Out o;
+  if (executor != nullptr) {
+    const auto st = executor->status();
+    auto per_arm = [&](const char* name, const char* type, const char* help, auto field) {
+      o.family(name, type, help);
+      for (const auto& a : st.arms)
+        o.sample(name, "arm=\"" + label(a.name) + "\"", static_cast<double>(field(a)));
+    };
+    using A = octo::ArmStatus;
+    per_arm("octohalo_arm_tasks_accepted_total", "counter", "Tasks accepted by the arm.",
+            [](const A& a) { return a.accepted; });
+    per_arm("octohalo_arm_tasks_succeeded_total", "counter", "Tasks that succeeded.",
+            [](const A& a) { return a.succeeded; });
+    per_arm("octohalo_arm_tasks_failed_total", "counter", "Failed attempts (each retry too).",
+            [](const A& a) { return a.failed; });
+    per_arm("octohalo_arm_tasks_retried_total", "counter", "Attempts scheduled for retry.",
+            [](const A& a) { return a.retried; });
+    per_arm("octohalo_arm_tasks_dead_lettered_total", "counter", "Tasks dead-lettered.",
+            [](const A& a) { return a.dead_lettered; });
+    per_arm("octohalo_arm_tasks_rejected_total", "counter", "Enqueues refused (full, disabled).",
+            [](const A& a) { return a.rejected; });
+    per_arm("octohalo_arm_active", "gauge", "Drainers running tasks now.",
+            [](const A& a) { return a.active; });
+    per_arm("octohalo_arm_queued", "gauge", "Tasks waiting in the arm's queues.",
+            [](const A& a) { return a.queued; });
+    per_arm("octohalo_arm_max_parallel", "gauge", "The arm's parallel limit.",
+            [](const A& a) { return a.max_parallel; });
+    o.family("octohalo_rejected_unroutable_total", "counter", "Typed tasks no route matched.");
+    o.sample("octohalo_rejected_unroutable_total", "", static_cast<double>(st.rejected_unroutable));
+  }
+  if (triggers != nullptr) {
+    const auto ts = triggers->status();
+    o.family("octohalo_trigger_fired_total", "counter", "Cycle requests a trigger sent.");
+    for (const auto& t : ts.triggers)
+      o.sample("octohalo_trigger_fired_total", "trigger=\"" + std::string(to_string(t.kind)) + "\"",
+               static_cast<double>(t.fired));
+    o.family("octohalo_trigger_suppressed_total", "counter", "Firings held back by a cooldown.");
+    for (const auto& t : ts.triggers)
+      o.sample("octohalo_trigger_suppressed_total",
+               "trigger=\"" + std::string(to_string(t.kind)) + "\"",
+               static_cast<double>(t.suppressed));
+    o.family("octohalo_window_requests", "gauge", "Requests in the trigger window.");
+    o.sample("octohalo_window_requests", "", static_cast<double>(ts.window_requests));
+    o.family("octohalo_window_errors", "gauge", "Errors in the trigger window.");
+    o.sample("octohalo_window_errors", "", static_cast<double>(ts.window_errors));
+    o.family("octohalo_window_error_rate", "gauge", "Errors / requests in the window.");
+    o.sample("octohalo_window_error_rate", "", ts.error_rate);
+  }
+  if (engine != nullptr) {
+    const auto es = engine->status();
+    o.family("octohalo_cycles_total", "counter", "HALO cycles run, by trigger.");
+    for (const auto& [t, n] : es.cycles_by_trigger)
+      o.sample("octohalo_cycles_total", "trigger=\"" + label(t) + "\"", static_cast<double>(n));
+    o.family("octohalo_cycles_coalesced_total", "counter",
+             "Cycle requests folded into another cycle.");
+    o.sample("octohalo_cycles_coalesced_total", "", static_cast<double>(es.coalesced));
+    o.family("octohalo_cycle_duration_seconds", "histogram", "Wall time of HALO cycles.");
+    std::uint64_t count = 0;
+    for (const auto& [bound, cumulative] : es.cycle_seconds) {
+      o.sample("octohalo_cycle_duration_seconds_bucket", "le=\"" + num(bound) + "\"",
+               static_cast<double>(cumulative));
+      count = cumulative;
+    }
+    o.sample("octohalo_cycle_duration_seconds_sum", "", es.cycle_seconds_sum);
+    o.sample("octohalo_cycle_duration_seconds_count", "", static_cast<double>(count));
+    o.family("octohalo_weak_points_open", "gauge", "Weak points tracked across cycles.");
+    o.sample("octohalo_weak_points_open", "", static_cast<double>(es.open_weak_points));
+    o.family("octohalo_repairs_total", "counter", "Repairs by what happened to them.");
+    o.sample("octohalo_repairs_total", "outcome=\"dispatched\"",
+             static_cast<double>(es.repairs_dispatched));
+    o.sample("octohalo_repairs_total", "outcome=\"succeeded\"",
+             static_cast<double>(es.repairs_succeeded));
+    o.sample("octohalo_repairs_total", "outcome=\"failed\"",
+             static_cast<double>(es.repairs_failed));
+    o.family("octohalo_repairs_suppressed_total", "counter", "Repairs held back, by rail.");
+    for (const auto& [why, n] : es.suppressed_by_reason)
+      o.sample("octohalo_repairs_suppressed_total", "reason=\"" + label(why) + "\"",
+               static_cast<double>(n));
+    o.family("octohalo_repairs_in_flight", "gauge", "Repairs dispatched and not finished.");
+    o.sample("octohalo_repairs_in_flight", "", static_cast<double>(es.repairs_in_flight));
+    o.family("octohalo_pending_approvals", "gauge", "Repairs waiting for approve/reject.");
+    o.sample("octohalo_pending_approvals", "", static_cast<double>(es.pending_approvals));
+  }
+  return o.s;
+}
+
+}  // namespace halo

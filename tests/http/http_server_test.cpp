@@ -1,0 +1,238 @@
+#include "halo/http_server.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "halo/metrics.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// An engine with a pending approval, an executor, triggers on private signals, and the server.
+struct Rig {
+  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
+  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+  halo::SystemState state{clock, &ticker};
+  halo::Signals signals{ticker, 10s, 100};
+  std::unique_ptr<halo::Engine> engine;
+  std::unique_ptr<octo::Executor> executor;
+  halo::LoopHandle loop;
+  std::unique_ptr<halo::HttpServer> http;
+
+  explicit Rig(std::string token = {}) {
+    halo::EngineConfig ec;
+    ec.safety.approval_required = {"env.sync"};
+    engine = std::make_unique<halo::Engine>(state, ec);
+    octo::ExecutorConfig xc;
+    xc.threads = 2;
+    xc.observer = &engine->observer();
+    for (auto& a : xc.arms)
+      a.handler = [](const octo::Task&, const octo::Context&) { return octo::Outcome::success(); };
+    executor = std::make_unique<octo::Executor>(std::move(xc));
+    engine->attach(*executor);
+    halo::TriggerConfig tc;
+    tc.time_interval = 0s;
+    tc.request_threshold = 0;
+    loop = halo::register_loop(*engine, signals, tc);
+    http = std::make_unique<halo::HttpServer>(
+        halo::HttpConfig{.port = 0, .token = std::move(token), .max_body_bytes = 1024}, *engine,
+        executor.get(), &*loop);
+    http->start();
+  }
+  ~Rig() {
+    http->stop();
+    loop.stop();
+    executor->shutdown();
+  }
+  httplib::Client client() const { return httplib::Client("127.0.0.1", http->port()); }
+};
+
+nlohmann::json body(const httplib::Result& r) { return nlohmann::json::parse(r->body); }
+
+TEST(HttpServer, MetricsAreValidPrometheusText) {
+  Rig rig;
+  rig.state.upsert_agent({.id = "a", .online = false});
+  ASSERT_TRUE(rig.engine->run_cycle("manual"));
+  rig.executor->wait_idle();
+  auto r = rig.client().Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/plain; version=0.0.4"),
+            std::string::npos);
+  const std::string& m = r->body;
+  for (const char* needle :
+       {"# HELP octohalo_cycles_total ", "# TYPE octohalo_cycles_total counter\n",
+        "octohalo_cycles_total{trigger=\"manual\"} 1\n",
+        "# TYPE octohalo_cycle_duration_seconds histogram\n",
+        "octohalo_cycle_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+        "octohalo_cycle_duration_seconds_count 1\n", "octohalo_cycle_duration_seconds_sum ",
+        "octohalo_arm_tasks_succeeded_total{arm=\"deploy\"} 1\n",
+        "octohalo_repairs_total{outcome=\"succeeded\"} 1\n",
+        "# TYPE octohalo_trigger_fired_total counter\n",
+        "octohalo_trigger_fired_total{trigger=\"event\"} 0\n"})
+    EXPECT_NE(m.find(needle), std::string::npos) << needle << "\n" << m;
+  // Every sample line is "name{labels} value" or "name value"; every family has HELP and TYPE.
+  std::istringstream lines(m);
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# ", 0) == 0) continue;
+    ++samples;
+    const auto space = line.rfind(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    EXPECT_NO_THROW(std::stod(line.substr(space + 1) == "+Inf" ? "1" : line.substr(space + 1)))
+        << line;
+    const std::string name = line.substr(0, line.find_first_of("{ "));
+    const std::string family =
+        name.substr(0, name.find("_bucket") != std::string::npos ? name.find("_bucket")
+                       : name.rfind("_sum") == name.size() - 4   ? name.size() - 4
+                       : name.rfind("_count") == name.size() - 6 ? name.size() - 6
+                                                                 : name.size());
+    EXPECT_NE(m.find("# TYPE " + family + " "), std::string::npos) << line;
+  }
+  EXPECT_GT(samples, 50);
+}
+
+TEST(HttpServer, StatusCyclesAndAudit) {
+  Rig rig;
+  rig.state.upsert_agent({.id = "a", .online = false});
+  rig.engine->run_cycle("manual");
+  rig.engine->run_cycle("manual");
+  rig.executor->wait_idle();
+  auto cli = rig.client();
+  auto s = cli.Get("/status");
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->status, 200);
+  const auto st = body(s);
+  EXPECT_EQ(st["engine"]["cycles"], 2);
+  EXPECT_EQ(st["executor"]["arms"].size(), 8u);
+  EXPECT_TRUE(st["triggers"]["triggers"].contains("error-rate"));
+  auto c = cli.Get("/cycles?limit=1");
+  ASSERT_EQ(c->status, 200);
+  const auto cycles = body(c);
+  ASSERT_EQ(cycles.size(), 1u);
+  EXPECT_EQ(cycles[0]["trigger"], "manual");
+  EXPECT_EQ(cycles[0]["weak_points"][0]["subject_id"], "a");
+  EXPECT_EQ(body(cli.Get("/cycles")).size(), 2u);
+  auto a = cli.Get("/audit?limit=2");
+  ASSERT_EQ(a->status, 200);
+  EXPECT_EQ(body(a).size(), 2u);
+  for (const char* bad : {"/cycles?limit=0", "/cycles?limit=abc", "/audit?limit=-1",
+                          "/cycles?limit=99999999999999999999"}) {
+    auto r = cli.Get(bad);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_TRUE(body(r).contains("error")) << bad;
+  }
+  auto missing = cli.Get("/nope");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(body(missing)["error"], "no such route");
+}
+
+TEST(HttpServer, TriggerRouteValidatesItsBody) {
+  Rig rig;
+  auto cli = rig.client();
+  auto ok = cli.Post("/trigger", R"({"type":"api.endpoint.failed","severity":"critical"})",
+                     "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 202);
+  EXPECT_EQ(body(ok)["outcome"], "fired");
+  auto unknown =
+      cli.Post("/trigger", R"({"type":"nothing","severity":"critical"})", "application/json");
+  EXPECT_EQ(unknown->status, 200);
+  EXPECT_EQ(body(unknown)["outcome"], "unknown event type");
+  for (const char* bad : {"{", "[]", R"({"type":1,"severity":"error"})", R"({"type":"x"})",
+                          R"({"type":"api.endpoint.failed","severity":"apocalyptic"})"}) {
+    auto r = cli.Post("/trigger", bad, "application/json");
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_TRUE(body(r).contains("error")) << bad;
+  }
+  auto big = cli.Post("/trigger", std::string(4096, ' '), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_NE(body(big)["error"].get<std::string>().find("1024"), std::string::npos);
+  ASSERT_TRUE(rig.engine->wait_idle(30s));
+  EXPECT_EQ(rig.engine->status().cycles_by_trigger.at("event"), 1u);
+}
+
+TEST(HttpServer, ApprovalRoutesNeedTheTokenAndKnownIds) {
+  Rig rig("s3cret");
+  rig.state.set_env_baseline({{"K", "v"}});
+  rig.state.set_env_snapshot("prod", {});
+  rig.state.set_env_snapshot("canary", {});
+  rig.engine->run_cycle("manual");
+  const auto pending = rig.engine->pending_approvals();
+  ASSERT_EQ(pending.size(), 2u);
+  auto cli = rig.client();
+  const std::string approve = "/approve/" + std::to_string(pending[0].id);
+  auto anon = cli.Post(approve, "", "application/json");
+  EXPECT_EQ(anon->status, 401);
+  EXPECT_EQ(rig.engine->pending_approvals().size(), 2u);
+  auto wrong =
+      cli.Post(approve, httplib::Headers{{"Authorization", "Bearer nope"}}, "", "application/json");
+  EXPECT_EQ(wrong->status, 401);
+
+  const httplib::Headers auth{{"Authorization", "Bearer s3cret"}};
+  auto ok = cli.Post(approve, auth, "", "application/json");
+  ASSERT_EQ(ok->status, 200);
+  EXPECT_EQ(body(ok)["outcome"], "dispatched");
+  auto again = cli.Post(approve, auth, "", "application/json");
+  EXPECT_EQ(again->status, 404);
+  auto rej = cli.Post("/reject/" + std::to_string(pending[1].id), auth, "", "application/json");
+  EXPECT_EQ(body(rej)["outcome"], "rejected");
+  EXPECT_EQ(cli.Post("/approve/123456", auth, "", "application/json")->status, 404);
+  EXPECT_EQ(cli.Post("/approve/99999999999999999999999", auth, "", "application/json")->status,
+            404);
+  EXPECT_EQ(cli.Post("/trigger", R"({"type":"x","severity":"error"})", "application/json")->status,
+            401);
+  EXPECT_EQ(cli.Get("/metrics")->status, 200);  // reads stay open
+  EXPECT_TRUE(rig.engine->pending_approvals().empty());
+}
+
+TEST(HttpServer, BadConfigAndBusyPort) {
+  halo::SystemState state;
+  halo::Engine engine(state);
+  EXPECT_THROW(halo::HttpServer({.port = 70000}, engine), std::invalid_argument);
+  EXPECT_THROW(halo::HttpServer({.max_body_bytes = 0}, engine), std::invalid_argument);
+  // A port held by a plain listening socket (no SO_REUSEPORT) cannot be taken.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  halo::HttpServer busy({.port = ntohs(addr.sin_port)}, engine);
+  try {
+    busy.start();
+    ADD_FAILURE() << "bound a busy port";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(ntohs(addr.sin_port))), std::string::npos)
+        << e.what();
+  }
+  ::close(fd);
+}
+
+TEST(HttpServer, StopRightAfterStartDoesNotHang) {
+  halo::SystemState state;
+  halo::Engine engine(state);
+  for (int i = 0; i < 20; ++i) {
+    halo::HttpServer s({.port = 0}, engine);
+    s.start();
+    s.stop();
+    s.stop();  // twice is harmless
+  }
+}
+
+}  // namespace

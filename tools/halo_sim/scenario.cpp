@@ -1,0 +1,108 @@
+#include "scenario.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+namespace halo_sim {
+
+namespace {
+
+Scenario builtin_default() {
+  Scenario s{.name = "default", .duration_s = 40, .cycle_interval_s = 2, .approve_after_s = 1.5};
+  s.faults = {
+      {.kind = "agent-crash", .at_s = 3, .deadline_s = 12, .count = 12},
+      {.kind = "endpoint-errors", .at_s = 7, .deadline_s = 14, .count = 12, .error_rate = 1.0},
+      {.kind = "request-surge", .at_s = 11, .deadline_s = 8, .duration_s = 2},
+      {.kind = "env-drift", .at_s = 15, .deadline_s = 12},
+      {.kind = "deploy", .at_s = 19, .deadline_s = 10},
+      {.kind = "corrupt-file", .at_s = 22, .deadline_s = 12},
+      {.kind = "broken-graft", .at_s = 25, .deadline_s = 12},
+      {.kind = "external-event", .at_s = 28, .deadline_s = 10},
+  };
+  return s;
+}
+
+Scenario builtin_quick() {
+  Scenario s{.name = "quick", .duration_s = 10, .cycle_interval_s = 1, .approve_after_s = 0.5};
+  s.faults = {
+      {.kind = "agent-crash", .at_s = 0.5, .deadline_s = 6, .count = 6},
+      {.kind = "endpoint-errors", .at_s = 1.0, .deadline_s = 7, .count = 12, .error_rate = 1.0},
+      {.kind = "env-drift", .at_s = 1.5, .deadline_s = 6},
+      {.kind = "corrupt-file", .at_s = 2.0, .deadline_s = 6},
+      {.kind = "broken-graft", .at_s = 2.5, .deadline_s = 6},
+      {.kind = "deploy", .at_s = 3.0, .deadline_s = 6},
+      {.kind = "external-event", .at_s = 3.5, .deadline_s = 6},
+      {.kind = "request-surge", .at_s = 4.0, .deadline_s = 5, .duration_s = 1},
+  };
+  return s;
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) {
+  throw std::runtime_error(where + ": " + what);
+}
+
+double number(const nlohmann::json& j, const char* key, double fallback, const std::string& where,
+              double min, double max) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_number()) fail(where, std::string("\"") + key + "\" must be a number");
+  const double v = it->get<double>();
+  if (!(v >= min && v <= max))
+    fail(where, std::string("\"") + key + "\" = " + it->dump() + " is outside [" +
+                    nlohmann::json(min).dump() + ", " + nlohmann::json(max).dump() + "]");
+  return v;
+}
+
+}  // namespace
+
+Scenario load_scenario(const std::string& arg) {
+  if (arg == "default") return builtin_default();
+  if (arg == "quick") return builtin_quick();
+  std::ifstream in(arg);
+  if (!in)
+    throw std::runtime_error("scenario '" + arg +
+                             "': not 'default', 'quick' or a readable JSON file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("scenario file '" + arg + "'", std::string("invalid JSON: ") + e.what());
+  }
+  const std::string where = "scenario file '" + arg + "'";
+  if (!j.is_object()) fail(where, "top level must be an object");
+  Scenario s;
+  s.name = j.value("name", arg);
+  s.duration_s = number(j, "duration_s", 40, where, 1, 3600);
+  s.cycle_interval_s = number(j, "cycle_interval_s", 2, where, 0.1, 600);
+  s.approve_after_s = number(j, "approve_after_s", 1.5, where, 0, 600);
+  const auto faults = j.find("faults");
+  if (faults == j.end() || !faults->is_array() || faults->empty())
+    fail(where, "\"faults\" must be a non-empty array");
+  for (std::size_t i = 0; i < faults->size(); ++i) {
+    const auto& f = (*faults)[i];
+    const std::string at = where + ", faults[" + std::to_string(i) + "]";
+    if (!f.is_object()) fail(at, "must be an object");
+    Fault x;
+    const auto kind = f.find("kind");
+    if (kind == f.end() || !kind->is_string()) fail(at, "\"kind\" must be a string");
+    x.kind = kind->get<std::string>();
+    if (std::find(std::begin(kFaultKinds), std::end(kFaultKinds), x.kind) == std::end(kFaultKinds))
+      fail(at, "unknown kind '" + x.kind +
+                   "' (agent-crash, endpoint-errors, request-surge, env-drift, deploy, "
+                   "corrupt-file, broken-graft, external-event)");
+    x.at_s = number(f, "at_s", 0, at, 0, s.duration_s);
+    x.deadline_s = number(f, "deadline_s", 10, at, 0.1, 3600);
+    x.count = static_cast<int>(number(f, "count", 1, at, 1, 20));
+    x.error_rate = number(f, "error_rate", 0.9, at, 0.3, 1.0);
+    x.duration_s = number(f, "duration_s", 1, at, 0.1, 60);
+    x.surge_factor = number(f, "surge_factor", 10, at, 2, 1000);
+    s.faults.push_back(std::move(x));
+  }
+  return s;
+}
+
+}  // namespace halo_sim

@@ -1,0 +1,35 @@
+// The faults halo-sim injects, when, and how long HALO has to heal each one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace halo_sim {
+
+struct Fault {
+  std::string kind;          // see kFaultKinds
+  double at_s = 0;           // seconds after the start
+  double deadline_s = 10;    // to be healed within this long after at_s
+  int count = 1;             // agents to crash, endpoints to break
+  double error_rate = 0.9;   // endpoint-errors: share of failing requests
+  double duration_s = 1;     // request-surge: how long the surge lasts
+  double surge_factor = 10;  // request-surge: extra requests, as multiples of the baseline rate
+};
+
+struct Scenario {
+  std::string name{};
+  double duration_s = 40;
+  double cycle_interval_s = 2;   // the time trigger
+  double approve_after_s = 1.5;  // the sim approves pending repairs after this long
+  std::vector<Fault> faults{};
+};
+
+inline const char* const kFaultKinds[] = {"agent-crash",  "endpoint-errors", "request-surge",
+                                          "env-drift",    "deploy",          "corrupt-file",
+                                          "broken-graft", "external-event"};
+
+// "default" (~40 s), "quick" (~10 s) or the path of a JSON file (format in docs/operations.md).
+// Throws std::runtime_error with a message naming the file, field and value.
+Scenario load_scenario(const std::string& name_or_path);
+
+}  // namespace halo_sim
