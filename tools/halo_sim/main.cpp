@@ -487,8 +487,8 @@ int Sim::report(double t_end) {
   std::printf("\nrequests recorded: %llu (%.3g/s)\n",
               static_cast<unsigned long long>(requests_recorded),
               static_cast<double>(requests_recorded) / std::max(t_end, 1e-3));
-  std::printf("cycles by trigger:");
-  for (const auto& [trig, n] : es.cycles_by_trigger)
+  std::printf("cycles by trigger (a cycle serves the triggers coalesced into it too):");
+  for (const auto& [trig, n] : es.served_by_trigger)
     std::printf(" %s=%llu", trig.c_str(), static_cast<unsigned long long>(n));
   std::printf(" (coalesced %llu)\ntasks by arm:", static_cast<unsigned long long>(es.coalesced));
   nlohmann::json arms = nlohmann::json::object();
