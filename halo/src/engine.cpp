@@ -517,52 +517,53 @@ void Engine::plan(CycleResult& cycle) {
     std::lock_guard lock(plugins_mu_);
     strategies = strategies_;
   }
-  struct Planned {
-    std::optional<GeneratedTask> task;
-    std::string error;
-  };
-  std::vector<Planned> planned(cycle.weak_points.size());
+  // Strategies write in place, one slot per weak point; errors are rare and go aside.
+  const std::size_t n = cycle.weak_points.size();
+  auto& tasks = cycle.generated_tasks;
+  tasks.resize(n);
+  std::vector<char> has(n, 0);
+  std::mutex errors_mu;
   arena_->arena.execute([&] {
-    detail::parallel_ranges(planned.size(), 256, [&](std::size_t b, std::size_t e) {
+    detail::parallel_ranges(n, 256, [&](std::size_t b, std::size_t e) {
       for (std::size_t k = b; k != e; ++k) {
         const WeakPoint& wp = cycle.weak_points[k];
+        std::string error;
         for (const auto& s : strategies) {
           try {
             if (auto t = s->plan(wp)) {
-              planned[k].task = GeneratedTask{wp.id, wp.fingerprint, wp.subject_type,
-                                              std::string(s->name()), std::move(*t)};
+              GeneratedTask& g = tasks[k];
+              g.weak_point = wp.id;
+              g.fingerprint = wp.fingerprint;
+              g.subject_type = wp.subject_type;
+              g.strategy = std::string(s->name());
+              g.task = std::move(*t);
+              has[k] = 1;
               break;
             }
-          } catch (const std::exception& e) {
-            planned[k].error =
-                "strategy " + std::string(s->name()) + " threw on " + wp.id + ": " + e.what();
+          } catch (const std::exception& ex) {
+            error = "strategy " + std::string(s->name()) + " threw on " + wp.id + ": " + ex.what();
             break;
           } catch (...) {
-            planned[k].error =
-                "strategy " + std::string(s->name()) + " threw on " + wp.id + ": unknown";
+            error = "strategy " + std::string(s->name()) + " threw on " + wp.id + ": unknown";
             break;
           }
+        }
+        if (!error.empty()) {
+          std::lock_guard lock(errors_mu);
+          cycle.errors.push_back(std::move(error));
         }
       }
     });
   });
-  // Compact in weak-point order: positions serially (cheap), the moves in parallel.
-  std::vector<std::size_t> slot(planned.size());
-  std::size_t count = 0;
-  for (std::size_t k = 0; k < planned.size(); ++k) {
-    slot[k] = count;
-    count += planned[k].task ? 1 : 0;
-    if (!planned[k].error.empty()) cycle.errors.push_back(std::move(planned[k].error));
+  // Close the gaps left by weak points no strategy took (usually none), keeping the order.
+  std::size_t out = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (!has[k]) continue;
+    if (out != k) tasks[out] = std::move(tasks[k]);
+    ++out;
   }
-  cycle.generated_tasks.resize(count);
-  arena_->arena.execute([&] {
-    detail::parallel_ranges(planned.size(), 512, [&](std::size_t b, std::size_t e) {
-      for (std::size_t k = b; k < e; ++k) {
-        if (planned[k].task) cycle.generated_tasks[slot[k]] = std::move(*planned[k].task);
-        planned[k] = Planned{};
-      }
-    });
-  });
+  tasks.resize(out);
+  std::sort(cycle.errors.begin(), cycle.errors.end());
 }
 
 void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,

@@ -116,7 +116,7 @@ class Sim {
   void status_line(double t, bool final);
   int report(double t_end);
   void write_plot(const std::string& path);
-  double now() const { return world_.now_s() - t0_; }
+  double now() const { return world_.now_s() - t0_.load(std::memory_order_relaxed); }
   std::uint64_t requests() const {
     std::uint64_t n = 0;
     for (const auto& c : counters_) n += c.n.load(std::memory_order_relaxed);
@@ -133,7 +133,8 @@ class Sim {
   std::atomic<double> surge_until_{-1};
   std::atomic<double> surge_rate_{0};
   std::vector<std::thread> threads_;
-  double t0_ = 0;
+  // Set once the load runs (request threads read it): relaxed, only its value matters.
+  std::atomic<double> t0_{0};
   // Declared before the executor so it outlives it (the executor's observer calls the engine).
   std::unique_ptr<halo::Engine> engine_;
   std::unique_ptr<octo::Executor> executor_;
@@ -334,7 +335,7 @@ void Sim::observe(double t) {
       for (const auto& s : f.subjects) {
         any = any || weak.count(s) != 0;
         visible = visible && ran.count(analyzer_for(s)) != 0;
-        const double r = world_.repaired_at(s) - t0_;
+        const double r = world_.repaired_at(s) - t0_.load(std::memory_order_relaxed);
         if (r < f.injected) all_repaired = false;
         last_repair = std::max(last_repair, r);
       }
