@@ -1,5 +1,7 @@
 #include "halo/audit.hpp"
 
+#include <cstdio>
+#include <ctime>
 #include <stdexcept>
 
 #include "detail/json.hpp"
@@ -32,9 +34,22 @@ std::string_view to_string(AuditKind k) noexcept {
   return "?";
 }
 
+std::string format_iso8601(std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
 std::string to_json_line(const AuditEntry& e) {
   std::string s = "{\"seq\":" + std::to_string(e.seq) + ",\"time\":";
-  detail::append_json_string(s, detail::iso8601(e.when));
+  detail::append_json_string(s, format_iso8601(e.when));
   s += ",\"kind\":";
   detail::append_json_string(s, to_string(e.kind));
   const std::pair<const char*, const std::string*> fields[] = {{"cycle", &e.cycle_id},

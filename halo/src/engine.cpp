@@ -370,7 +370,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
     cycle->id = new_uuid();
   }
   cycle->started = std::chrono::system_clock::now();
-  cycle->timestamp = detail::iso8601(cycle->started);
+  cycle->timestamp = format_iso8601(cycle->started);
   cycle->trigger = std::move(trigger);
   cycle->coalesced = std::move(coalesced);
   cycle->context = std::move(context);
@@ -740,41 +740,38 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
   audit_.append(std::move(e));
 }
 
-ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
-  std::lock_guard lock(mu_);
+std::optional<PendingApproval> Engine::decide(std::uint64_t approval_id, AuditKind kind,
+                                              std::string reason) {
   auto it = approvals_.find(approval_id);
-  if (it == approvals_.end()) return ApprovalOutcome::kUnknownId;
+  if (it == approvals_.end()) return std::nullopt;
   PendingApproval p = std::move(it->second);
   approvals_.erase(it);
   approval_by_wp_.erase(p.planned.fingerprint);
-  audit_.append(AuditEntry{.kind = AuditKind::kApproved,
-                           .cycle_id = p.cycle_id,
-                           .weak_point = p.planned.weak_point,
-                           .task_type = p.planned.task.type,
-                           .subject = p.planned.task.payload,
-                           .approval_id = approval_id});
-  // Approval is a person's decision: it skips the rate limit, not the executor's own checks.
-  DispatchResult d;
-  send(p.planned, p.cycle_id, d, nullptr);
-  return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
-                                                 : ApprovalOutcome::kDispatchFailed;
-}
-
-ApprovalOutcome Engine::reject(std::uint64_t approval_id, std::string reason) {
-  std::lock_guard lock(mu_);
-  auto it = approvals_.find(approval_id);
-  if (it == approvals_.end()) return ApprovalOutcome::kUnknownId;
-  PendingApproval p = std::move(it->second);
-  approvals_.erase(it);
-  approval_by_wp_.erase(p.planned.fingerprint);
-  audit_.append(AuditEntry{.kind = AuditKind::kRejected,
+  audit_.append(AuditEntry{.kind = kind,
                            .cycle_id = p.cycle_id,
                            .weak_point = p.planned.weak_point,
                            .task_type = p.planned.task.type,
                            .subject = p.planned.task.payload,
                            .approval_id = approval_id,
                            .reason = std::move(reason)});
-  return ApprovalOutcome::kRejected;
+  return p;
+}
+
+ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
+  std::lock_guard lock(mu_);
+  auto p = decide(approval_id, AuditKind::kApproved, {});
+  if (!p) return ApprovalOutcome::kUnknownId;
+  // Approval is a person's decision: it skips the rate limit, not the executor's own checks.
+  DispatchResult d;
+  send(p->planned, p->cycle_id, d, nullptr);
+  return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
+                                                 : ApprovalOutcome::kDispatchFailed;
+}
+
+ApprovalOutcome Engine::reject(std::uint64_t approval_id, std::string reason) {
+  std::lock_guard lock(mu_);
+  return decide(approval_id, AuditKind::kRejected, std::move(reason)) ? ApprovalOutcome::kRejected
+                                                                      : ApprovalOutcome::kUnknownId;
 }
 
 std::vector<PendingApproval> Engine::pending_approvals() const {

@@ -1,27 +1,6 @@
 #include "halo/json.hpp"
 
-#include <chrono>
-#include <cmath>
-#include <ctime>
-
 namespace halo {
-
-namespace {
-
-std::string iso(std::chrono::system_clock::time_point t) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
-
-}  // namespace
 
 nlohmann::json to_json(const CycleResult& c) {
   nlohmann::json analysis = nlohmann::json::array();
@@ -94,7 +73,8 @@ nlohmann::json to_json(const EngineStatus& s) {
                       {"repairs_succeeded", s.repairs_succeeded},
                       {"repairs_failed", s.repairs_failed},
                       {"suppressed_by_reason", s.suppressed_by_reason}};
-  j["last_run"] = s.last_run ? nlohmann::json(iso(*s.last_run)) : nlohmann::json(nullptr);
+  j["last_run"] =
+      s.last_run ? nlohmann::json(format_iso8601(*s.last_run)) : nlohmann::json(nullptr);
   return j;
 }
 
@@ -113,7 +93,8 @@ nlohmann::json to_json(const TriggersStatus& s) {
 }
 
 nlohmann::json to_json(const AuditEntry& e) {
-  nlohmann::json j = {{"seq", e.seq}, {"time", iso(e.when)}, {"kind", to_string(e.kind)}};
+  nlohmann::json j = {
+      {"seq", e.seq}, {"time", format_iso8601(e.when)}, {"kind", to_string(e.kind)}};
   if (!e.cycle_id.empty()) j["cycle"] = e.cycle_id;
   if (!e.weak_point.empty()) j["weak_point"] = e.weak_point;
   if (!e.task_type.empty()) j["task_type"] = e.task_type;

@@ -63,7 +63,7 @@ std::string num(double v, const char* f = "%.3g") {
 
 void plot(const std::string& out_dir, const std::string& name, const std::string& script) {
   const std::string gp = out_dir + "/" + name + ".gp";
-  std::ofstream(gp) << "set terminal pngcairo size 900,500\nset output '" << out_dir << "/" << name
+  std::ofstream(gp) << "set terminal pngcairo size 900,500 noenhanced\nset output '" << out_dir << "/" << name
                     << ".png'\n"
                     << script;
   if (std::system(("gnuplot '" + gp + "'").c_str()) != 0)
@@ -86,6 +86,7 @@ void executor(const std::vector<Row>& rows, const std::string& out, std::ostream
        << " M/s |\n";
     dat << '"' << peer << "\" " << v.first / 1e6 << ' ' << v.second / 1e6 << '\n';
   }
+  dat.close();  // gnuplot reads it next
   md << "\n![executor throughput](executor.png)\n\n";
   plot(out, "executor",
        "set style data histograms\nset style histogram clustered gap 1\nset style fill solid\n"
@@ -110,6 +111,7 @@ void counters(const std::vector<Row>& rows, const std::string& out, std::ostream
     md << "| " << name << " | " << num(v.first) << " | " << num(v.second) << " |\n";
     dat << '"' << name.substr(3) << "\" " << v.first << ' ' << v.second << '\n';
   }
+  dat.close();
   md << "\n![counter cost](counters.png)\n\n";
   plot(out, "counters",
        "set style data histograms\nset style histogram clustered gap 1\nset style fill solid\n"

@@ -547,7 +547,7 @@ void Sim::write_plot(const std::string& path) {
           << s.repairs << '\n';
   }
   std::ostringstream g;
-  g << "set terminal pngcairo size 1000,700\nset output '" << path << "'\n"
+  g << "set terminal pngcairo size 1000,700 noenhanced\nset output '" << path << "'\n"
     << "set multiplot layout 3,1 title 'halo-sim: " << scenario_.name << "'\n"
     << "set grid\nset xlabel 'seconds'\n";
   for (const auto& f : faults_)

@@ -48,6 +48,9 @@ struct AuditEntry {
   std::string reason{};
 };
 
+// "2026-11-23T08:15:30.123Z": UTC, milliseconds (audit entries, cycle timestamps, reports).
+std::string format_iso8601(std::chrono::system_clock::time_point t);
+
 // One JSON object on one line (no trailing newline).
 std::string to_json_line(const AuditEntry& e);
 

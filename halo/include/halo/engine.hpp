@@ -252,6 +252,9 @@ class Engine {
   static AuditEntry audit_entry(const GeneratedTask& gt, const std::string& cycle_id,
                                 const DispatchResult& d);
   void on_outcome(const octo::TaskEvent& event);
+  // Under mu_: removes a pending approval and audits the decision; nullopt for unknown ids.
+  std::optional<PendingApproval> decide(std::uint64_t approval_id, AuditKind kind,
+                                        std::string reason);
   // Under mu_: this analyzer's bit in Tracked::analyzers.
   std::uint64_t analyzer_bit(std::string_view name);
   void worker_loop();

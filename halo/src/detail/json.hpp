@@ -1,9 +1,7 @@
-// Minimal JSON writing for the audit log and reports: string escaping and ISO-8601 UTC times.
+// Minimal JSON writing for the audit log: string escaping.
 #pragma once
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -39,20 +37,6 @@ inline void append_json_string(std::string& out, std::string_view s) {
     }
   }
   out += '"';
-}
-
-// "2026-11-23T08:15:30.123Z"
-inline std::string iso8601(std::chrono::system_clock::time_point t) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
 }
 
 }  // namespace halo::detail
