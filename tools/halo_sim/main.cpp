@@ -98,6 +98,8 @@ class Sim {
         opt_(std::move(opt)),
         clock_(std::make_shared<octo::SteadyClock>()),
         world_(clock_),
+        // Its own signals with a 2 s window (the default ones keep 10 s), so that scenarios of
+        // seconds can raise and clear the error rate and show a surge.
         signals_(octo::Ticker::shared(), 2s, 100),
         counters_(static_cast<std::size_t>(opt_.fast_threads + 2)) {
     if (opt_.duration_s > 0) scenario_.duration_s = opt_.duration_s;
@@ -160,9 +162,9 @@ void Sim::start_load() {
       while (!stop_.load(std::memory_order_relaxed)) {
         for (int i = 0; i < 256; ++i) {
           const auto r = xorshift(rng);
-          signals_.record_request();
+          halo::record_request(signals_);
           if (world_.request(static_cast<std::uint32_t>(r >> 40) % World::kEndpoints, r))
-            signals_.record_error();
+            halo::record_error(signals_);
         }
         local += 256;
         counter.store(local, std::memory_order_relaxed);
@@ -183,9 +185,9 @@ void Sim::start_load() {
       carry -= static_cast<double>(n);
       for (std::uint64_t i = 0; i < n; ++i) {
         const auto r = xorshift(rng);
-        signals_.record_request();
+        halo::record_request(signals_);
         if (world_.request(static_cast<std::uint32_t>(r >> 40) % World::kEndpoints, r))
-          signals_.record_error();
+          halo::record_error(signals_);
       }
       local += n;
       if (now() < surge_until_.load()) {

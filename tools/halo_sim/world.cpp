@@ -158,7 +158,7 @@ octo::Outcome World::repair(const octo::Task& t) {
       return octo::Outcome::success();
     }
   } else if (t.type == "repair.api.endpoint") {
-    work(15);
+    work(250);  // an endpoint restart: long enough that a burst shows in the error rate
     for (int i = 0; i < kEndpoints; ++i) {
       if (endpoints_[i] != id) continue;
       error_permille_[i] = 0;
