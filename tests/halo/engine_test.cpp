@@ -330,6 +330,7 @@ TEST(Approval, PendingThenApproveOrReject) {
             (std::map<std::string, int>{{"suppressed:awaiting-approval", 2}}));
 
   EXPECT_EQ(rig.engine->approve(pending[0].id), halo::ApprovalOutcome::kDispatched);
+  rig.executor->wait_idle();  // the approved repair's outcome is audited before the rejection
   EXPECT_EQ(rig.engine->reject(pending[1].id, "not now"), halo::ApprovalOutcome::kRejected);
   EXPECT_EQ(rig.engine->approve(pending[1].id), halo::ApprovalOutcome::kUnknownId);
   EXPECT_EQ(rig.engine->reject(999), halo::ApprovalOutcome::kUnknownId);
@@ -341,8 +342,8 @@ TEST(Approval, PendingThenApproveOrReject) {
   std::vector<std::string> kinds;
   for (const auto& e : rig.engine->audit().entries()) kinds.emplace_back(halo::to_string(e.kind));
   EXPECT_EQ(kinds, (std::vector<std::string>{"pending-approval", "pending-approval", "suppressed",
-                                             "suppressed", "approved", "dispatched", "rejected",
-                                             "succeeded"}));
+                                             "suppressed", "approved", "dispatched", "succeeded",
+                                             "rejected"}));
 }
 
 TEST(Audit, BoundedAppendOnlyJsonLines) {
