@@ -10,7 +10,6 @@
 #include <limits>
 #include <stdexcept>
 
-#include "detail/json.hpp"
 #include "detail/parallel.hpp"
 #include "halo/detail/grouping.hpp"
 
@@ -134,15 +133,16 @@ Level raise(Level l, std::uint32_t levels) {
 AnalyzerResult run_analyzer(Analyzer& a, const Snapshot& s) {
   const auto t0 = std::chrono::steady_clock::now();
   AnalyzerResult r;
-  std::string error;
+  bool threw = true;
+  std::string error = "unknown exception";
   try {
     r = a.analyze(s);
+    threw = false;
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {
-    error = "unknown exception";
   }
-  if (!error.empty()) {
+  if (threw) {
     r = AnalyzerResult{};
     r.error = error;
     Issue i;
@@ -264,17 +264,7 @@ std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
   {
     std::lock_guard lock(flight_mu_);
     if (running_) {
-      if (!pending_) {
-        pending_request_ = CycleRequest{TriggerKind::kEvent, trigger, context, mode};
-        pending_ = true;
-      } else if (mode == Mode::kFull) {
-        pending_request_.mode = Mode::kFull;
-      }
-      if (std::find(pending_triggers_.begin(), pending_triggers_.end(), trigger) ==
-          pending_triggers_.end())
-        pending_triggers_.push_back(trigger);
-      ++coalesced_;
-      flight_cv_.notify_all();
+      if (!stopping_) merge_pending({TriggerKind::kEvent, trigger, std::move(context), mode});
       return nullptr;
     }
     running_ = true;
@@ -296,7 +286,10 @@ std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
 
 void Engine::request(const CycleRequest& request) {
   std::lock_guard lock(flight_mu_);
-  if (stopping_) return;
+  if (!stopping_) merge_pending(request);
+}
+
+void Engine::merge_pending(const CycleRequest& request) {
   if (pending_) {
     ++coalesced_;
     if (request.mode == Mode::kFull) pending_request_.mode = Mode::kFull;

@@ -93,16 +93,8 @@ nlohmann::json to_json(const TriggersStatus& s) {
 }
 
 nlohmann::json to_json(const AuditEntry& e) {
-  nlohmann::json j = {
-      {"seq", e.seq}, {"time", format_iso8601(e.when)}, {"kind", to_string(e.kind)}};
-  if (!e.cycle_id.empty()) j["cycle"] = e.cycle_id;
-  if (!e.weak_point.empty()) j["weak_point"] = e.weak_point;
-  if (!e.task_type.empty()) j["task_type"] = e.task_type;
-  if (!e.subject.empty()) j["subject"] = e.subject;
-  if (e.task_id != 0) j["task_id"] = e.task_id;
-  if (e.approval_id != 0) j["approval_id"] = e.approval_id;
-  if (!e.reason.empty()) j["reason"] = e.reason;
-  return j;
+  // One serialization of an entry: the audit log's own JSON line.
+  return nlohmann::json::parse(to_json_line(e));
 }
 
 nlohmann::json to_json(const octo::RuntimeStatus& s) {

@@ -141,6 +141,12 @@ TEST(Engine, CycleRecordsIdTimestampAndSummary) {
   EXPECT_EQ(st.last_summary, c->summary.text);
   ASSERT_TRUE(st.last_run.has_value());
   EXPECT_EQ(*st.last_run, c->started);
+  const auto& t = c->timings;
+  for (double phase : {t.snapshot, t.analyze, t.group, t.track, t.plan, t.dispatch, t.record})
+    EXPECT_GE(phase, 0.0);
+  EXPECT_GT(t.analyze, 0.0);  // seven analyzers ran
+  EXPECT_LE(t.snapshot + t.analyze + t.group + t.track + t.plan + t.dispatch + t.record,
+            c->duration_ms + 1e-6);
   EXPECT_NE(rig.cycle()->id, c->id);
 }
 
@@ -430,6 +436,34 @@ TEST(Engine, ThrowingAnalyzerAndStrategyDoNotStopTheCycle) {
   EXPECT_EQ(c->generated_tasks[0].task.payload, "good");
 }
 
+struct ThrowsNothingToSay : halo::Analyzer {
+  std::string_view name() const noexcept override { return "mute"; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override { throw std::runtime_error(""); }
+};
+
+struct ThrowsNonException : halo::Analyzer {
+  std::string_view name() const noexcept override { return "odd"; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override { throw 42; }
+};
+
+TEST(Engine, AnAnalyzerThatThrowsIsReportedEvenWithoutAMessage) {
+  halo::EngineConfig cfg;
+  cfg.builtin_analyzers = false;
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  rig.engine->add_analyzer(std::make_unique<ThrowsNothingToSay>());
+  rig.engine->add_analyzer(std::make_unique<ThrowsNonException>());
+  auto c = rig.cycle();
+  ASSERT_EQ(c->analysis.size(), 2u);
+  for (const auto& a : c->analysis) {
+    ASSERT_EQ(a.issues.size(), 1u) << a.name;
+    EXPECT_EQ(a.issues[0].rule, "error");
+    EXPECT_EQ(a.issues[0].severity, Level::kHigh);
+  }
+  EXPECT_EQ(c->analysis[1].error, "unknown exception");
+  EXPECT_EQ(c->weak_points.size(), 2u);
+}
+
 struct UserStrategy : halo::Strategy {
   std::string_view name() const noexcept override { return "reboot"; }
   std::optional<octo::Task> plan(const halo::WeakPoint& wp) const override {
@@ -514,6 +548,27 @@ TEST(SingleFlight, HundredTriggersDuringACycleGiveOneFollowUp) {
   EXPECT_TRUE(st.pending_triggers.empty());
   // The follow-up is full because one of the coalesced requests was.
   EXPECT_EQ(rig.engine->history(1).at(0)->mode, halo::Mode::kFull);
+}
+
+TEST(SingleFlight, NoFollowUpIsQueuedAfterStop) {
+  halo::EngineConfig cfg;
+  cfg.builtin_analyzers = false;
+  Rig rig(cfg);
+  auto gate_owner = std::make_unique<Gate>();
+  Gate* gate = gate_owner.get();
+  rig.engine->add_analyzer(std::move(gate_owner));
+  std::thread first([&] { EXPECT_TRUE(rig.engine->run_cycle("manual")); });
+  gate->entered.wait();
+  rig.engine->stop();
+  EXPECT_EQ(rig.engine->run_cycle("late"), nullptr);
+  rig.engine->request({halo::TriggerKind::kEvent, "event", {}, halo::Mode::kFull});
+  EXPECT_TRUE(rig.engine->status().pending_triggers.empty());
+  gate->release.set_value();
+  first.join();
+  ASSERT_TRUE(rig.engine->wait_idle(60s));
+  EXPECT_EQ(rig.engine->status().cycles, 1u);
+  EXPECT_EQ(rig.engine->status().coalesced, 0u);
+  EXPECT_NE(rig.engine->run_cycle("after"), nullptr);  // run_cycle still works once idle
 }
 
 TEST(SingleFlight, TriggersDriveTheEngineThroughRegisterLoop) {

@@ -208,7 +208,8 @@ class Engine {
   // Runs the analyzers only (no weak points, no tasks, nothing recorded).
   std::vector<AnalyzerResult> analyze_state(Mode mode = Mode::kFull);
   // Runs one cycle on the calling thread and returns it; returns nullptr when a cycle was
-  // already running, in which case this request joins the one follow-up cycle.
+  // already running, in which case this request joins the one follow-up cycle (none after
+  // stop()).
   std::shared_ptr<const CycleResult> run_cycle(std::string trigger = "manual",
                                                std::map<std::string, std::string> context = {},
                                                Mode mode = Mode::kFull);
@@ -258,6 +259,8 @@ class Engine {
   // Under mu_: this analyzer's bit in Tracked::analyzers.
   std::uint64_t analyzer_bit(std::string_view name);
   void worker_loop();
+  // Under flight_mu_: folds `request` into the one pending follow-up cycle, creating it if none.
+  void merge_pending(const CycleRequest& request);
   std::string new_uuid();
 
   SystemState& state_;
