@@ -250,6 +250,8 @@ std::string_view to_string(EnqueueError e) noexcept {
       return "arm has no handler for typed tasks";
     case EnqueueError::kStopped:
       return "executor stopped";
+    case EnqueueError::kJournal:
+      return "journal could not record the task";
   }
   return "unknown error";
 }
@@ -272,6 +274,9 @@ struct Executor::Impl {
         aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
         dead_letter_capacity(cfg.dead_letter_capacity),
         threads(cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency()),
+        journal(std::move(cfg.journal)),
+        jr(journal.get()),
+        journal_sync(jr != nullptr && jr->durability() == Durability::kSync),
         arena(threads, 0) {
     // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
     // join); our producers never join the arena, so it needs one worker per slot. TBB applies the
@@ -300,8 +305,57 @@ struct Executor::Impl {
     }
     arm_count.store(static_cast<std::uint32_t>(cfg.arms.size()), std::memory_order_release);
     install_routes(cfg.routes);
+    // Read before any thread starts: a journal that cannot be read fails the constructor.
+    JournalRecovery recovery;
+    if (jr != nullptr) recovery = jr->recover();
     timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(std::move(r)); },
                                                         [this] { watch(); }, cfg.stall_check);
+    for (DeadLetter& d : recovery.dead_letters) keep_dead_letter(std::move(d));
+    for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
+  }
+
+  // Re-enqueues a task a previous run accepted and did not finish. It was accepted then, so it
+  // bypasses capacity and the enabled flag (as retries do); an arm that no longer exists, or has
+  // no handler, dead-letters it instead of dropping it.
+  void restore(JournaledTask&& jt) {
+    const std::uint64_t key = jt.task.durable_key;
+    Arm* a = nullptr;
+    if (auto id = find_arm(jt.arm)) {
+      a = arms[*id].get();
+    } else if (auto routed = routes.load(std::memory_order_relaxed)->find(jt.task.type)) {
+      a = arms[*routed].get();
+    }
+    if (a == nullptr || !a->handler) {
+      std::string reason = "recovered from the journal, but arm '" + jt.arm + "' " +
+                           (a ? "has no handler" : "is not configured") +
+                           " and no route matches '" + jt.task.type + "'";
+      jr->dead_lettered(key, reason, jt.task.attempt);
+      DeadLetter d;
+      d.arm = std::move(jt.arm);
+      d.id = key;
+      d.attempts = jt.task.attempt;
+      d.reason = std::move(reason);
+      d.when = coarse_wall();
+      d.task = std::move(jt.task);
+      keep_dead_letter(std::move(d));
+      return;
+    }
+    TaskNode* node = slab.acquire();
+    if (node == nullptr) throw JournalError("octo::Executor: no memory for recovered tasks");
+    const Priority prio = jt.task.priority;
+    node->task = std::move(jt.task);
+    node->task.id = node->id();
+    Work w;
+    w.word = reinterpret_cast<std::uintptr_t>(node);
+    a->accepted.fetch_add(1, std::memory_order_seq_cst);
+    OCTO_TSAN_RELEASE(&a->queues[static_cast<int>(prio)]);
+    if (!a->queues[static_cast<int>(prio)].enqueue(w)) {
+      a->accepted.fetch_sub(1, std::memory_order_seq_cst);
+      finish(w);
+      throw JournalError("octo::Executor: no memory for recovered tasks");
+    }
+    recovered.fetch_add(1, std::memory_order_relaxed);
+    wake(*a, a->queued());
   }
 
   // Timer thread, every stall_check: an arm with waiting tasks, spare parallelism and no task
@@ -384,6 +438,18 @@ struct Executor::Impl {
       }
     }
     if (tick % Executor::kSampleEvery == 0) w.meta |= stamp_now();
+    // Journaled before it is counted: a sync wait here must not look like a push in flight to a
+    // retiring drainer (which would spin for the whole commit).
+    if (TaskNode* node = w.node(); jr != nullptr && node != nullptr) {
+      const JournalTicket t = jr->accepted(a.name, node->task);
+      if (!t || (journal_sync && !jr->wait_durable(t.seq))) {
+        if (t) jr->cancelled(t.key);
+        a.rejected.fetch_add(1, std::memory_order_relaxed);
+        finish(w);
+        return EnqueueResult::refused(EnqueueError::kJournal);
+      }
+      node->task.durable_key = t.key;
+    }
     // Counted before the push, so a drainer can never finish a task that is not yet accepted, and
     // seq_cst because it is the producer half of two handshakes: with retire() (store accepted,
     // then load active) and with shutdown (store accepted, then load stopping).
@@ -394,6 +460,7 @@ struct Executor::Impl {
     if (stopping.load(std::memory_order_seq_cst)) {
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
       rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+      journal_end(w, JournalEnd::kCancelled);
       finish(w);
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       return EnqueueResult::refused(EnqueueError::kStopped);
@@ -403,6 +470,7 @@ struct Executor::Impl {
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       a.rejected.fetch_add(1, std::memory_order_relaxed);
+      journal_end(w, JournalEnd::kCancelled);
       finish(w);
       return EnqueueResult::refused(EnqueueError::kFull);
     }
@@ -555,7 +623,7 @@ struct Executor::Impl {
     for (std::size_t i = 0; i < n; ++i) {
       Work& w = batch[i];
       if (cancelling) {
-        discard(a, w);
+        discard(a, w);  // unless cancel(id) hit it, it stays journaled for the next run
         ++l.cancelled;
         continue;
       }
@@ -588,6 +656,7 @@ struct Executor::Impl {
       if (out.ok()) {
         ++l.ok;
         emit(TaskEventKind::kSucceeded, a, w, attempt);
+        journal_end(w, JournalEnd::kSucceeded);
         done(w);
         continue;
       }
@@ -602,6 +671,7 @@ struct Executor::Impl {
       }
       emit(TaskEventKind::kDeadLettered, a, w, attempt, out.reason());
       dead_letter(a, w, out.reason(), attempt);
+      journal_end(w, JournalEnd::kDeadLettered, out.reason(), attempt);
       ++l.dead;
       done(w);
     }
@@ -621,6 +691,7 @@ struct Executor::Impl {
     a.delayed.fetch_add(1, std::memory_order_relaxed);
     w.meta &= ~Work::kStampMask;
     try {
+      if (jr != nullptr && node != nullptr) jr->retried(node->task.durable_key, attempt);
       timer->schedule(Clock::now() + delay, Retry{a.id, prio, w});
       // cancel() may have run between the store above and the schedule, missing the timer.
       const std::uint64_t cancelled_word = (gen << 2) | TaskNode::kCancelled;
@@ -657,6 +728,7 @@ struct Executor::Impl {
       a.taken.fetch_add(1, std::memory_order_relaxed);  // un-announce it
       emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), "out of memory re-queueing a retry");
       dead_letter(a, w, "out of memory re-queueing a retry", w.attempt());
+      journal_end(w, JournalEnd::kDeadLettered, "out of memory re-queueing a retry", w.attempt());
       finish(w);
       Local l;
       l.dead = 1;
@@ -691,9 +763,34 @@ struct Executor::Impl {
     flush(a, l);
   }
 
+  // A task cancel(id) hit (state kCancelled) leaves the journal; one a shutdown cancels stays in
+  // it, so the next executor on the same journal runs it.
   void discard(Arm& a, Work& w) noexcept {
     emit(TaskEventKind::kCancelled, a, w, w.attempt());
+    const TaskNode* node = w.node();
+    if (node && (node->word.load(std::memory_order_relaxed) & 3) == TaskNode::kCancelled) {
+      journal_end(w, JournalEnd::kCancelled);
+    }
     finish(w);
+  }
+
+  enum class JournalEnd : std::uint8_t { kSucceeded, kCancelled, kDeadLettered };
+  void journal_end(const Work& w, JournalEnd end, std::string_view reason = {},
+                   std::uint32_t attempts = 0) noexcept {
+    const TaskNode* node = w.node();
+    if (jr == nullptr || node == nullptr || node->task.durable_key == 0) return;
+    const std::uint64_t key = node->task.durable_key;
+    switch (end) {
+      case JournalEnd::kSucceeded:
+        jr->succeeded(key);
+        break;
+      case JournalEnd::kCancelled:
+        jr->cancelled(key);
+        break;
+      case JournalEnd::kDeadLettered:
+        jr->dead_lettered(key, reason, attempts);
+        break;
+    }
   }
 
   void finish(Work& w) noexcept {
@@ -717,14 +814,18 @@ struct Executor::Impl {
         d.id = n->task.id;
         d.task = n->task;
       }
-      std::lock_guard lock(dead_mu);
-      dead.push_back(std::move(d));
-      if (dead.size() > dead_letter_capacity) {
-        dead.pop_front();
-        ++dead_dropped;
-      }
+      keep_dead_letter(std::move(d));
     } catch (...) {  // out of memory: the dead letter is counted but not kept
       std::lock_guard lock(dead_mu);
+      ++dead_dropped;
+    }
+  }
+
+  void keep_dead_letter(DeadLetter&& d) {
+    std::lock_guard lock(dead_mu);
+    dead.push_back(std::move(d));
+    if (dead.size() > dead_letter_capacity) {
+      dead.pop_front();
       ++dead_dropped;
     }
   }
@@ -857,6 +958,10 @@ struct Executor::Impl {
   const std::uint32_t aging_period;
   const std::size_t dead_letter_capacity;
   const int threads;
+  const std::shared_ptr<Journal> journal;
+  Journal* const jr;  // journal.get(): one load on the hot path
+  const bool journal_sync;
+  std::atomic<std::uint64_t> recovered{0};
   std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers
   tbb::task_arena arena;
 
@@ -925,6 +1030,7 @@ EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
   node->task = std::move(task);
   node->task.id = id;
   node->task.attempt = 0;
+  node->task.durable_key = 0;
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
@@ -1068,6 +1174,7 @@ RuntimeStatus Executor::status() const {
   r.rejected_stopped = impl_->rejected_stopped.load(std::memory_order_relaxed);
   r.rejected += r.rejected_unroutable + r.rejected_stopped;
   r.stopping = impl_->stopping.load(std::memory_order_relaxed);
+  r.recovered = impl_->recovered.load(std::memory_order_relaxed);
   return r;
 }
 

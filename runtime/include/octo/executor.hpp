@@ -32,7 +32,9 @@
 
 #include "octo/arm.hpp"
 #include "octo/context.hpp"
+#include "octo/dead_letter.hpp"
 #include "octo/detail/job.hpp"
+#include "octo/journal.hpp"
 #include "octo/observer.hpp"
 #include "octo/routing.hpp"
 #include "octo/status.hpp"
@@ -48,6 +50,7 @@ enum class EnqueueError : std::uint8_t {
   kFull,        // the arm's queue is at capacity (backpressure: retry later or shed)
   kNoHandler,   // a typed task for an arm that has no handler
   kStopped,     // shutdown has begun
+  kJournal,     // the journal could not record the task (see the journal's status)
 };
 std::string_view to_string(EnqueueError e) noexcept;
 
@@ -81,15 +84,6 @@ struct ShutdownReport {
   bool deadline_hit = false;
 };
 
-struct DeadLetter {
-  std::string arm;
-  TaskId id = 0;
-  std::optional<Task> task;  // empty for submit() callables
-  std::string reason;
-  std::uint32_t attempts = 0;
-  std::chrono::system_clock::time_point when{};
-};
-
 struct ExecutorConfig {
   std::vector<ArmConfig> arms = default_arms();
   RoutingTable routes = default_routes();
@@ -100,6 +94,10 @@ struct ExecutorConfig {
   Context context;
   // Not owned; must outlive the executor. nullptr = no events.
   Observer* observer = nullptr;
+  // Records accepted typed tasks and their ends, and recovers unfinished ones on construction
+  // (see octo/journal.hpp). Shared so the service can keep reading the journal's own status.
+  // nullptr = Durability::kNone.
+  std::shared_ptr<Journal> journal;
   // Most recent dead letters kept for inspection; older ones are dropped (and counted).
   std::size_t dead_letter_capacity = 1024;
   // Tasks a drainer runs before yielding its worker to other arms (it re-enqueues itself).
@@ -165,6 +163,7 @@ class Executor {
   bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 
   // Stops accepting work (enqueue returns kStopped from here on) and winds down. Idempotent.
+  // With a journal, tasks this cancels stay journaled and the next executor on it runs them.
   ShutdownReport shutdown(ShutdownMode mode = ShutdownMode::kDrain,
                           std::chrono::nanoseconds deadline = std::chrono::seconds(30));
 

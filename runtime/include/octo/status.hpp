@@ -40,6 +40,8 @@ struct RuntimeStatus {
   // All rejections: per-arm ones plus those with no arm (unroutable type, stopped executor).
   std::uint64_t rejected = 0;
   std::uint64_t rejected_unroutable = 0, rejected_stopped = 0;
+  // Unfinished tasks re-enqueued from the journal when the executor started (counted in accepted).
+  std::uint64_t recovered = 0;
   bool stopping = false;
 };
 

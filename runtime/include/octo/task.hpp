@@ -39,6 +39,9 @@ struct Task {
   std::chrono::system_clock::time_point created{};
   // 1 on the first run, incremented by each retry.
   std::uint32_t attempt = 0;
+  // With a journal: the task's identity across restarts (a recovered task gets a new `id` but
+  // keeps this), for handlers that must be idempotent. 0 without a journal.
+  std::uint64_t durable_key = 0;
 };
 
 // What a handler reports. Failures carry a reason that ends up in the dead letter and in events.

@@ -1,0 +1,97 @@
+// bench_journal: what durability costs. Each iteration enqueues a burst of no-op tasks, waits
+// until every one has run and every record (accept and completion) is committed, so the figure is
+// "journaled and completed". The journal file lives in $OCTO_BENCH_DIR (default: the system temp
+// directory); put it on the disk whose fsync you care about (tmpfs makes kSync meaningless).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "octo/executor.hpp"
+#include "octo/sqlite_journal.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path bench_file() {
+  const char* dir = std::getenv("OCTO_BENCH_DIR");
+  static int n = 0;
+  fs::path p =
+      fs::path(dir && *dir ? dir : fs::temp_directory_path().c_str()) /
+      ("octo-bench-journal-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db");
+  fs::remove(p);
+  fs::remove(p.string() + "-wal");
+  return p;
+}
+
+octo::ExecutorConfig config(std::shared_ptr<octo::Journal> journal) {
+  octo::ExecutorConfig cfg;
+  octo::ArmConfig arm;
+  arm.name = "work";
+  arm.max_parallel = 2;
+  arm.handler = [](const octo::Task&, const octo::Context&) { return octo::Outcome::success(); };
+  cfg.arms = {arm};
+  cfg.routes = {};
+  cfg.routes.add_exact("job", "work");
+  cfg.threads = 2;
+  cfg.journal = std::move(journal);
+  return cfg;
+}
+
+// Args: durability (0 none, 1 async, 2 sync), producer threads, tasks per iteration.
+void BM_Journal_Enqueue(benchmark::State& state) {
+  const auto mode = static_cast<octo::Durability>(state.range(0));
+  const auto producers = static_cast<int>(state.range(1));
+  const std::int64_t tasks = state.range(2);
+  const fs::path file = bench_file();
+  std::shared_ptr<octo::SqliteJournal> journal;
+  if (mode != octo::Durability::kNone) {
+    journal = std::make_shared<octo::SqliteJournal>(
+        octo::SqliteJournalOptions{.path = file.string(), .durability = mode});
+  }
+  {
+    octo::Executor ex(config(journal));
+    for (auto _ : state) {
+      std::vector<std::thread> threads;
+      for (int p = 0; p < producers; ++p) {
+        threads.emplace_back([&] {
+          for (std::int64_t i = 0; i < tasks / producers; ++i) {
+            if (!ex.enqueue({.type = "job", .payload = "payload-of-a-task"})) std::abort();
+          }
+        });
+      }
+      for (auto& t : threads) t.join();
+      if (!ex.wait_idle()) std::abort();
+      if (journal && !journal->flush()) std::abort();
+    }
+    state.SetItemsProcessed(state.iterations() * (tasks / producers) * producers);
+    if (journal) {
+      const auto s = journal->stats();
+      state.counters["mean_batch"] = s.mean_batch();
+      state.counters["max_batch"] = static_cast<double>(s.max_batch);
+      state.counters["commits_per_s"] =
+          benchmark::Counter(static_cast<double>(s.commits), benchmark::Counter::kIsRate);
+    }
+  }
+  journal.reset();
+  fs::remove(file);
+  fs::remove(file.string() + "-wal");
+}
+
+BENCHMARK(BM_Journal_Enqueue)
+    ->ArgNames({"mode", "producers", "tasks"})
+    ->Args({0, 1, 200'000})
+    ->Args({1, 1, 200'000})
+    ->Args({1, 8, 200'000})
+    ->Args({2, 1, 2'000})
+    ->Args({2, 8, 20'000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
