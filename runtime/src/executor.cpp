@@ -1030,7 +1030,6 @@ EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
   node->task = std::move(task);
   node->task.id = id;
   node->task.attempt = 0;
-  node->task.durable_key = 0;
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);

@@ -39,8 +39,9 @@ struct Task {
   std::chrono::system_clock::time_point created{};
   // 1 on the first run, incremented by each retry.
   std::uint32_t attempt = 0;
-  // With a journal: the task's identity across restarts (a recovered task gets a new `id` but
-  // keeps this), for handlers that must be idempotent. 0 without a journal.
+  // The task's identity across restarts and redeliveries (a recovered task gets a new `id` but
+  // keeps this), for handlers that must be idempotent. Assigned by the journal when the executor
+  // has one, derived from the stream entry id for RedisStreams arms, else kept as given.
   std::uint64_t durable_key = 0;
 };
 

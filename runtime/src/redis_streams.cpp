@@ -1,0 +1,678 @@
+#include "octo/redis_streams.hpp"
+
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+namespace octo {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+std::string_view str(const redisReply* r) noexcept {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+               r->type == REDIS_REPLY_ERROR)
+             ? std::string_view(r->str, r->len)
+             : std::string_view();
+}
+
+bool is_error(const redisReply* r) noexcept { return r && r->type == REDIS_REPLY_ERROR; }
+
+template <class T>
+T to_number(std::string_view s, T fallback) noexcept {
+  T v{};
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
+}
+
+// Stream entry ids are "<ms>-<seq>"; the durable key packs them as ms << 20 | seq (one Redis does
+// not produce a million entries in one millisecond), so an ack needs no id lookup table.
+constexpr int kSeqBits = 20;
+
+std::uint64_t key_of(std::string_view id) noexcept {
+  const auto dash = id.find('-');
+  if (dash == std::string_view::npos) return 0;
+  const auto ms = to_number<std::uint64_t>(id.substr(0, dash), 0);
+  const auto seq = to_number<std::uint64_t>(id.substr(dash + 1), ~std::uint64_t{0});
+  if (ms == 0 || seq >= (std::uint64_t{1} << kSeqBits)) return 0;
+  return (ms << kSeqBits) | seq;
+}
+
+std::string id_of(std::uint64_t key) {
+  return std::to_string(key >> kSeqBits) + "-" + std::to_string(key & ((1u << kSeqBits) - 1));
+}
+
+std::string default_consumer() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
+}
+
+// An argv for hiredis built from string pieces.
+class Command {
+ public:
+  Command& operator<<(std::string_view s) {
+    parts_.emplace_back(s);
+    return *this;
+  }
+  Command& operator<<(std::uint64_t n) { return *this << std::string_view(std::to_string(n)); }
+  int argc() const noexcept { return static_cast<int>(parts_.size()); }
+  void fill(std::vector<const char*>& argv, std::vector<std::size_t>& len) const {
+    argv.clear();
+    len.clear();
+    for (const auto& p : parts_) {
+      argv.push_back(p.data());
+      len.push_back(p.size());
+    }
+  }
+
+ private:
+  std::deque<std::string> parts_;  // stable addresses
+};
+
+Command task_fields(Command c, const Task& t) {
+  c << "type" << t.type << "payload" << t.payload << "priority"
+    << static_cast<std::uint64_t>(t.priority) << "max_attempts"
+    << static_cast<std::uint64_t>(t.max_attempts) << "created_ms"
+    << static_cast<std::uint64_t>(
+           std::chrono::duration_cast<std::chrono::milliseconds>(t.created.time_since_epoch())
+               .count());
+  for (const auto& target : t.target_agents) c << "target" << target;
+  return c;
+}
+
+// Parses [id, [field, value, ...]]; nullopt when malformed (no type).
+std::optional<Task> parse_entry(const redisReply* e, std::string& id) {
+  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2) return std::nullopt;
+  id = std::string(str(e->element[0]));
+  const redisReply* f = e->element[1];
+  if (!f || f->type != REDIS_REPLY_ARRAY) return std::nullopt;
+  Task t;
+  for (std::size_t i = 0; i + 1 < f->elements; i += 2) {
+    const std::string_view name = str(f->element[i]), value = str(f->element[i + 1]);
+    if (name == "type") {
+      t.type = value;
+    } else if (name == "payload") {
+      t.payload = value;
+    } else if (name == "priority") {
+      t.priority = static_cast<Priority>(std::min(3, to_number<int>(value, 1)));
+    } else if (name == "max_attempts") {
+      t.max_attempts = to_number<std::uint32_t>(value, 0);
+    } else if (name == "created_ms") {
+      t.created = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(to_number<std::int64_t>(value, 0)));
+    } else if (name == "target") {
+      t.target_agents.emplace_back(value);
+    }
+  }
+  if (t.type.empty()) return std::nullopt;
+  t.durable_key = key_of(id);
+  return t;
+}
+
+}  // namespace
+
+struct RedisStreams::Impl {
+  // One hiredis connection, re-established with exponential backoff. Not thread-safe: each
+  // thread owns its own (the publisher's is guarded by pub_mu).
+  struct Conn {
+    Impl& im;
+    redisContext* ctx = nullptr;
+    std::chrono::milliseconds backoff{0};
+    bool ever_connected = false;
+    std::vector<const char*> argv;
+    std::vector<std::size_t> len;
+
+    explicit Conn(Impl& i) : im(i) {}
+    ~Conn() { drop(); }
+
+    void drop() noexcept {
+      if (ctx) redisFree(ctx);
+      ctx = nullptr;
+    }
+
+    // Connects if needed. `wait`: after a failure, sleep the backoff (cut short by stop()).
+    bool ensure(bool wait) {
+      if (ctx) return true;
+      const timeval connect_tv{1, 0};
+      ctx = redisConnectWithTimeout(im.cfg.host.c_str(), im.cfg.port, connect_tv);
+      if (ctx && ctx->err == 0) {
+        const auto io = std::chrono::duration_cast<std::chrono::microseconds>(
+            im.cfg.block + std::chrono::seconds(2));
+        const timeval io_tv{static_cast<time_t>(io.count() / 1'000'000),
+                            static_cast<suseconds_t>(io.count() % 1'000'000)};
+        redisSetTimeout(ctx, io_tv);
+        backoff = std::chrono::milliseconds(0);
+        im.succeeded();
+        if (ever_connected) im.reconnects.fetch_add(1, std::memory_order_relaxed);
+        ever_connected = true;
+        return true;
+      }
+      im.error(std::string("connect ") + im.cfg.host + ":" + std::to_string(im.cfg.port) + ": " +
+               (ctx ? ctx->errstr : "out of memory"));
+      if (ctx) redisFree(ctx);
+      ctx = nullptr;
+      backoff = std::clamp(backoff * 2, im.cfg.reconnect_base, im.cfg.reconnect_max);
+      if (wait) im.pause(backoff);
+      return false;
+    }
+
+    void append(const Command& c) {
+      c.fill(argv, len);
+      redisAppendCommandArgv(ctx, c.argc(), argv.data(), len.data());
+    }
+    // Reads one pipelined reply; nullptr (and the connection dropped) on an I/O error.
+    Reply read() {
+      void* r = nullptr;
+      if (redisGetReply(ctx, &r) != REDIS_OK || r == nullptr) {
+        im.error(std::string("redis I/O: ") + (ctx->errstr[0] ? ctx->errstr : "no reply"));
+        drop();
+        return nullptr;
+      }
+      im.succeeded();
+      return Reply(static_cast<redisReply*>(r));
+    }
+    Reply run(const Command& c) {
+      if (!ctx) return nullptr;
+      append(c);
+      return read();
+    }
+  };
+
+  struct Arm {
+    std::string name, stream, dead_stream;
+    ArmId id = 0;
+    std::uint32_t window = 1;
+    std::atomic<std::uint64_t> published{0}, fetched{0}, claimed{0}, acked{0}, dead{0};
+    std::atomic<std::uint32_t> in_flight{0};
+    std::mutex mu;              // ids, cv
+    std::set<std::string> ids;  // fetched, not yet acknowledged
+    std::condition_variable space;
+    std::thread fetcher;
+  };
+
+  struct Ack {
+    Arm* arm;
+    std::string id;
+    bool dead = false;
+    std::string reason{};
+    std::optional<Task> task{};
+  };
+
+  // Chains the executor's events to the acker, then to the user's observer.
+  struct Forward final : Observer {
+    Impl* im = nullptr;
+    Observer* next = nullptr;
+    void on_event(const TaskEvent& e) noexcept override {
+      im->on_event(e);
+      if (next) next->on_event(e);
+    }
+  };
+
+  Impl(ExecutorConfig ec, RedisStreamsConfig c) : cfg(std::move(c)) {
+    if (ec.journal) {
+      throw std::invalid_argument(
+          "octo::RedisStreams: the executor must not have a journal (the streams are the durable "
+          "store of stream-backed arms)");
+    }
+    if (cfg.arms.empty()) throw std::invalid_argument("octo::RedisStreams: no arms given");
+    if (cfg.prefetch == 0 || cfg.max_deliveries == 0 || cfg.claim_idle.count() <= 0 ||
+        cfg.block.count() <= 0) {
+      throw std::invalid_argument(
+          "octo::RedisStreams: prefetch, max_deliveries, claim_idle and block must be > 0");
+    }
+    if (cfg.consumer.empty()) cfg.consumer = default_consumer();
+    forward.im = this;
+    forward.next = ec.observer;
+    ec.observer = &forward;
+    for (const auto& name : cfg.arms) {
+      const auto it = std::find_if(ec.arms.begin(), ec.arms.end(),
+                                   [&](const ArmConfig& a) { return a.name == name; });
+      if (it == ec.arms.end()) {
+        throw std::invalid_argument("octo::RedisStreams: no arm named '" + name +
+                                    "' in the executor configuration");
+      }
+      if (std::count(cfg.arms.begin(), cfg.arms.end(), name) > 1) {
+        throw std::invalid_argument("octo::RedisStreams: arm '" + name + "' listed twice");
+      }
+      auto a = std::make_unique<Arm>();
+      a->name = name;
+      a->stream = cfg.stream_prefix + name;
+      a->dead_stream = a->stream + ":dead";
+      a->id = static_cast<ArmId>(it - ec.arms.begin());
+      a->window = it->max_parallel * cfg.prefetch;
+      if (cfg.consume && !it->handler) {
+        throw std::invalid_argument("octo::RedisStreams: arm '" + name + "' has no handler");
+      }
+      arms.push_back(std::move(a));
+    }
+    for (const auto& a : arms) by_arm[a->id] = a.get();
+    ex.emplace(std::move(ec));
+    pub = std::make_unique<Conn>(*this);  // connects on first use
+    acker = std::thread([this] { ack_loop(); });
+    if (cfg.consume) {
+      for (auto& a : arms) a->fetcher = std::thread([this, p = a.get()] { fetch_loop(*p); });
+    }
+  }
+
+  ~Impl() {
+    stop(std::chrono::seconds(30));
+    ex.reset();  // before `forward` and the arms, which its events reach
+  }
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  // Relaxed: a status indicator; the two stamps only ever move forward.
+  void succeeded() noexcept { last_ok_ns.store(now_ns(), std::memory_order_relaxed); }
+
+  void error(std::string what) {
+    last_fail_ns.store(now_ns(), std::memory_order_relaxed);
+    errors.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(err_mu);
+    last_error = std::move(what);
+  }
+
+  void pause(std::chrono::milliseconds d) {
+    std::unique_lock lock(stop_mu);
+    stop_cv.wait_for(lock, d, [&] { return stopping.load(); });
+  }
+
+  // --- consuming -----------------------------------------------------------------------------
+
+  void fetch_loop(Arm& a) {
+    Conn conn(*this);
+    bool group_ready = false;
+    auto next_claim = Clock::now();
+    const auto refresh_every = std::max(cfg.claim_idle / 3, std::chrono::milliseconds(1));
+    while (!stopping.load(std::memory_order_acquire)) {
+      if (!conn.ensure(true)) continue;
+      if (!group_ready) {
+        // "0": a new group reads what was published before any consumer existed.
+        Reply r = conn.run(Command() << "XGROUP"
+                                     << "CREATE" << a.stream << cfg.group << "0"
+                                     << "MKSTREAM");
+        if (!r) continue;
+        if (is_error(r.get()) && !str(r.get()).starts_with("BUSYGROUP")) {
+          error("XGROUP CREATE " + a.stream + ": " + std::string(str(r.get())));
+          pause(cfg.reconnect_max);
+          continue;
+        }
+        group_ready = true;
+      }
+      if (Clock::now() >= next_claim) {
+        if (!refresh(conn, a) || !claim(conn, a)) continue;
+        next_claim = Clock::now() + refresh_every;
+      }
+      const std::uint32_t busy = a.in_flight.load(std::memory_order_acquire);
+      if (busy >= a.window) {
+        std::unique_lock lock(a.mu);
+        a.space.wait_for(lock, cfg.block, [&] {
+          return a.in_flight.load(std::memory_order_acquire) < a.window || stopping.load();
+        });
+        continue;
+      }
+      Reply r = conn.run(Command() << "XREADGROUP"
+                                   << "GROUP" << cfg.group << cfg.consumer << "COUNT"
+                                   << std::uint64_t{a.window - busy} << "BLOCK"
+                                   << static_cast<std::uint64_t>(cfg.block.count()) << "STREAMS"
+                                   << a.stream << ">");
+      if (!r) continue;
+      if (is_error(r.get())) {
+        // NOGROUP: the stream vanished (a Redis restarted without persistence): recreate it.
+        error("XREADGROUP " + a.stream + ": " + std::string(str(r.get())));
+        group_ready = false;
+        continue;
+      }
+      if (r->type != REDIS_REPLY_ARRAY) continue;  // nil: nothing new within `block`
+      for (std::size_t s = 0; s < r->elements; ++s) {
+        const redisReply* stream = r->element[s];
+        if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
+        const redisReply* entries = stream->element[1];
+        for (std::size_t i = 0; i < entries->elements; ++i) deliver(a, entries->element[i], 1);
+      }
+    }
+  }
+
+  // Hands one entry to the executor. `deliveries` > max_deliveries dead-letters it instead.
+  void deliver(Arm& a, const redisReply* entry, std::uint64_t deliveries) {
+    std::string id;
+    std::optional<Task> task = parse_entry(entry, id);
+    if (id.empty()) return;
+    a.fetched.fetch_add(1, std::memory_order_relaxed);
+    track(a, id);
+    if (!task || task->durable_key == 0) {
+      push_ack(Ack{&a, id, true, "malformed stream entry (no type field)", std::move(task)});
+      return;
+    }
+    if (deliveries > cfg.max_deliveries) {
+      push_ack(Ack{&a, id, true,
+                   "delivered " + std::to_string(deliveries) +
+                       " times without an ack (its consumers died while running it)",
+                   std::move(task)});
+      return;
+    }
+    const EnqueueResult r = ex->enqueue(a.id, std::move(*task));
+    if (!r) {
+      // Left pending under this consumer: taken over (by any consumer) after claim_idle.
+      error("local enqueue on arm '" + a.name + "': " + std::string(to_string(r.error())));
+      untrack(a, id);
+    }
+  }
+
+  void track(Arm& a, const std::string& id) {
+    a.in_flight.fetch_add(1, std::memory_order_acq_rel);
+    std::lock_guard lock(a.mu);
+    a.ids.insert(id);
+  }
+
+  void untrack(Arm& a, const std::string& id) {
+    {
+      std::lock_guard lock(a.mu);
+      a.ids.erase(id);
+    }
+    a.in_flight.fetch_sub(1, std::memory_order_acq_rel);
+    a.space.notify_one();
+  }
+
+  // Resets the idle time of this consumer's own unacknowledged entries, so a slow task is not
+  // taken over while it runs. JUSTID: does not count as a delivery.
+  bool refresh(Conn& conn, Arm& a) {
+    Command c;
+    c << "XCLAIM" << a.stream << cfg.group << cfg.consumer << "0";
+    {
+      std::lock_guard lock(a.mu);
+      if (a.ids.empty()) return true;
+      for (const auto& id : a.ids) c << id;
+    }
+    c << "JUSTID";
+    return conn.run(c) != nullptr;
+  }
+
+  // Takes over entries idle on other (presumably dead) consumers.
+  bool claim(Conn& conn, Arm& a) {
+    std::string cursor = "0-0";
+    do {
+      const std::uint32_t busy = a.in_flight.load(std::memory_order_acquire);
+      if (busy >= a.window) return true;
+      Reply r = conn.run(Command() << "XAUTOCLAIM" << a.stream << cfg.group << cfg.consumer
+                                   << static_cast<std::uint64_t>(cfg.claim_idle.count()) << cursor
+                                   << "COUNT" << std::uint64_t{a.window - busy});
+      if (!r) return false;
+      if (is_error(r.get()) || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        if (is_error(r.get())) error("XAUTOCLAIM " + a.stream + ": " + std::string(str(r.get())));
+        return true;
+      }
+      cursor = std::string(str(r->element[0]));
+      const redisReply* entries = r->element[1];
+      for (std::size_t i = 0; i < entries->elements; ++i) {
+        const redisReply* e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;  // deleted meanwhile
+        const std::string id(str(e->element[0]));
+        Reply p = conn.run(Command() << "XPENDING" << a.stream << cfg.group << id << id << "1");
+        if (!p) return false;
+        std::uint64_t deliveries = 1;
+        if (p->type == REDIS_REPLY_ARRAY && p->elements == 1 &&
+            p->element[0]->type == REDIS_REPLY_ARRAY && p->element[0]->elements == 4) {
+          deliveries = static_cast<std::uint64_t>(p->element[0]->element[3]->integer);
+        }
+        a.claimed.fetch_add(1, std::memory_order_relaxed);
+        deliver(a, e, deliveries);
+      }
+    } while (cursor != "0-0" && !stopping.load(std::memory_order_acquire));
+    return true;
+  }
+
+  // --- acknowledging -------------------------------------------------------------------------
+
+  void on_event(const TaskEvent& e) noexcept {
+    if (e.task == nullptr || e.task->durable_key == 0) return;
+    const auto it = by_arm.find(e.arm);
+    if (it == by_arm.end()) return;
+    Arm& a = *it->second;
+    try {
+      switch (e.kind) {
+        case TaskEventKind::kSucceeded:
+          push_ack(Ack{&a, id_of(e.task->durable_key)});
+          break;
+        case TaskEventKind::kDeadLettered:
+          push_ack(Ack{&a, id_of(e.task->durable_key), true, std::string(e.reason), *e.task});
+          break;
+        case TaskEventKind::kCancelled:
+          // Cancelled by stop(): stays pending for another consumer. By cancel(id): acked.
+          if (stopping.load(std::memory_order_acquire)) {
+            untrack(a, id_of(e.task->durable_key));
+          } else {
+            push_ack(Ack{&a, id_of(e.task->durable_key)});
+          }
+          break;
+        default:
+          break;
+      }
+    } catch (...) {  // out of memory: the entry stays pending and is taken over later
+    }
+  }
+
+  void push_ack(Ack&& ack) {
+    {
+      std::lock_guard lock(ack_mu);
+      acks.push_back(std::move(ack));
+    }
+    ack_cv.notify_one();
+  }
+
+  void ack_loop() {
+    Conn conn(*this);
+    std::vector<Ack> batch;
+    for (;;) {
+      auto retry_until = Clock::time_point::max();
+      {
+        std::unique_lock lock(ack_mu);
+        ack_cv.wait(lock, [&] { return !acks.empty() || !batch.empty() || ack_stop; });
+        if (ack_stop) {
+          if ((acks.empty() && batch.empty()) || Clock::now() >= ack_deadline) break;
+          retry_until = ack_deadline;
+        }
+        for (auto& a : acks) batch.push_back(std::move(a));
+        acks.clear();
+      }
+      if (!conn.ensure(false)) {
+        // Not cut short by stop(): the last acks are worth retrying until its deadline.
+        std::this_thread::sleep_until(std::min(Clock::now() + conn.backoff, retry_until));
+        continue;
+      }
+      for (const Ack& k : batch) {
+        if (k.dead) {
+          Command c;
+          c << "XADD" << k.arm->dead_stream << "MAXLEN"
+            << "~" << cfg.dead_letter_limit << "*"
+            << "id" << k.id << "reason" << k.reason;
+          if (k.task) c = task_fields(std::move(c), *k.task);
+          conn.append(c);
+        }
+        conn.append(Command() << "XACK" << k.arm->stream << cfg.group << k.id);
+        conn.append(Command() << "XDEL" << k.arm->stream << k.id);
+      }
+      bool ok = true;
+      for (const Ack& k : batch) {
+        for (int n = k.dead ? 3 : 2; n > 0 && ok; --n) ok = conn.read() != nullptr;
+        if (!ok) break;
+      }
+      if (!ok) continue;  // connection lost: resend the whole batch (XACK and XDEL are idempotent)
+      for (const Ack& k : batch) {
+        (k.dead ? k.arm->dead : k.arm->acked).fetch_add(1, std::memory_order_relaxed);
+        untrack(*k.arm, k.id);
+      }
+      batch.clear();
+    }
+  }
+
+  // --- publishing ----------------------------------------------------------------------------
+
+  std::vector<PublishResult> publish(std::span<const Task> tasks) {
+    std::vector<PublishResult> out(tasks.size());
+    std::vector<Arm*> target(tasks.size(), nullptr);
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      const auto arm = tasks[i].type.empty() ? std::nullopt : ex->resolve(tasks[i].type);
+      if (!arm) {
+        out[i].error = tasks[i].type.empty() ? "empty task type" : "no route for task type";
+        continue;
+      }
+      if (const auto it = by_arm.find(*arm); it != by_arm.end()) {
+        target[i] = it->second;
+        continue;
+      }
+      const EnqueueResult r = ex->enqueue(*arm, tasks[i]);
+      if (r) {
+        out[i].entry_id = "local-" + std::to_string(r.id());
+      } else {
+        out[i].error = std::string(to_string(r.error()));
+      }
+    }
+    std::lock_guard lock(pub_mu);
+    if (!pub->ensure(false)) {
+      for (std::size_t i = 0; i < tasks.size(); ++i) {
+        if (target[i]) out[i].error = "redis unavailable: " + current_error();
+      }
+      return out;
+    }
+    const auto now = std::chrono::system_clock::now();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      if (!target[i]) continue;
+      Task t = tasks[i];
+      t.created = now;
+      pub->append(task_fields(Command() << "XADD" << target[i]->stream << "*", t));
+    }
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      if (!target[i]) continue;
+      Reply r = pub->ctx ? pub->read() : nullptr;
+      if (!r) {
+        out[i].error = "redis connection lost: " + current_error();
+      } else if (is_error(r.get())) {
+        out[i].error = "XADD: " + std::string(str(r.get()));
+      } else {
+        out[i].entry_id = std::string(str(r.get()));
+        target[i]->published.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    return out;
+  }
+
+  std::string current_error() const {
+    std::lock_guard lock(err_mu);
+    return last_error;
+  }
+
+  // --- stopping ------------------------------------------------------------------------------
+
+  void stop(std::chrono::nanoseconds deadline) {
+    std::lock_guard guard(stop_once);
+    if (stopped) return;
+    stopped = true;
+    {
+      std::lock_guard lock(stop_mu);
+      stopping.store(true, std::memory_order_release);
+    }
+    stop_cv.notify_all();
+    for (auto& a : arms) {
+      a->space.notify_all();
+      if (a->fetcher.joinable()) a->fetcher.join();
+    }
+    const auto until = Clock::now() + deadline;
+    ex->shutdown(ShutdownMode::kDrain, deadline);
+    {
+      // The last acks get what is left of the deadline; unsent ones stay pending in Redis.
+      std::lock_guard lock(ack_mu);
+      ack_stop = true;
+      ack_deadline = until;
+    }
+    ack_cv.notify_all();
+    acker.join();
+  }
+
+  RedisStreamsConfig cfg;
+  Forward forward;
+  std::vector<std::unique_ptr<Arm>> arms;
+  std::unordered_map<ArmId, Arm*> by_arm;
+
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu, stop_once;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+
+  std::atomic<std::int64_t> last_ok_ns{0}, last_fail_ns{0};
+  std::atomic<std::uint64_t> reconnects{0}, errors{0};
+  mutable std::mutex err_mu;
+  std::string last_error;
+
+  std::mutex pub_mu;
+  std::unique_ptr<Conn> pub;
+
+  std::mutex ack_mu;
+  std::condition_variable ack_cv;
+  std::vector<Ack> acks;
+  bool ack_stop = false;
+  Clock::time_point ack_deadline{};
+  std::thread acker;
+
+  std::optional<Executor> ex;  // last: destroyed first
+};
+
+RedisStreams::RedisStreams(ExecutorConfig executor, RedisStreamsConfig config)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(config))) {}
+
+RedisStreams::~RedisStreams() = default;
+
+PublishResult RedisStreams::publish(const Task& task) {
+  return impl_->publish(std::span<const Task>(&task, 1)).front();
+}
+
+std::vector<PublishResult> RedisStreams::publish(std::span<const Task> tasks) {
+  return impl_->publish(tasks);
+}
+
+void RedisStreams::stop(std::chrono::nanoseconds deadline) { impl_->stop(deadline); }
+
+Executor& RedisStreams::executor() noexcept { return *impl_->ex; }
+
+RedisStatus RedisStreams::status() const {
+  RedisStatus s;
+  s.connected = impl_->last_ok_ns.load(std::memory_order_relaxed) >
+                impl_->last_fail_ns.load(std::memory_order_relaxed);
+  s.reconnects = impl_->reconnects.load(std::memory_order_relaxed);
+  s.errors = impl_->errors.load(std::memory_order_relaxed);
+  s.last_error = impl_->current_error();
+  for (const auto& a : impl_->arms) {
+    StreamArmStatus st;
+    st.arm = a->name;
+    st.stream = a->stream;
+    st.published = a->published.load(std::memory_order_relaxed);
+    st.fetched = a->fetched.load(std::memory_order_relaxed);
+    st.claimed = a->claimed.load(std::memory_order_relaxed);
+    st.acked = a->acked.load(std::memory_order_relaxed);
+    st.dead_lettered = a->dead.load(std::memory_order_relaxed);
+    st.in_flight = a->in_flight.load(std::memory_order_relaxed);
+    s.arms.push_back(std::move(st));
+  }
+  return s;
+}
+
+}  // namespace octo

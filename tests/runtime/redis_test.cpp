@@ -1,0 +1,272 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <latch>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "octo/redis_streams.hpp"
+#include "redis_server.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using octo::Outcome;
+using octo::RedisStreams;
+using octo::Task;
+using octo_test::RedisServer;
+
+constexpr auto kGenerous = 30s;  // an upper bound for a failing test, never a synchronisation
+
+octo::ExecutorConfig config(octo::Handler h, std::uint32_t parallel = 2,
+                            std::uint32_t max_attempts = 3) {
+  octo::ExecutorConfig cfg;
+  octo::ArmConfig work;
+  work.name = "work";
+  work.max_parallel = parallel;
+  work.max_attempts = max_attempts;
+  work.backoff_base = 1ms;
+  work.backoff_max = 1ms;
+  work.handler = std::move(h);
+  octo::ArmConfig local = work;
+  local.name = "local";
+  cfg.arms = {work, local};
+  cfg.routes = {};
+  cfg.routes.add_exact("job", "work").add_exact("here", "local");
+  cfg.threads = 2;
+  return cfg;
+}
+
+octo::RedisStreamsConfig redis(int port) {
+  return {.port = port,
+          .arms = {"work"},
+          .block = 50ms,
+          .reconnect_base = 10ms,
+          .reconnect_max = 100ms};
+}
+
+// Waits (bounded) for a condition the system reaches on its own, such as a drained stream.
+template <class F>
+bool eventually(F&& done, std::chrono::seconds limit = 30s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+TEST(RedisStreams, TasksCrossTheStreamWithEverythingTheyCarryAndLeaveNothingBehind) {
+  RedisServer server;
+  constexpr int kTasks = 500;
+  std::latch all(kTasks);
+  std::mutex mu;
+  std::map<std::string, Task> seen;
+  RedisStreams rs(config([&](const Task& t, const octo::Context&) {
+                    {
+                      std::lock_guard lock(mu);
+                      seen.emplace(t.payload, t);
+                    }
+                    all.count_down();
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  std::vector<Task> tasks;
+  for (int i = 0; i < kTasks; ++i) {
+    Task t{.type = "job", .payload = std::string("p") + std::to_string(i)};
+    t.payload.push_back('\0');
+    t.priority = octo::Priority::kHigh;
+    t.target_agents = {"a 1", "b"};
+    t.max_attempts = 4;
+    tasks.push_back(std::move(t));
+  }
+  for (const auto& r : rs.publish(tasks)) ASSERT_TRUE(r) << r.error;
+  all.wait();
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(kTasks));
+  std::set<std::uint64_t> keys;
+  for (const auto& [payload, t] : seen) {
+    EXPECT_EQ(t.payload.back(), '\0');
+    EXPECT_EQ(t.priority, octo::Priority::kHigh);
+    EXPECT_EQ(t.target_agents, (std::vector<std::string>{"a 1", "b"}));
+    EXPECT_EQ(t.max_attempts, 4u);
+    EXPECT_GT(t.created.time_since_epoch().count(), 0);
+    keys.insert(t.durable_key);
+  }
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(kTasks)) << "durable keys are distinct";
+  ASSERT_TRUE(eventually([&] {
+    return server.command({"XLEN", "octo:work"}) == "0";
+  })) << "acked entries are deleted from the stream";
+  const auto st = rs.status();
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.arms[0].published, static_cast<std::uint64_t>(kTasks));
+  EXPECT_EQ(st.arms[0].fetched, static_cast<std::uint64_t>(kTasks));
+  EXPECT_EQ(st.arms[0].acked, static_cast<std::uint64_t>(kTasks));
+  EXPECT_EQ(st.arms[0].in_flight, 0u);
+  EXPECT_EQ(st.arms[0].claimed, 0u);
+}
+
+TEST(RedisStreams, ExhaustedRetriesGoToTheDeadStreamWithTheirReason) {
+  RedisServer server;
+  std::atomic<int> runs{0};
+  RedisStreams rs(config(
+                      [&](const Task&, const octo::Context&) {
+                        ++runs;
+                        return Outcome::failure("disk on fire");
+                      },
+                      2, 3),
+                  redis(server.port()));
+  ASSERT_TRUE(rs.publish({.type = "job", .payload = "doomed"}));
+  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1; }));
+  EXPECT_EQ(runs.load(), 3) << "retried in process, as a local arm would";
+  EXPECT_EQ(server.command({"XLEN", "octo:work:dead"}), "1");
+  EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
+  const auto reason = server.command(
+      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1", "octo:work:dead"});
+  EXPECT_EQ(reason, "disk on fire");
+}
+
+TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
+  RedisServer server;
+  constexpr int kTasks = 200;
+  std::atomic<int> running{0}, peak{0};
+  std::latch all(kTasks + 1);
+  RedisStreams rs(config(
+                      [&](const Task& t, const octo::Context&) {
+                        const int now = ++running;
+                        for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
+                        }
+                        if (t.type == "job") std::this_thread::yield();
+                        --running;
+                        all.count_down();
+                        return Outcome::success();
+                      },
+                      1),
+                  redis(server.port()));
+  for (int i = 0; i < kTasks; ++i) ASSERT_TRUE(rs.publish({.type = "job"}));
+  const auto local = rs.publish({.type = "here"});
+  ASSERT_TRUE(local);
+  EXPECT_TRUE(local.entry_id.starts_with("local-")) << local.entry_id;
+  all.wait();
+  EXPECT_LE(peak.load(), 2) << "one for the stream arm, one for the local arm";
+  EXPECT_EQ(rs.status().arms[0].published, static_cast<std::uint64_t>(kTasks));
+  EXPECT_FALSE(rs.publish({.type = "nowhere"}));
+}
+
+TEST(RedisStreams, ConnectionLossIsReportedRetriedAndSurvived) {
+  RedisServer server;
+  std::atomic<int> done{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++done;
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  ASSERT_TRUE(rs.publish({.type = "job"}));
+  ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
+
+  server.kill();
+  ASSERT_TRUE(eventually([&] { return !rs.status().connected; }));
+  const auto down = rs.status();
+  EXPECT_FALSE(down.last_error.empty());
+  EXPECT_GT(down.errors, 0u);
+  const auto refused = rs.publish({.type = "job"});
+  EXPECT_FALSE(refused);
+  EXPECT_NE(refused.error.find("redis"), std::string::npos) << refused.error;
+
+  server.start();  // same port, empty (no persistence): the group is created again
+  ASSERT_TRUE(eventually([&] { return rs.status().connected; }));
+  ASSERT_TRUE(eventually([&] { return static_cast<bool>(rs.publish({.type = "job"})); }));
+  ASSERT_TRUE(eventually([&] { return done.load() == 2; }));
+  EXPECT_GE(rs.status().reconnects, 1u);
+}
+
+TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {
+  auto make = [](octo::ExecutorConfig cfg, octo::RedisStreamsConfig rc) {
+    RedisStreams rs(std::move(cfg), std::move(rc));
+  };
+  auto ok = [](const Task&, const octo::Context&) { return Outcome::success(); };
+  octo::RedisStreamsConfig unknown{.port = 1, .arms = {"nope"}};
+  EXPECT_THROW(make(config(ok), unknown), std::invalid_argument);
+  EXPECT_THROW(make(config(ok), {.port = 1}), std::invalid_argument);  // no arms
+  octo::RedisStreamsConfig twice{.port = 1, .arms = {"work", "work"}};
+  EXPECT_THROW(make(config(ok), twice), std::invalid_argument);
+  // Constructing and stopping against a port where nothing listens neither throws nor hangs.
+  EXPECT_NO_THROW(make(config(ok), {.port = octo_test::free_port(), .arms = {"work"}}));
+}
+
+// Three worker processes share the arm; one is killed with SIGKILL mid-run. Its unacknowledged
+// tasks are taken over by the others after claim_idle; every task completes, and the only repeats
+// are tasks the killed worker had fetched and not acknowledged (at most its window of 4).
+TEST(RedisStreamsProcesses, AKilledWorkersTasksAreTakenOverAndNoneIsLost) {
+  namespace fs = std::filesystem;
+  RedisServer server;
+  const fs::path dir = fs::temp_directory_path() / ("octo-redis-mp-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  constexpr int kTasks = 3000;
+  {
+    octo::ExecutorConfig cfg = config(nullptr);
+    RedisStreams publisher(std::move(cfg),
+                           {.port = server.port(), .arms = {"work"}, .consume = false});
+    std::vector<Task> tasks;
+    for (int i = 0; i < kTasks; ++i) tasks.push_back({.type = "job", .payload = std::to_string(i)});
+    for (const auto& r : publisher.publish(tasks)) ASSERT_TRUE(r) << r.error;
+  }
+  auto completed_lines = [&] {
+    std::ifstream in(dir / "completed");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  std::vector<pid_t> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(octo_test::spawn_process(
+        {OCTO_REDIS_WORKER, std::to_string(server.port()), dir.string(), "w" + std::to_string(w)}));
+  }
+  ASSERT_TRUE(eventually([&] { return completed_lines().size() >= kTasks / 5; }));
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  ASSERT_EQ(::waitpid(workers[0], nullptr, 0), workers[0]);
+  const std::string orphaned = server.command(
+      {"EVAL", "return #redis.call('XPENDING', KEYS[1], 'octo', '-', '+', 100, 'w0')", "1",
+       "octo:work"});
+  ASSERT_TRUE(eventually(
+      [&] {
+        return server.command({"XLEN", "octo:work"}) == "0" &&
+               server.command({"EVAL", "return redis.call('XPENDING', KEYS[1], 'octo')[1]", "1",
+                               "octo:work"}) == "0";
+      },
+      60s))
+      << "the stream drains";
+  for (int w = 1; w < 3; ++w) {
+    ASSERT_EQ(::kill(workers[w], SIGTERM), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(workers[w], &status, 0), workers[w]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker " << w;
+  }
+  const auto lines = completed_lines();
+  std::set<std::string> distinct(lines.begin(), lines.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kTasks)) << "none lost";
+  for (int i = 0; i < kTasks; ++i) ASSERT_TRUE(distinct.count(std::to_string(i))) << i;
+  const std::size_t duplicates = lines.size() - distinct.size();
+  EXPECT_LE(duplicates, 4u) << "repeats are bounded by the killed worker's window";
+  EXPECT_EQ(server.command({"XLEN", "octo:work:dead"}), "0");
+  std::uint64_t claimed = 0;
+  for (int w = 1; w < 3; ++w) {
+    std::ifstream in(dir / ("status-w" + std::to_string(w)));
+    std::string word;
+    std::uint64_t fetched = 0, c = 0;
+    in >> word >> fetched >> word >> c;
+    claimed += c;
+  }
+  EXPECT_EQ(claimed, std::stoull(orphaned)) << "exactly the killed worker's pending entries";
+  RecordProperty("duplicates", static_cast<int>(duplicates));
+  RecordProperty("orphaned", orphaned);
+  std::printf("%d tasks, %zu runs, %zu repeated, %s taken over from the killed worker\n", kTasks,
+              lines.size(), duplicates, orphaned.c_str());
+  fs::remove_all(dir);
+}
+
+}  // namespace
