@@ -37,12 +37,30 @@ std::set<std::string> read_ids(const fs::path& p, std::size_t* lines = nullptr) 
   return ids;
 }
 
-pid_t spawn(const std::vector<std::string>& args) {
+// Starts the child with its stdout on a pipe and returns once it has printed its first line
+// (after recovery, before it produces), so every kill lands while it works, however slow its
+// start (ThreadSanitizer makes it several times slower).
+pid_t spawn_ready(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
   pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  for (char c = 0; c != '\n';) {
+    if (::read(fds[0], &c, 1) != 1) {
+      ADD_FAILURE() << "child exited before it was ready";
+      break;
+    }
+  }
+  ::close(fds[0]);  // the child prints nothing more
   return pid;
 }
 
@@ -52,13 +70,13 @@ TEST(JournalCrash, SigkillThirtyTimesLosesNoAcceptedTask) {
   fs::create_directories(dir);
   const std::string journal = (dir / "tasks.db").string();
   std::mt19937 rng(std::random_device{}());
-  // Long enough to get past recovery and accept work, short enough to die mid-load.
-  std::uniform_int_distribution<int> delay_ms(30, 250);
+  std::uniform_int_distribution<int> delay_ms(5, 150);
 
   for (int run = 0; run < kKills; ++run) {
     const pid_t pid =
-        spawn({OCTO_CRASH_CHILD, journal, dir.string(), std::to_string(run), "produce"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));  // the random moment
+        spawn_ready({OCTO_CRASH_CHILD, journal, dir.string(), std::to_string(run), "produce"});
+    // The random moment, counted from the end of recovery: a kill in the middle of the load.
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
@@ -66,7 +84,7 @@ TEST(JournalCrash, SigkillThirtyTimesLosesNoAcceptedTask) {
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         << "run " << run << " ended on its own with status " << status;
   }
-  const pid_t pid = spawn({OCTO_CRASH_CHILD, journal, dir.string(), "0", "drain"});
+  const pid_t pid = spawn_ready({OCTO_CRASH_CHILD, journal, dir.string(), "0", "drain"});
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "drain status " << status;

@@ -10,7 +10,7 @@
 #include <set>
 
 #include "octo/redis_streams.hpp"
-#include "redis_server.hpp"
+#include "redis_server.hpp"  // tests/support
 
 namespace {
 
