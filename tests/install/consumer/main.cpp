@@ -1,10 +1,15 @@
 // Built against an installed octohalo: proves the exported targets and headers are usable, the
-// HALO engine included (its xxHash use stays inside the library).
+// HALO engine included (its xxHash use stays inside the library), the SQLite journal and the
+// Redis Streams arms (constructed without a Redis: publishing reports the refused connection).
+#include <unistd.h>
 #include <halo/engine.hpp>
 #include <halo/triggers.hpp>
 #include <octo/executor.hpp>
+#include <octo/redis_streams.hpp>
+#include <octo/sqlite_journal.hpp>
 
 #include <cstdio>
+#include <filesystem>
 
 int main() {
   halo::SystemState state;
@@ -13,7 +18,11 @@ int main() {
   ecfg.concurrency = 2;
   halo::Engine engine(state, ecfg);
 
+  const auto journal_path = std::filesystem::temp_directory_path() /
+                            ("octohalo-consumer-" + std::to_string(::getpid()) + ".db");
   octo::ExecutorConfig cfg;
+  cfg.journal = std::make_shared<octo::SqliteJournal>(octo::SqliteJournalOptions{
+      .path = journal_path.string(), .durability = octo::Durability::kSync});
   cfg.observer = &engine.observer();
   int revived = 0;
   cfg.on("deploy", [&](const octo::Task& t, const octo::Context&) {
@@ -35,11 +44,22 @@ int main() {
   const bool healed = engine.run_cycle("manual")->weak_points.empty();
   ex.shutdown(octo::ShutdownMode::kDrain);
   loop.stop();
-  std::printf("revived %d, healed %d, deploy cycles %d, requests %llu, summary: %s\n", revived,
-              healed, cycles,
-              static_cast<unsigned long long>(halo::default_signals().requests().total()),
-              cycle->summary.text.c_str());
-  return revived == 1 && healed && cycles == 1 && halo::default_signals().requests().total() == 1
+  const auto journaled = ex.status().accepted;
+  std::filesystem::remove(journal_path);
+  std::filesystem::remove(journal_path.string() + "-wal");
+
+  octo::ExecutorConfig rcfg;
+  octo::RedisStreams rs(std::move(rcfg), {.port = 1, .arms = {"batch"}, .consume = false});
+  const auto published = rs.publish({.type = "run-batch-job"});
+  std::printf(
+      "revived %d, healed %d, deploy cycles %d, requests %llu, journaled %llu, publish without "
+      "redis: %s, summary: %s\n",
+      revived, healed, cycles,
+      static_cast<unsigned long long>(halo::default_signals().requests().total()),
+      static_cast<unsigned long long>(journaled), published.error.c_str(),
+      cycle->summary.text.c_str());
+  return revived == 1 && healed && cycles == 1 && halo::default_signals().requests().total() == 1 &&
+                 journaled == 1 && !published
              ? 0
              : 1;
 }
