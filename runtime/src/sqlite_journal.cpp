@@ -244,6 +244,12 @@ struct SqliteJournal::Impl {
       exec("PRAGMA journal_mode = WAL");
       // FULL in both modes: a commit is on disk when it returns (kAsync only stops waiting).
       exec("PRAGMA synchronous = FULL");
+      if (opt.max_bytes != 0) {
+        const std::int64_t page = pragma_int("PRAGMA page_size");
+        const auto pages =
+            std::max<std::uint64_t>(1, opt.max_bytes / static_cast<std::uint64_t>(page));
+        exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
+      }
       exec("BEGIN IMMEDIATE");
       exec(kSchema);
       exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());

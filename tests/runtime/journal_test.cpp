@@ -18,6 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using octo::Durability;
+using octo::EnqueueError;
 using octo::Executor;
 using octo::ExecutorConfig;
 using octo::JournalError;
@@ -360,6 +361,39 @@ TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
     f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
   expect_error(damaged, "corrupt");
+}
+
+TEST(Journal, AFailedCommitRefusesNewTasksAndSaysWhy) {
+  TempDir dir;
+  auto journal = std::make_shared<SqliteJournal>(
+      octo::SqliteJournalOptions{.path = dir.file("tasks.db").string(),
+                                 .durability = Durability::kSync,
+                                 .max_bytes = 64 * 1024});
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  Executor ex(config(journal, [&](const Task&, const octo::Context&) {
+    released.wait();
+    return Outcome::success();
+  }));
+  // Tasks stay queued (the worker is held), so their rows pile up until the cap.
+  int accepted = 0;
+  octo::EnqueueResult r = octo::EnqueueResult::refused(EnqueueError::kFull);
+  for (int i = 0; i < 1000 && (r = ex.enqueue({.type = "job", .payload = std::string(1000, 'x')}));
+       ++i) {
+    ++accepted;
+  }
+  ASSERT_FALSE(r) << "the cap was never reached";
+  EXPECT_EQ(r.error(), EnqueueError::kJournal);
+  EXPECT_GT(accepted, 10);
+  const auto st = journal->stats();
+  EXPECT_TRUE(st.failed);
+  EXPECT_NE(st.error.find("tasks.db"), std::string::npos) << st.error;
+  EXPECT_NE(st.error.find("full"), std::string::npos) << st.error;
+  EXPECT_FALSE(ex.enqueue({.type = "job"})) << "a failed journal stays failed";
+  EXPECT_EQ(ex.status().arms[0].rejected, 2u);
+  release.set_value();
+  EXPECT_TRUE(ex.wait_idle(kGenerous)) << "accepted tasks still run";
+  EXPECT_EQ(ex.status().succeeded, static_cast<std::uint64_t>(accepted));
 }
 
 TEST(Journal, BadOptionsThrowInvalidArgument) {

@@ -34,6 +34,9 @@ struct SqliteJournalOptions {
   // Records waiting for the writer at most: beyond it accepted() waits for the writer, so a
   // backlog (and the async loss window) cannot grow without bound.
   std::size_t max_pending = 65'536;
+  // Size cap of the file in bytes (0 = none). A commit that would exceed it fails, and a failed
+  // journal refuses new tasks (EnqueueError::kJournal) until the process restarts.
+  std::uint64_t max_bytes = 0;
   // Dead letters kept in the file; the oldest are deleted first.
   std::size_t dead_letter_limit = 10'000;
 };
