@@ -63,7 +63,6 @@ constexpr std::size_t kBatch = 32;
 // Batches grow (doubling up to kBatch) while tasks average less than this, and fall back to one
 // task when they are slower: a slow task must not hold fast ones it has already taken.
 constexpr std::int64_t kFastTaskNs = 2'000;
-constexpr std::int64_t kChaseBackoffNs = 1'000;
 // A second drainer is worth an arena enqueue only when the queue holds this many tasks per running
 // drainer; below it the running drainer reaches the new task within a few microseconds anyway.
 constexpr std::int64_t kSpawnDepth = 16;
@@ -562,13 +561,10 @@ struct Executor::Impl {
       const std::int64_t t_now = steady_ns();
       const bool fast = (t_now - t_prev) < kFastTaskNs * static_cast<std::int64_t>(n);
       want = fast ? std::min(kBatch, want * 2) : 1;
-      // Tiny tasks arriving one by one: pause ~1 us so the producer gets a cache-line-sized lead
+      // Tiny tasks arriving one by one: step aside (a yield, ~1 us) so the producer gets a lead
       // and the next take is a batch, instead of pulling each slot across cores as it is written.
-      if (fast && n < want / 2) {
-        const std::int64_t until = t_now + kChaseBackoffNs;
-        while (steady_ns() < until) {
-        }
-      }
+      // A yield, not a spin: where workers and producers share few cores, the producer runs.
+      if (fast && n < want / 2) std::this_thread::yield();
       t_prev = t_now;
       budget = budget > n ? budget - static_cast<std::uint32_t>(n) : 0;
       if (budget == 0) {
@@ -991,6 +987,8 @@ Executor::Executor(ExecutorConfig config) : impl_(std::make_unique<Impl>(std::mo
 
 Executor::~Executor() { impl_->destroy(); }
 
+static EnqueueResult enqueue_typed(Executor::Impl& im, ArmId arm, Task& task) noexcept;
+
 EnqueueResult Executor::enqueue(Task task) noexcept {
   if (task.type.empty()) {
     impl_->rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
@@ -1002,11 +1000,12 @@ EnqueueResult Executor::enqueue(Task task) noexcept {
     impl_->rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
     return EnqueueResult::refused(EnqueueError::kUnroutable);
   }
-  return enqueue(*arm, std::move(task));
+  return enqueue_typed(*impl_, *arm, task);
 }
 
-EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
-  Impl& im = *impl_;
+// Both enqueue overloads end here with the caller's Task by reference: one move into the slab
+// node instead of a move per call layer.
+static EnqueueResult enqueue_typed(Executor::Impl& im, ArmId arm, Task& task) noexcept {
   if (im.stopping.load(std::memory_order_acquire)) {
     im.rejected_stopped.fetch_add(1, std::memory_order_relaxed);
     return EnqueueResult::refused(EnqueueError::kStopped);
@@ -1034,6 +1033,10 @@ EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
   return im.push(*a, w, prio, id);
+}
+
+EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
+  return enqueue_typed(*impl_, arm, task);
 }
 
 EnqueueResult Executor::submit_job(ArmId arm, const detail::JobOps* ops, std::uintptr_t word,
