@@ -309,8 +309,13 @@ struct Executor::Impl {
     if (jr != nullptr) recovery = jr->recover();
     timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(std::move(r)); },
                                                         [this] { watch(); }, cfg.stall_check);
-    for (DeadLetter& d : recovery.dead_letters) keep_dead_letter(std::move(d));
-    for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
+    try {
+      for (DeadLetter& d : recovery.dead_letters) keep_dead_letter(std::move(d));
+      for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
+    } catch (...) {
+      destroy();  // drainers of the tasks restored so far must not outlive this object
+      throw;
+    }
   }
 
   // Re-enqueues a task a previous run accepted and did not finish. It was accepted then, so it
@@ -326,8 +331,8 @@ struct Executor::Impl {
     }
     if (a == nullptr || !a->handler) {
       std::string reason = "recovered from the journal, but arm '" + jt.arm + "' " +
-                           (a ? "has no handler" : "is not configured") +
-                           " and no route matches '" + jt.task.type + "'";
+                           (a ? "has no handler"
+                              : "is not configured and no route matches '" + jt.task.type + "'");
       jr->dead_lettered(key, reason, jt.task.attempt);
       DeadLetter d;
       d.arm = std::move(jt.arm);
