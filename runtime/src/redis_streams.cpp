@@ -357,8 +357,9 @@ struct RedisStreams::Impl {
     std::string id;
     std::optional<Task> task = parse_entry(entry, id);
     if (id.empty()) return;
+    // Already in flight here (claimed back after a failed refresh): it must not run twice.
+    if (!track(a, id)) return;
     a.fetched.fetch_add(1, std::memory_order_relaxed);
-    track(a, id);
     if (!task || task->durable_key == 0) {
       push_ack(Ack{&a, id, true, "malformed stream entry (no type field)", std::move(task)});
       return;
@@ -378,10 +379,13 @@ struct RedisStreams::Impl {
     }
   }
 
-  void track(Arm& a, const std::string& id) {
+  bool track(Arm& a, const std::string& id) {
+    {
+      std::lock_guard lock(a.mu);
+      if (!a.ids.insert(id).second) return false;
+    }
     a.in_flight.fetch_add(1, std::memory_order_acq_rel);
-    std::lock_guard lock(a.mu);
-    a.ids.insert(id);
+    return true;
   }
 
   void untrack(Arm& a, const std::string& id) {
