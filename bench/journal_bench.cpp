@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "noop_arm.hpp"
 #include "octo/executor.hpp"
 #include "octo/sqlite_journal.hpp"
 
@@ -31,15 +32,7 @@ fs::path bench_file() {
 }
 
 octo::ExecutorConfig config(std::shared_ptr<octo::Journal> journal) {
-  octo::ExecutorConfig cfg;
-  octo::ArmConfig arm;
-  arm.name = "work";
-  arm.max_parallel = 2;
-  arm.handler = [](const octo::Task&, const octo::Context&) { return octo::Outcome::success(); };
-  cfg.arms = {arm};
-  cfg.routes = {};
-  cfg.routes.add_exact("job", "work");
-  cfg.threads = 2;
+  octo::ExecutorConfig cfg = octo_bench::noop_arm_config();
   cfg.journal = std::move(journal);
   return cfg;
 }

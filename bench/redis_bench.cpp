@@ -15,25 +15,13 @@
 #include <thread>
 #include <vector>
 
+#include "noop_arm.hpp"
 #include "octo/redis_streams.hpp"
 #include "redis_server.hpp"
 
 namespace {
 
 constexpr int kTasks = 20'000;
-
-octo::ExecutorConfig config() {
-  octo::ExecutorConfig cfg;
-  octo::ArmConfig arm;
-  arm.name = "work";
-  arm.max_parallel = 2;
-  arm.handler = [](const octo::Task&, const octo::Context&) { return octo::Outcome::success(); };
-  cfg.arms = {arm};
-  cfg.routes = {};
-  cfg.routes.add_exact("job", "work");
-  cfg.threads = 2;
-  return cfg;
-}
 
 octo_test::RedisServer& server() {
   static octo_test::RedisServer s;
@@ -45,7 +33,7 @@ int worker_main(int port, const char* name, std::uint32_t prefetch) {
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &term, nullptr);
-  octo::RedisStreams rs(config(),
+  octo::RedisStreams rs(octo_bench::noop_arm_config(),
                         {.port = port, .consumer = name, .arms = {"work"}, .prefetch = prefetch});
   int sig = 0;
   sigwait(&term, &sig);
@@ -63,7 +51,7 @@ void BM_Redis_Tasks(benchmark::State& state) {
         octo_test::spawn_process({"/proc/self/exe", "--worker", std::to_string(redis.port()),
                                   "bench-w" + std::to_string(w), prefetch}));
   }
-  octo::RedisStreams publisher(config(),
+  octo::RedisStreams publisher(octo_bench::noop_arm_config(),
                                {.port = redis.port(), .arms = {"work"}, .consume = false});
   std::vector<octo::Task> batch(1000, octo::Task{.type = "job", .payload = "payload-of-a-task"});
   for (auto _ : state) {
@@ -96,7 +84,7 @@ BENCHMARK(BM_Redis_Tasks)
     ->UseRealTime();
 
 void BM_InProcess_Tasks(benchmark::State& state) {
-  octo::Executor ex(config());
+  octo::Executor ex(octo_bench::noop_arm_config());
   for (auto _ : state) {
     for (int i = 0; i < kTasks; ++i) {
       if (!ex.enqueue({.type = "job", .payload = "payload-of-a-task"})) std::abort();
