@@ -33,9 +33,14 @@ TEST(BenchReport, TablesAndPlotsFromBenchmarkJson) {
      "time_unit": "ms", "items_per_second": 8000000},
     {"name": "BM_Octopus_Submit_1us", "run_type": "iteration", "real_time": 1, "cpu_time": 1,
      "time_unit": "ms", "items_per_second": 1500000}]})";
+  std::ofstream(dir / "bench_journal.json") << R"({"benchmarks": [
+    {"name": "BM_Journal_Enqueue/mode:2/producers:8/tasks:20000/real_time", "run_type": "iteration",
+     "real_time": 900, "cpu_time": 1, "time_unit": "ms", "items_per_second": 22236,
+     "mean_batch": 13.3}]})";
   const std::string cmd = std::string(BENCH_REPORT_PATH) + " " + dir.string() + " " +
                           (dir / "bench_halo.json").string() + " " +
-                          (dir / "bench_executor.json").string() + " 2>&1";
+                          (dir / "bench_executor.json").string() + " " +
+                          (dir / "bench_journal.json").string() + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   char buf[512];
@@ -53,6 +58,12 @@ TEST(BenchReport, TablesAndPlotsFromBenchmarkJson) {
   EXPECT_NE(text.find("| full | 100000 | 1 | 42 |"), std::string::npos) << text;
   EXPECT_EQ(text.find("| 9 |"), std::string::npos) << "a single repetition leaked in\n" << text;
   EXPECT_NE(text.find("| Octopus_Submit | 8 M/s | 1.5 M/s |"), std::string::npos) << text;
+  // A suite without a section of its own still gets a table.
+  EXPECT_NE(text.find("## bench_journal"), std::string::npos) << text;
+  EXPECT_NE(text.find("| BM_Journal_Enqueue/mode:2/producers:8/tasks:20000/real_time | 900 ms | "
+                      "2.22e+04 | mean_batch=13.3 |"),
+            std::string::npos)
+      << text;
   EXPECT_GT(fs::file_size(dir / "halo.png"), 1000u);
   EXPECT_GT(fs::file_size(dir / "executor.png"), 1000u);
 

@@ -2,11 +2,14 @@
 // gnuplot PNG plots: executor throughput against its peers, counter cost against threads, HALO
 // cycle time against state size.
 //
-//   bench-report OUT_DIR bench_executor.json bench_counters.json bench_halo.json
+//   bench-report OUT_DIR bench_executor.json bench_counters.json bench_halo.json [other.json...]
+//
+// Other suites get a plain table each (time, items/s, counters).
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -63,8 +66,8 @@ std::string num(double v, const char* f = "%.3g") {
 
 void plot(const std::string& out_dir, const std::string& name, const std::string& script) {
   const std::string gp = out_dir + "/" + name + ".gp";
-  std::ofstream(gp) << "set terminal pngcairo size 900,500 noenhanced\nset output '" << out_dir << "/" << name
-                    << ".png'\n"
+  std::ofstream(gp) << "set terminal pngcairo size 900,500 noenhanced\nset output '" << out_dir
+                    << "/" << name << ".png'\n"
                     << script;
   if (std::system(("gnuplot '" + gp + "'").c_str()) != 0)
     std::cerr << "bench-report: gnuplot failed on " << gp << "\n";
@@ -154,6 +157,26 @@ void halo(const std::vector<Row>& rows, const std::string& out, std::ostream& md
   if (!series.empty()) plot(out, "halo", p + "\n");
 }
 
+// Any other suite (bench_journal, bench_redis, ...): one row per benchmark with its time, rate
+// and counters, so that a new suite shows up in the report without code of its own here.
+void generic(const std::string& suite, const std::vector<Row>& rows, std::ostream& md) {
+  md << "## " << suite
+     << "\n\n| benchmark | time | items/s | counters |\n| --- | ---: | ---: | --- |\n";
+  for (const auto& r : rows) {
+    std::string counters;
+    for (const auto& [k, v] : r.counters) {
+      if (k == "items_per_second" || k == "repetitions" || k == "repetition_index" ||
+          k == "threads" || k == "family_index" || k == "per_family_instance_index")
+        continue;
+      counters += (counters.empty() ? "" : ", ") + k + "=" + num(v);
+    }
+    md << "| " << r.name << " | " << num(r.real_ns / 1e6) << " ms | "
+       << (r.items_per_second > 0 ? num(r.items_per_second) : std::string("")) << " | " << counters
+       << " |\n";
+  }
+  md << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,9 +192,16 @@ int main(int argc, char** argv) {
     for (int i = 2; i < argc; ++i) {
       const std::string path = argv[i];
       const auto rows = load(path);
-      if (path.find("bench_executor") != std::string::npos) executor(rows, out, md);
-      if (path.find("bench_counters") != std::string::npos) counters(rows, out, md);
-      if (path.find("bench_halo") != std::string::npos) halo(rows, out, md);
+      const std::string suite = std::filesystem::path(path).stem().string();
+      if (suite == "bench_executor") {
+        executor(rows, out, md);
+      } else if (suite == "bench_counters") {
+        counters(rows, out, md);
+      } else if (suite == "bench_halo") {
+        halo(rows, out, md);
+      } else {
+        generic(suite, rows, md);
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "bench-report: " << e.what() << "\n";
