@@ -143,18 +143,6 @@ class Stmt {
 
 }  // namespace
 
-std::string_view to_string(Durability d) noexcept {
-  switch (d) {
-    case Durability::kNone:
-      return "none";
-    case Durability::kAsync:
-      return "async";
-    case Durability::kSync:
-      return "sync";
-  }
-  return "unknown";
-}
-
 struct SqliteJournal::Impl {
   explicit Impl(SqliteJournalOptions o) : opt(std::move(o)) {
     if (opt.path.empty())

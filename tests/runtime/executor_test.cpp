@@ -205,9 +205,11 @@ TEST(Enqueue, RefusalsAreTypedAndCounted) {
   EXPECT_EQ(s.succeeded, 2u);
   EXPECT_TRUE(s.stopping);
   for (auto e : {EnqueueError::kEmptyType, EnqueueError::kUnroutable, EnqueueError::kFull,
-                 EnqueueError::kStopped}) {
+                 EnqueueError::kStopped, EnqueueError::kJournal}) {
     EXPECT_FALSE(octo::to_string(e).empty());
   }
+  // Part of octohalo::runtime, not of the optional journal library.
+  EXPECT_EQ(octo::to_string(octo::Durability::kSync), "sync");
 }
 
 TEST(Backpressure, FullArmRejectsAndLosesNothing) {

@@ -105,8 +105,9 @@ class RedisStreams {
   std::vector<PublishResult> publish(std::span<const Task> tasks);
 
   // Stops fetching, lets running tasks finish until `deadline`, sends the last acks and closes.
-  // Tasks still queued here stay pending in Redis and are taken over by another consumer after
-  // claim_idle (or by this consumer name when it comes back). Idempotent.
+  // Tasks still queued here stay pending in Redis and are taken over with XAUTOCLAIM once idle
+  // for claim_idle, by whichever consumer of the group looks first (a restarted process too,
+  // whatever its name). Idempotent.
   void stop(std::chrono::nanoseconds deadline = std::chrono::seconds(30));
 
   Executor& executor() noexcept;
