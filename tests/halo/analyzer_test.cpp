@@ -7,15 +7,13 @@
 #include <fstream>
 #include <future>
 
+#include "manual_state.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Rig {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
-  halo::SystemState state{clock, &ticker};
-
+struct Rig : octo_test::ManualState {
   halo::AnalyzerResult run(halo::Analyzer& a) { return a.analyze(*state.snapshot()); }
 };
 

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <thread>
 
+#include "manual_state.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -15,10 +17,7 @@ using halo::Level;
 
 // Manual time; an executor whose every arm runs `handler` once (no retries) so that outcomes
 // are immediate; the engine's observer wired in. The executor is destroyed before the engine.
-struct Rig {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
-  halo::SystemState state{clock, &ticker};
+struct Rig : octo_test::ManualState {
   std::unique_ptr<halo::Engine> engine;
   std::unique_ptr<octo::Executor> executor;
   std::mutex mu;
@@ -520,27 +519,49 @@ struct Gate : halo::Analyzer {
   }
 };
 
+// An engine without built-in analyzers whose first cycle ("manual", on a thread of its own) is
+// held inside the Gate analyzer until release(): the state in which requests must coalesce.
+struct HeldCycle {
+  static halo::EngineConfig gated_config() {
+    halo::EngineConfig cfg;
+    cfg.builtin_analyzers = false;
+    return cfg;
+  }
+  Rig rig{gated_config()};
+  Gate* gate = nullptr;
+  std::thread first;
+
+  HeldCycle() {
+    auto owner = std::make_unique<Gate>();
+    gate = owner.get();
+    rig.engine->add_analyzer(std::move(owner));
+    first = std::thread([this] { EXPECT_TRUE(rig.engine->run_cycle("manual")); });
+    gate->entered.wait();
+  }
+  // Also on an early test failure, so that the held cycle's thread is never left joinable.
+  ~HeldCycle() {
+    if (first.joinable()) release();
+  }
+  void release() {
+    gate->release.set_value();
+    first.join();
+  }
+};
+
 TEST(SingleFlight, HundredTriggersDuringACycleGiveOneFollowUp) {
-  halo::EngineConfig cfg;
-  cfg.builtin_analyzers = false;
-  Rig rig(cfg);
-  auto gate_owner = std::make_unique<Gate>();
-  Gate* gate = gate_owner.get();
-  rig.engine->add_analyzer(std::move(gate_owner));
-  std::thread first([&] { EXPECT_TRUE(rig.engine->run_cycle("manual")); });
-  gate->entered.wait();
+  HeldCycle held;
+  Rig& rig = held.rig;
   for (int i = 0; i < 100; ++i)
     rig.engine->request({halo::TriggerKind::kErrorRate, "error-rate", {}, halo::Mode::kLight});
   EXPECT_EQ(rig.engine->run_cycle("manual"), nullptr);  // coalesced too
   auto st = rig.engine->status();
   EXPECT_TRUE(st.running);
   EXPECT_EQ(st.pending_triggers, (std::vector<std::string>{"error-rate", "manual"}));
-  gate->release.set_value();
-  first.join();
+  held.release();
   ASSERT_TRUE(rig.engine->wait_idle(60s));
   st = rig.engine->status();
   EXPECT_EQ(st.cycles, 2u);
-  EXPECT_EQ(gate->calls.load(), 2);
+  EXPECT_EQ(held.gate->calls.load(), 2);
   EXPECT_EQ(st.coalesced, 101u);
   EXPECT_EQ(st.cycles_by_trigger.at("error-rate"), 1u);
   EXPECT_EQ(st.served_by_trigger.at("manual"), 2u);  // the first cycle, and folded into the second
@@ -551,20 +572,13 @@ TEST(SingleFlight, HundredTriggersDuringACycleGiveOneFollowUp) {
 }
 
 TEST(SingleFlight, NoFollowUpIsQueuedAfterStop) {
-  halo::EngineConfig cfg;
-  cfg.builtin_analyzers = false;
-  Rig rig(cfg);
-  auto gate_owner = std::make_unique<Gate>();
-  Gate* gate = gate_owner.get();
-  rig.engine->add_analyzer(std::move(gate_owner));
-  std::thread first([&] { EXPECT_TRUE(rig.engine->run_cycle("manual")); });
-  gate->entered.wait();
+  HeldCycle held;
+  Rig& rig = held.rig;
   rig.engine->stop();
   EXPECT_EQ(rig.engine->run_cycle("late"), nullptr);
   rig.engine->request({halo::TriggerKind::kEvent, "event", {}, halo::Mode::kFull});
   EXPECT_TRUE(rig.engine->status().pending_triggers.empty());
-  gate->release.set_value();
-  first.join();
+  held.release();
   ASSERT_TRUE(rig.engine->wait_idle(60s));
   EXPECT_EQ(rig.engine->status().cycles, 1u);
   EXPECT_EQ(rig.engine->status().coalesced, 0u);

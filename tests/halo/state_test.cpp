@@ -10,15 +10,13 @@
 #include <stdexcept>
 #include <thread>
 
+#include "manual_state.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
 
-struct StateRig {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
-  halo::SystemState state{clock, &ticker};
-};
+using StateRig = octo_test::ManualState;
 
 TEST(SystemState, SnapshotIsUnaffectedByLaterWrites) {
   StateRig rig;

@@ -10,15 +10,15 @@
 #include <utility>
 #include <vector>
 
+#include "manual_time.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
 using halo::TriggerKind;
 
 // Manual time, a 10 s / 100-bucket window, and a callback that records every request.
-struct Rig {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
+struct Rig : octo_test::ManualTime {
   halo::Signals signals{ticker, 10s, 100};
   std::mutex mu;
   std::vector<halo::CycleRequest> cycles;
@@ -28,11 +28,6 @@ struct Rig {
       std::lock_guard lock(mu);
       cycles.push_back(r);
     };
-  }
-  // Moves time and lets the ticker evaluate, as its thread would.
-  void advance(std::chrono::nanoseconds d) {
-    clock->advance(d);
-    ticker.tick();
   }
   int count(const std::string& trigger) {
     std::lock_guard lock(mu);

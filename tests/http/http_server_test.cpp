@@ -11,16 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "halo/metrics.hpp"
+#include "manual_state.hpp"  // tests/support
 
 namespace {
 
 using namespace std::chrono_literals;
 
 // An engine with a pending approval, an executor, triggers on private signals, and the server.
-struct Rig {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
-  halo::SystemState state{clock, &ticker};
+struct Rig : octo_test::ManualState {
   halo::Signals signals{ticker, 10s, 100};
   std::unique_ptr<halo::Engine> engine;
   std::unique_ptr<octo::Executor> executor;

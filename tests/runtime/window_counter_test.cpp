@@ -8,19 +8,13 @@
 #include <thread>
 #include <vector>
 
+#include "manual_time.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
 
-// A ticker that moves only when the test says so.
-struct ManualTime {
-  std::shared_ptr<octo::ManualClock> clock = std::make_shared<octo::ManualClock>();
-  octo::Ticker ticker{{.resolution = 10ms, .clock = clock, .own_thread = false}};
-  void advance(std::chrono::nanoseconds d) {
-    clock->advance(d);
-    ticker.tick();
-  }
-};
+using octo_test::ManualTime;
 
 TEST(WindowCounter, GeometryKeepsTheWindowWithPowerOfTwoBuckets) {
   ManualTime t;
