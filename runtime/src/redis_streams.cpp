@@ -202,18 +202,21 @@ struct RedisStreams::Impl {
     std::uint32_t window = 1;
     std::atomic<std::uint64_t> published{0}, fetched{0}, claimed{0}, acked{0}, dead{0};
     std::atomic<std::uint32_t> in_flight{0};
-    std::mutex mu;              // ids, cv
-    std::set<std::string> ids;  // fetched, not yet acknowledged
+    std::mutex mu;                 // keys, space
+    std::set<std::uint64_t> keys;  // durable keys of entries fetched, not yet acknowledged
     std::condition_variable space;
     std::thread fetcher;
   };
 
+  // What the acker sends for one entry. Built on worker threads from the task's durable key;
+  // the entry id string is formatted by the acker (raw_id only for an id no key can hold).
   struct Ack {
     Arm* arm;
-    std::string id;
+    std::uint64_t key = 0;
     bool dead = false;
     std::string reason{};
     std::optional<Task> task{};
+    std::string raw_id{};
   };
 
   // Chains the executor's events to the acker, then to the user's observer.
@@ -357,15 +360,21 @@ struct RedisStreams::Impl {
     std::string id;
     std::optional<Task> task = parse_entry(entry, id);
     if (id.empty()) return;
+    const std::uint64_t key = key_of(id);
     // Already in flight here (claimed back after a failed refresh): it must not run twice.
-    if (!track(a, id)) return;
+    if (!track(a, key)) return;
     a.fetched.fetch_add(1, std::memory_order_relaxed);
-    if (!task || task->durable_key == 0) {
-      push_ack(Ack{&a, id, true, "malformed stream entry (no type field)", std::move(task)});
+    if (key == 0) {
+      push_ack(Ack{&a, 0, true, "stream entry id '" + id + "' does not fit a durable key",
+                   std::move(task), id});
+      return;
+    }
+    if (!task) {
+      push_ack(Ack{&a, key, true, "malformed stream entry (no type field)"});
       return;
     }
     if (deliveries > cfg.max_deliveries) {
-      push_ack(Ack{&a, id, true,
+      push_ack(Ack{&a, key, true,
                    "delivered " + std::to_string(deliveries) +
                        " times without an ack (its consumers died while running it)",
                    std::move(task)});
@@ -375,23 +384,24 @@ struct RedisStreams::Impl {
     if (!r) {
       // Left pending under this consumer: taken over (by any consumer) after claim_idle.
       error("local enqueue on arm '" + a.name + "': " + std::string(to_string(r.error())));
-      untrack(a, id);
+      untrack(a, key);
     }
   }
 
-  bool track(Arm& a, const std::string& id) {
-    {
+  // Key 0 (an id no key can hold) is counted in the window but not tracked for refresh.
+  bool track(Arm& a, std::uint64_t key) {
+    if (key != 0) {
       std::lock_guard lock(a.mu);
-      if (!a.ids.insert(id).second) return false;
+      if (!a.keys.insert(key).second) return false;
     }
     a.in_flight.fetch_add(1, std::memory_order_acq_rel);
     return true;
   }
 
-  void untrack(Arm& a, const std::string& id) {
-    {
+  void untrack(Arm& a, std::uint64_t key) {
+    if (key != 0) {
       std::lock_guard lock(a.mu);
-      a.ids.erase(id);
+      a.keys.erase(key);
     }
     a.in_flight.fetch_sub(1, std::memory_order_acq_rel);
     a.space.notify_one();
@@ -404,8 +414,8 @@ struct RedisStreams::Impl {
     c << "XCLAIM" << a.stream << cfg.group << cfg.consumer << "0";
     {
       std::lock_guard lock(a.mu);
-      if (a.ids.empty()) return true;
-      for (const auto& id : a.ids) c << id;
+      if (a.keys.empty()) return true;
+      for (const std::uint64_t key : a.keys) c << id_of(key);
     }
     c << "JUSTID";
     return conn.run(c) != nullptr;
@@ -455,17 +465,17 @@ struct RedisStreams::Impl {
     try {
       switch (e.kind) {
         case TaskEventKind::kSucceeded:
-          push_ack(Ack{&a, id_of(e.task->durable_key)});
+          push_ack(Ack{&a, e.task->durable_key});
           break;
         case TaskEventKind::kDeadLettered:
-          push_ack(Ack{&a, id_of(e.task->durable_key), true, std::string(e.reason), *e.task});
+          push_ack(Ack{&a, e.task->durable_key, true, std::string(e.reason), *e.task});
           break;
         case TaskEventKind::kCancelled:
           // Cancelled by stop(): stays pending for another consumer. By cancel(id): acked.
           if (stopping.load(std::memory_order_acquire)) {
-            untrack(a, id_of(e.task->durable_key));
+            untrack(a, e.task->durable_key);
           } else {
-            push_ack(Ack{&a, id_of(e.task->durable_key)});
+            push_ack(Ack{&a, e.task->durable_key});
           }
           break;
         default:
@@ -504,16 +514,17 @@ struct RedisStreams::Impl {
         continue;
       }
       for (const Ack& k : batch) {
+        const std::string id = k.raw_id.empty() ? id_of(k.key) : k.raw_id;
         if (k.dead) {
           Command c;
           c << "XADD" << k.arm->dead_stream << "MAXLEN"
             << "~" << cfg.dead_letter_limit << "*"
-            << "id" << k.id << "reason" << k.reason;
+            << "id" << id << "reason" << k.reason;
           if (k.task) c = task_fields(std::move(c), *k.task);
           conn.append(c);
         }
-        conn.append(Command() << "XACK" << k.arm->stream << cfg.group << k.id);
-        conn.append(Command() << "XDEL" << k.arm->stream << k.id);
+        conn.append(Command() << "XACK" << k.arm->stream << cfg.group << id);
+        conn.append(Command() << "XDEL" << k.arm->stream << id);
       }
       bool ok = true;
       for (const Ack& k : batch) {
@@ -523,7 +534,7 @@ struct RedisStreams::Impl {
       if (!ok) continue;  // connection lost: resend the whole batch (XACK and XDEL are idempotent)
       for (const Ack& k : batch) {
         (k.dead ? k.arm->dead : k.arm->acked).fetch_add(1, std::memory_order_relaxed);
-        untrack(*k.arm, k.id);
+        untrack(*k.arm, k.key);
       }
       batch.clear();
     }

@@ -129,6 +129,25 @@ TEST(RedisStreams, ExhaustedRetriesGoToTheDeadStreamWithTheirReason) {
   EXPECT_EQ(reason, "disk on fire");
 }
 
+TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
+  RedisServer server;
+  std::atomic<int> runs{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++runs;
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  // Written by something other than publish(): no "type" field.
+  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "payload", "x"}).empty());
+  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1; }));
+  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
+  EXPECT_EQ(server.command({"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1",
+                            "octo:work:dead"}),
+            "malformed stream entry (no type field)");
+  EXPECT_EQ(rs.status().arms[0].in_flight, 0u);
+}
+
 TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
   RedisServer server;
   constexpr int kTasks = 200;
