@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -17,6 +18,9 @@ namespace octo {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Longest a kSync commit waits for producers still on their way (see Impl::gather).
+constexpr std::chrono::milliseconds kMaxGather{2};
 
 // 'OCTJ': marks the file as ours, so a foreign SQLite database is refused rather than altered.
 constexpr int kApplicationId = 0x4F43544A;
@@ -368,7 +372,8 @@ struct SqliteJournal::Impl {
     pending.push_back(std::move(r));
     ++records;
     const std::uint64_t seq = ++appended_seq;
-    const bool wake = writer_idle;
+    // While the writer gathers (see gather()) only the accept it waits for wakes it.
+    const bool wake = gathering ? key != nullptr && ++gathered >= gather_target : writer_idle;
     lock.unlock();
     if (wake) writer_cv.notify_one();
     return seq;
@@ -390,10 +395,23 @@ struct SqliteJournal::Impl {
     }
   }
 
-  bool wait(std::uint64_t seq) {
-    std::unique_lock lock(mu);
-    durable_cv.wait(lock, [&] { return durable_seq >= seq || failed; });
-    return durable_seq >= seq;
+  // Waiters sleep on `durable_epoch` (a futex), not on `mu`: a commit that releases eight
+  // producers then costs one wake-up each instead of eight threads queueing for the mutex that the
+  // writer and the next appends also need.
+  bool wait(std::uint64_t seq) const noexcept {
+    for (;;) {
+      const std::uint32_t epoch = durable_epoch.load(std::memory_order_acquire);
+      if (durable_seq.load(std::memory_order_relaxed) >= seq) return true;
+      if (failed_flag.load(std::memory_order_relaxed)) return false;
+      durable_epoch.wait(epoch, std::memory_order_acquire);
+    }
+  }
+
+  // Publishes `durable_seq` / `failed_flag` (stored before): the epoch bump is the release that
+  // the waiters' acquire pairs with.
+  void wake_waiters() noexcept {
+    durable_epoch.fetch_add(1, std::memory_order_release);
+    durable_epoch.notify_all();
   }
 
   // --- the writer ----------------------------------------------------------------------------
@@ -408,6 +426,7 @@ struct SqliteJournal::Impl {
         // next one, so a backlog (or many producers waiting on one fsync) shares a commit.
         writer_idle = true;
         writer_cv.wait(lock, [&] { return !pending.empty() || stopping; });
+        gather(lock);
         writer_idle = false;
         if (pending.empty()) return;  // stopping with nothing left
         if (pending.size() <= opt.max_batch) {
@@ -420,6 +439,10 @@ struct SqliteJournal::Impl {
                         pending.begin() + static_cast<std::ptrdiff_t>(opt.max_batch));
         }
         last = appended_seq - pending.size();
+        gather_target = 0;
+        if (opt.durability == Durability::kSync) {
+          for (const Record& r : batch) gather_target += r.kind == Kind::kAccepted ? 1 : 0;
+        }
         recovered_to_count = std::exchange(pending_recovered, 0);
         if (key_limit - next_key < kKeyBlock / 2) {
           key_limit += kKeyBlock;
@@ -428,8 +451,11 @@ struct SqliteJournal::Impl {
       }
       space_cv.notify_all();
       std::string error;
+      const auto t0 = Clock::now();
       try {
         commit(batch);
+        const auto took = Clock::now() - t0;
+        commit_ewma += (took - commit_ewma) / 8;
       } catch (const std::exception& e) {
         error = e.what();
         try {
@@ -440,15 +466,16 @@ struct SqliteJournal::Impl {
       {
         std::lock_guard lock(mu);
         if (error.empty()) {
-          durable_seq = last;
+          durable_seq.store(last, std::memory_order_relaxed);
           ++commits;
           max_batch_seen = std::max<std::uint64_t>(max_batch_seen, batch.size());
         } else {
           failed = true;
+          failed_flag.store(true, std::memory_order_relaxed);
           last_error = "octo::SqliteJournal '" + opt.path + "': commit failed: " + error;
         }
       }
-      durable_cv.notify_all();
+      wake_waiters();
       space_cv.notify_all();
       batch.clear();
       if (!error.empty()) {
@@ -456,6 +483,23 @@ struct SqliteJournal::Impl {
         pending.clear();
       }
     }
+  }
+
+  // kSync group commit: each producer released by the last commit comes back with its next task
+  // a few microseconds later, one after another. Committing on the first arrival would leave the
+  // rest to wait a whole fsync, so the writer waits for as many accepts as the last commit released
+  // (the producers that are on their way), but never longer than half a commit (at most
+  // kMaxGather): a producer that has gone away costs the others at most that, once, since the
+  // next target counts only the accepts that did arrive.
+  void gather(std::unique_lock<std::mutex>& lock) {
+    if (gather_target < 2 || stopping) return;
+    gathered = 0;
+    for (const Record& r : pending) gathered += r.kind == Kind::kAccepted ? 1 : 0;
+    if (gathered >= gather_target) return;
+    gathering = true;
+    writer_cv.wait_for(lock, std::min<Clock::duration>(commit_ewma / 2, kMaxGather),
+                       [&] { return gathered >= gather_target || stopping; });
+    gathering = false;
   }
 
   void write_counters() {
@@ -542,13 +586,20 @@ struct SqliteJournal::Impl {
   std::vector<Stmt> stmts;  // writer thread only (after open)
 
   mutable std::mutex mu;
-  std::condition_variable writer_cv, durable_cv, space_cv;
+  std::condition_variable writer_cv, space_cv;
   std::vector<Record> pending;
-  std::uint64_t appended_seq = 0, durable_seq = 0;
+  std::uint64_t appended_seq = 0;
+  // Written by the writer under `mu`; read by waiters without it (see wait()).
+  std::atomic<std::uint64_t> durable_seq{0};
+  std::atomic<bool> failed_flag{false};
+  mutable std::atomic<std::uint32_t> durable_epoch{0};
   std::uint64_t next_key = 1, key_limit = 1;
   std::uint64_t records = 0, commits = 0, max_batch_seen = 0, producer_waits = 0;
   std::uint64_t recovered_count = 0, pending_recovered = 0;
   bool writer_idle = false, stopping = false, failed = false;
+  // kSync gathering (see gather()): accepts the writer waits for, accepts seen while it waits.
+  bool gathering = false;
+  std::size_t gather_target = 0, gathered = 0;
   std::string last_error;
   // Writer thread only.
   std::uint64_t recovered_to_count = 0, dead_count = 0;
@@ -556,6 +607,7 @@ struct SqliteJournal::Impl {
     std::uint64_t succeeded = 0, cancelled = 0, dead = 0, recovered = 0;
   } unsaved;
   Clock::time_point next_meta_write{};
+  Clock::duration commit_ewma{};  // smoothed duration of one commit (fsync included)
   bool raise_key_limit = false;
 
   std::thread writer;
@@ -630,7 +682,7 @@ JournalStats SqliteJournal::stats() const {
   s.records = impl_->records;
   s.commits = impl_->commits;
   s.max_batch = impl_->max_batch_seen;
-  s.pending = impl_->appended_seq - impl_->durable_seq;
+  s.pending = impl_->appended_seq - impl_->durable_seq.load(std::memory_order_relaxed);
   s.recovered = impl_->recovered_count;
   s.producer_waits = impl_->producer_waits;
   s.failed = impl_->failed;

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "octo/executor.hpp"
 #include "octo/sqlite_journal.hpp"
@@ -271,6 +273,42 @@ TEST(Journal, SyncEnqueueReturnsOnlyAfterItsRecordIsCommitted) {
   EXPECT_EQ(st.records, 40u);  // 20 accepts, 20 completions
   EXPECT_GE(st.commits, 20u);
   EXPECT_FALSE(st.failed);
+}
+
+TEST(Journal, SyncProducersShareCommitsAndALoneProducerIsNotHeldUp) {
+  TempDir dir;
+  auto journal = open_journal(dir.file("tasks.db"));
+  journal->recover();
+  constexpr int kProducers = 8, kEach = 50;
+  std::vector<std::thread> producers;
+  std::atomic<int> not_durable{0};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        const auto t = journal->accepted("batch", Task{.type = "job"});
+        if (t.seq == 0 || !journal->wait_durable(t.seq)) not_durable.fetch_add(1);
+        journal->succeeded(t.key);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(not_durable.load(), 0);
+  const auto group = journal->stats();
+  // Producers blocked on one fsync go into the next commit together.
+  EXPECT_LT(group.commits, static_cast<std::uint64_t>(kProducers * kEach));
+  EXPECT_GE(group.max_batch, 2u);
+  // The seven others are gone: the writer, still expecting eight, must not hold the last one.
+  for (int i = 0; i < 5; ++i) {
+    const auto t = journal->accepted("batch", Task{.type = "job"});
+    ASSERT_NE(t.seq, 0u);
+    ASSERT_TRUE(journal->wait_durable(t.seq));
+    journal->succeeded(t.key);
+  }
+  ASSERT_TRUE(journal->flush());
+  EXPECT_EQ(journal->stats().records, 2u * (kProducers * kEach + 5));
+  EXPECT_EQ(journal->stats().pending, 0u);
+  journal.reset();
+  EXPECT_TRUE(query(dir.file("tasks.db"), "SELECT key FROM tasks").empty());
 }
 
 TEST(Journal, KeysAreNeverReusedAcrossRestarts) {
