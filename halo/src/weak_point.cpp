@@ -1,7 +1,5 @@
 #include "halo/weak_point.hpp"
 
-#include <cstdio>
-
 #include "detail/parallel.hpp"
 #include "halo/detail/grouping.hpp"
 
@@ -20,6 +18,21 @@ std::uint64_t fingerprint(std::string_view subject_type, std::string_view subjec
   const XXH64_hash_t seed = XXH3_64bits(subject_type.data(), subject_type.size());
   return XXH3_64bits_withSeed(subject_id.data(), subject_id.size(), seed);
 }
+
+namespace {
+
+// "wp-" and the fingerprint as 16 lower-case hex digits, without snprintf (one per weak point).
+std::string weak_point_id(std::uint64_t fp) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string id(19, '0');
+  id[0] = 'w';
+  id[1] = 'p';
+  id[2] = '-';
+  for (std::size_t i = 18; i >= 3; --i, fp >>= 4) id[i] = kHex[fp & 0xf];
+  return id;
+}
+
+}  // namespace
 
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results) {
   return detail::group_weak_points(results, true);
@@ -68,12 +81,11 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
       const auto [b, e] = groups[g];
       const Issue& first = *refs[b].issue;
       wp.fingerprint = refs[b].fp;
-      char hex[20];
-      std::snprintf(hex, sizeof hex, "wp-%016llx", static_cast<unsigned long long>(wp.fingerprint));
-      wp.id = hex;
+      wp.id = weak_point_id(wp.fingerprint);
       wp.subject_type = first.subject_type;
       wp.subject_id = first.subject_id;
       wp.base_severity = Level::kMedium;
+      wp.issues.reserve(e - b);
       for (std::size_t k = b; k < e; ++k) {
         wp.issues.push_back(*refs[k].issue);
         wp.base_severity = std::max(wp.base_severity, refs[k].issue->severity);

@@ -129,7 +129,8 @@ struct CycleSummary {
   std::string text{};
 };
 
-// Where a cycle's time went, in milliseconds.
+// Where a cycle's time went, in milliseconds. `record` is the bookkeeping after dispatch,
+// freeing the cycle that fell out of history included.
 struct CycleTimings {
   double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
 };
