@@ -135,7 +135,10 @@ struct CompiledRoutes {
   std::vector<std::pair<std::string, ArmId>> prefixes;  // longest first
 
   std::optional<ArmId> find(std::string_view type) const noexcept {
-    if (auto it = exact.find(type); it != exact.end()) return it->second;
+    // An empty map still hashes the key: skip it (tables of prefixes only are common).
+    if (!exact.empty()) {
+      if (auto it = exact.find(type); it != exact.end()) return it->second;
+    }
     for (const auto& [prefix, arm] : prefixes) {
       if (type.starts_with(prefix)) return arm;
     }
@@ -330,9 +333,9 @@ struct Executor::Impl {
       a = arms[*routed].get();
     }
     if (a == nullptr || !a->handler) {
-      std::string reason = "recovered from the journal, but arm '" + jt.arm + "' " +
-                           (a ? "has no handler"
-                              : "is not configured and no route matches '" + jt.task.type + "'");
+      std::string reason =
+          "recovered from the journal, but arm '" + jt.arm + "' " +
+          (a ? "has no handler" : "is not configured and no route matches '" + jt.task.type + "'");
       jr->dead_lettered(key, reason, jt.task.attempt);
       DeadLetter d;
       d.arm = std::move(jt.arm);
