@@ -613,6 +613,7 @@ struct Executor::Impl {
   void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio) noexcept {
     Local l;
     // Finished typed tasks go back to the slab together: one free-list CAS per batch.
+    static_assert(kBatch <= detail::TaskSlab::kMaxChain);
     TaskNode* freed[kBatch];
     std::size_t nfreed = 0;
     auto done = [&](Work& w) noexcept {
@@ -975,7 +976,8 @@ struct Executor::Impl {
   std::atomic<const CompiledRoutes*> routes{nullptr};
   std::vector<std::unique_ptr<CompiledRoutes>> retired_routes;
 
-  detail::TaskSlab slab;
+  const std::shared_ptr<detail::TaskSlab> slab_owner = detail::TaskSlab::create();
+  detail::TaskSlab& slab = *slab_owner;
   alignas(64) std::atomic<bool> stopping{false};
   std::atomic<bool> cancel_all{false};
   alignas(64) std::atomic<std::uint64_t> rejected_unroutable{0};

@@ -3,6 +3,13 @@
 // A TaskId is (generation << 32 | slot). Each slot's state word packs (generation << 2 | state);
 // cancel and take are single CASes on that word, so a recycled slot (new generation) can never be
 // cancelled by a stale id.
+//
+// The free list is a stack of chains: a drainer returns its batch of finished nodes as one chain
+// (one CAS), and a producer takes a whole chain (one CAS) into a thread_local magazine, then hands
+// its nodes out one per enqueue with plain loads. Paid per node, that shared CAS (fought over by
+// the producer and the drainers) was the producer's largest cost. A magazine holds nodes of one
+// slab, at most one chain (kMaxChain); it gives them back when its thread exits or turns to
+// another slab.
 #pragma once
 
 #include <atomic>
@@ -19,7 +26,10 @@ struct TaskNode {
   static constexpr std::uint64_t kGenMask = (std::uint64_t{1} << 30) - 1;
 
   std::atomic<std::uint64_t> word{std::uint64_t{1} << 2};  // generation 1, free
-  std::atomic<std::uint32_t> next_free{0};                 // free-list link: slot + 1, 0 = end
+  // Free-list links, as slot + 1 (0 = none): the next node of this chain; on a chain's first
+  // node, the first node of the next chain on the stack.
+  std::atomic<std::uint32_t> next_free{0};
+  std::atomic<std::uint32_t> next_chain{0};
   std::uint32_t slot = 0;
   Task task;
 
@@ -27,13 +37,20 @@ struct TaskNode {
   TaskId id() const noexcept { return (generation() << 32) | slot; }
 };
 
-class TaskSlab {
+// Owned through a shared_ptr (create()): a thread's magazine can outlive the executor, and gives
+// its nodes back only while the slab still exists.
+class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
+  struct Private {};
+
  public:
   static constexpr std::uint32_t kChunkBits = 12;
   static constexpr std::uint32_t kChunk = 1u << kChunkBits;
   static constexpr std::uint32_t kMaxChunks = 1024;  // 4M live typed tasks
+  static constexpr std::uint32_t kMaxChain = 64;     // longest chain release() / grow() push
 
-  TaskSlab() = default;
+  static std::shared_ptr<TaskSlab> create() { return std::make_shared<TaskSlab>(Private{}); }
+
+  explicit TaskSlab(Private) noexcept : id_(next_id_.fetch_add(1, std::memory_order_relaxed)) {}
   TaskSlab(const TaskSlab&) = delete;
   ~TaskSlab() {
     for (auto& c : chunks_) delete[] c.load(std::memory_order_relaxed);
@@ -41,15 +58,28 @@ class TaskSlab {
 
   // A free node in state kQueued, or nullptr when the slab is exhausted or memory ran out.
   TaskNode* acquire() noexcept {
-    TaskNode* n = pop();
-    if (n == nullptr && (n = grow()) == nullptr) return nullptr;
+    Magazine& m = magazine_;
+    // The id, not the address: a new slab can be allocated where a destroyed one was.
+    TaskNode* n = m.slab_id == id_ && m.next != nullptr ? m.next : refill(m);
+    if (n == nullptr) return nullptr;
+    const std::uint32_t next = n->next_free.load(std::memory_order_relaxed);
+    m.next = next != 0 ? at(next - 1) : nullptr;
+    // The next node was last written by a drainer on another core: start pulling its lines now,
+    // so the next acquire (one task later) finds them local instead of missing on each.
+    if (m.next != nullptr) prefetch_for_write(m.next);
     const std::uint64_t gen = n->generation();
     // Relaxed: the node is published to drainers by the queue push (release) that follows.
     n->word.store((gen << 2) | TaskNode::kQueued, std::memory_order_relaxed);
     return n;
   }
 
-  // Returns finished nodes to the pool under a new generation, with one CAS for the whole batch.
+  // Gives the calling thread's magazine back to the free list.
+  void flush_magazine() noexcept {
+    if (magazine_.slab_id == id_) magazine_.give_back();
+  }
+
+  // Returns finished nodes (at most kMaxChain) to the pool under a new generation, as one chain
+  // with one CAS.
   void release(TaskNode* const* nodes, std::size_t count) noexcept {
     if (count == 0) return;
     for (std::size_t i = 0; i < count; ++i) {
@@ -59,9 +89,9 @@ class TaskSlab {
       n->task.payload.clear();
       n->task.target_agents.clear();
       n->word.store((gen << 2) | TaskNode::kFree, std::memory_order_relaxed);
-      if (i + 1 < count) n->next_free.store(nodes[i + 1]->slot + 1, std::memory_order_relaxed);
+      n->next_free.store(i + 1 < count ? nodes[i + 1]->slot + 1 : 0, std::memory_order_relaxed);
     }
-    push_chain(nodes[0], nodes[count - 1]);
+    push_chain(nodes[0]);
   }
   void release(TaskNode* n) noexcept { release(&n, 1); }
 
@@ -73,39 +103,81 @@ class TaskSlab {
     return chunk ? &chunk[slot & (kChunk - 1)] : nullptr;
   }
 
+  // For tests, on a quiet slab: nodes on the shared free list (magazines not included), and
+  // nodes in all.
+  std::size_t free_count() const noexcept {
+    std::size_t n = 0;
+    for (auto c = static_cast<std::uint32_t>(head_.load(std::memory_order_acquire)); c != 0;
+         c = at(c - 1)->next_chain.load(std::memory_order_relaxed)) {
+      for (std::uint32_t k = c; k != 0; k = at(k - 1)->next_free.load(std::memory_order_relaxed))
+        ++n;
+    }
+    return n;
+  }
+  std::size_t capacity() const noexcept {
+    std::lock_guard lock(grow_mu_);
+    return std::size_t{chunk_count_} * kChunk;
+  }
+
  private:
-  // The free list is a Treiber stack of slot indices: head = tag << 32 | (slot + 1), 0 = empty.
-  // The tag changes on every pop, so a pop that raced with pop-push of the same slot (ABA) fails
-  // its CAS. Nodes are never freed while the slab lives, so reading a stale next_free is harmless.
-  TaskNode* pop() noexcept {
+  // head_ = tag << 32 | (first slot of the top chain + 1), 0 = empty. The tag changes on every
+  // pop, so a pop that raced with pop-push of the same chain (ABA) fails its CAS. Nodes are never
+  // freed while the slab lives, so reading a stale next_chain is harmless.
+  TaskNode* pop_chain() noexcept {
     std::uint64_t head = head_.load(std::memory_order_acquire);
     for (;;) {
       const auto top = static_cast<std::uint32_t>(head);
       if (top == 0) return nullptr;
       TaskNode* n = at(top - 1);
-      const std::uint64_t next = n->next_free.load(std::memory_order_relaxed);
+      const std::uint64_t next = n->next_chain.load(std::memory_order_relaxed);
       const std::uint64_t tag = (head >> 32) + 1;
-      // Acquire on success: the node's reset (release by push_chain) happens-before our reuse.
+      // Acquire on success: the chain's reset (release by push_chain) happens-before our reuse.
       if (head_.compare_exchange_weak(head, (tag << 32) | next, std::memory_order_acquire,
                                       std::memory_order_acquire)) {
-        // The next node was last written by a drainer on another core: start pulling its lines
-        // now, so the next acquire (one task later) finds them local instead of missing on each.
-        if (next != 0) prefetch_for_write(at(static_cast<std::uint32_t>(next) - 1));
         return n;
       }
     }
   }
 
-  void push_chain(TaskNode* first, TaskNode* last) noexcept {
+  void push_chain(TaskNode* first) noexcept {
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
-      last->next_free.store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
+      first->next_chain.store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
       // Release: publishes the reset nodes and their links to the popping thread.
       if (head_.compare_exchange_weak(head, (head & ~std::uint64_t{0xffffffff}) | (first->slot + 1),
                                       std::memory_order_release, std::memory_order_relaxed)) {
         return;
       }
     }
+  }
+
+  struct Magazine {
+    std::uint64_t slab_id = 0;  // 0: none
+    std::weak_ptr<TaskSlab> slab;
+    TaskNode* next = nullptr;  // the rest of a popped chain, linked by next_free
+
+    // The rest of the chain back to its slab if that still exists (else it went with it).
+    void give_back() noexcept {
+      if (auto s = slab.lock(); s && next != nullptr) s->push_chain(next);
+      next = nullptr;
+      slab_id = 0;
+      slab.reset();
+    }
+    ~Magazine() { give_back(); }
+  };
+
+  TaskNode* refill(Magazine& m) noexcept {
+    if (m.slab_id != id_) {
+      m.give_back();
+      m.slab = weak_from_this();
+      m.slab_id = id_;
+    }
+    TaskNode* n = pop_chain();
+    while (n == nullptr) {
+      if (!grow()) return nullptr;
+      n = pop_chain();  // may be empty again: other producers took the new chains first
+    }
+    return n;
   }
 
   static void prefetch_for_write(const TaskNode* n) noexcept {
@@ -117,27 +189,37 @@ class TaskSlab {
     return &chunks_[slot >> kChunkBits].load(std::memory_order_acquire)[slot & (kChunk - 1)];
   }
 
-  TaskNode* grow() noexcept {
+  // Adds a chunk to the free list, as chains of kMaxChain. False when the slab is at kMaxChunks or
+  // memory ran out; true without adding one when the list is no longer empty (another thread grew
+  // it meanwhile).
+  bool grow() noexcept {
     std::lock_guard lock(grow_mu_);
-    if (TaskNode* n = pop()) return n;  // another thread grew meanwhile
-    if (chunk_count_ == kMaxChunks) return nullptr;
+    if (static_cast<std::uint32_t>(head_.load(std::memory_order_acquire)) != 0) return true;
+    if (chunk_count_ == kMaxChunks) return false;
     TaskNode* chunk = new (std::nothrow) TaskNode[kChunk];
-    if (!chunk) return nullptr;
+    if (!chunk) return false;
     const std::uint32_t base = chunk_count_ << kChunkBits;
     for (std::uint32_t i = 0; i < kChunk; ++i) {
       chunk[i].slot = base + i;
-      if (i + 1 < kChunk) chunk[i].next_free.store(base + i + 2, std::memory_order_relaxed);
+      const bool last_of_chain = (i + 1) % kMaxChain == 0 || i + 1 == kChunk;
+      chunk[i].next_free.store(last_of_chain ? 0 : base + i + 2, std::memory_order_relaxed);
     }
     // Release: find()/at() on other threads see the initialised nodes.
     chunks_[chunk_count_++].store(chunk, std::memory_order_release);
-    if (kChunk > 1) push_chain(&chunk[1], &chunk[kChunk - 1]);
-    return &chunk[0];
+    for (std::uint32_t i = 0; i < kChunk; i += kMaxChain) push_chain(&chunk[i]);
+    return true;
   }
 
+  static inline std::atomic<std::uint64_t> next_id_{1};
+  static thread_local Magazine magazine_;
+
+  const std::uint64_t id_;
   alignas(64) std::atomic<std::uint64_t> head_{0};
   alignas(64) std::atomic<TaskNode*> chunks_[kMaxChunks]{};
   std::uint32_t chunk_count_ = 0;  // guarded by grow_mu_
-  std::mutex grow_mu_;
+  mutable std::mutex grow_mu_;
 };
+
+inline thread_local TaskSlab::Magazine TaskSlab::magazine_;
 
 }  // namespace octo::detail
