@@ -373,7 +373,8 @@ struct SqliteJournal::Impl {
     ++records;
     const std::uint64_t seq = ++appended_seq;
     // While the writer gathers (see gather()) only the accept it waits for wakes it.
-    const bool wake = gathering ? key != nullptr && ++gathered >= gather_target : writer_idle;
+    const bool wake =
+        gathering ? (key != nullptr && ++gathered >= gather_target) || full() : writer_idle;
     lock.unlock();
     if (wake) writer_cv.notify_one();
     return seq;
@@ -495,12 +496,15 @@ struct SqliteJournal::Impl {
     if (gather_target < 2 || stopping) return;
     gathered = 0;
     for (const Record& r : pending) gathered += r.kind == Kind::kAccepted ? 1 : 0;
-    if (gathered >= gather_target) return;
+    if (gathered >= gather_target || full()) return;
     gathering = true;
     writer_cv.wait_for(lock, std::min<Clock::duration>(commit_ewma / 2, kMaxGather),
-                       [&] { return gathered >= gather_target || stopping; });
+                       [&] { return gathered >= gather_target || full() || stopping; });
     gathering = false;
   }
+
+  // Under mu: the backlog is at max_pending, so producers are blocked and no gathering helps.
+  bool full() const noexcept { return pending.size() >= opt.max_pending; }
 
   void write_counters() {
     add_meta("succeeded", unsaved.succeeded);
