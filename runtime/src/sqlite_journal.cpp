@@ -170,7 +170,7 @@ struct SqliteJournal::Impl {
     }
     writer_cv.notify_one();
     writer.join();
-    if (!failed) {
+    if (!failed.load(std::memory_order_relaxed)) {
       try {
         stmts[kBegin].run();
         write_counters();
@@ -363,11 +363,13 @@ struct SqliteJournal::Impl {
   // Appends under the lock; returns the record's sequence number, or 0 if the journal failed.
   std::uint64_t append(Record&& r, bool bounded, std::uint64_t* key) {
     std::unique_lock lock(mu);
-    if (bounded && pending.size() >= opt.max_pending && !failed) {
+    if (bounded && pending.size() >= opt.max_pending && !failed.load(std::memory_order_relaxed)) {
       ++producer_waits;
-      space_cv.wait(lock, [&] { return pending.size() < opt.max_pending || failed; });
+      space_cv.wait(lock, [&] {
+        return pending.size() < opt.max_pending || failed.load(std::memory_order_relaxed);
+      });
     }
-    if (failed || stopping) return 0;
+    if (failed.load(std::memory_order_relaxed) || stopping) return 0;
     if (key != nullptr) r.key = *key = next_key++;
     pending.push_back(std::move(r));
     ++records;
@@ -403,12 +405,12 @@ struct SqliteJournal::Impl {
     for (;;) {
       const std::uint32_t epoch = durable_epoch.load(std::memory_order_acquire);
       if (durable_seq.load(std::memory_order_relaxed) >= seq) return true;
-      if (failed_flag.load(std::memory_order_relaxed)) return false;
+      if (failed.load(std::memory_order_relaxed)) return false;
       durable_epoch.wait(epoch, std::memory_order_acquire);
     }
   }
 
-  // Publishes `durable_seq` / `failed_flag` (stored before): the epoch bump is the release that
+  // Publishes `durable_seq` / `failed` (stored before): the epoch bump is the release that
   // the waiters' acquire pairs with.
   void wake_waiters() noexcept {
     durable_epoch.fetch_add(1, std::memory_order_release);
@@ -471,8 +473,7 @@ struct SqliteJournal::Impl {
           ++commits;
           max_batch_seen = std::max<std::uint64_t>(max_batch_seen, batch.size());
         } else {
-          failed = true;
-          failed_flag.store(true, std::memory_order_relaxed);
+          failed.store(true, std::memory_order_relaxed);
           last_error = "octo::SqliteJournal '" + opt.path + "': commit failed: " + error;
         }
       }
@@ -595,12 +596,12 @@ struct SqliteJournal::Impl {
   std::uint64_t appended_seq = 0;
   // Written by the writer under `mu`; read by waiters without it (see wait()).
   std::atomic<std::uint64_t> durable_seq{0};
-  std::atomic<bool> failed_flag{false};
+  std::atomic<bool> failed{false};
   mutable std::atomic<std::uint32_t> durable_epoch{0};
   std::uint64_t next_key = 1, key_limit = 1;
   std::uint64_t records = 0, commits = 0, max_batch_seen = 0, producer_waits = 0;
   std::uint64_t recovered_count = 0, pending_recovered = 0;
-  bool writer_idle = false, stopping = false, failed = false;
+  bool writer_idle = false, stopping = false;
   // kSync gathering (see gather()): accepts the writer waits for, accepts seen while it waits.
   bool gathering = false;
   std::size_t gather_target = 0, gathered = 0;
@@ -689,7 +690,7 @@ JournalStats SqliteJournal::stats() const {
   s.pending = impl_->appended_seq - impl_->durable_seq.load(std::memory_order_relaxed);
   s.recovered = impl_->recovered_count;
   s.producer_waits = impl_->producer_waits;
-  s.failed = impl_->failed;
+  s.failed = impl_->failed.load(std::memory_order_relaxed);
   s.error = impl_->last_error;
   return s;
 }

@@ -2,8 +2,10 @@
 //
 // Producers and workers append records to a bounded in-memory batch; the writer thread commits
 // everything waiting in one transaction (group commit), so one fsync covers many enqueues and
-// completions. kSync enqueues wait for their commit; kAsync enqueues do not, and what a crash can
-// lose is what was appended since the last commit (one transaction's time: see docs/operations.md).
+// completions. kSync enqueues wait for their commit (which the writer holds open for at most half
+// a commit, 2 ms at most, for the producers the previous commit released, so that they share it);
+// kAsync enqueues do not, and what a crash can lose is what was appended since the last commit
+// (one transaction's time: see docs/operations.md).
 //
 //   auto journal = std::make_shared<octo::SqliteJournal>(
 //       octo::SqliteJournalOptions{.path = "/var/lib/svc/tasks.db",
