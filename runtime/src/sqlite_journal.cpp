@@ -597,7 +597,7 @@ struct SqliteJournal::Impl {
   // Written by the writer under `mu`; read by waiters without it (see wait()).
   std::atomic<std::uint64_t> durable_seq{0};
   std::atomic<bool> failed{false};
-  mutable std::atomic<std::uint32_t> durable_epoch{0};
+  std::atomic<std::uint32_t> durable_epoch{0};
   std::uint64_t next_key = 1, key_limit = 1;
   std::uint64_t records = 0, commits = 0, max_batch_seen = 0, producer_waits = 0;
   std::uint64_t recovered_count = 0, pending_recovered = 0;
@@ -647,13 +647,7 @@ JournalTicket SqliteJournal::accepted(std::string_view arm, const Task& task) no
   }
 }
 
-bool SqliteJournal::wait_durable(std::uint64_t seq) noexcept {
-  try {
-    return impl_->wait(seq);
-  } catch (...) {
-    return false;
-  }
-}
+bool SqliteJournal::wait_durable(std::uint64_t seq) noexcept { return impl_->wait(seq); }
 
 void SqliteJournal::retried(std::uint64_t key, std::uint32_t failed_attempts) noexcept {
   impl_->append_end(Kind::kRetried, key, failed_attempts);

@@ -49,6 +49,12 @@ octo::RedisStreamsConfig redis(int port) {
           .reconnect_max = 100ms};
 }
 
+// The fourth field (the reason) of the oldest entry in the arm's dead-letter stream.
+std::string first_dead_reason(const RedisServer& server) {
+  return server.command(
+      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1", "octo:work:dead"});
+}
+
 // Waits (bounded) for a condition the system reaches on its own, such as a drained stream.
 template <class F>
 bool eventually(F&& done, std::chrono::seconds limit = 30s) {
@@ -124,9 +130,7 @@ TEST(RedisStreams, ExhaustedRetriesGoToTheDeadStreamWithTheirReason) {
   EXPECT_EQ(runs.load(), 3) << "retried in process, as a local arm would";
   EXPECT_EQ(server.command({"XLEN", "octo:work:dead"}), "1");
   EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
-  const auto reason = server.command(
-      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1", "octo:work:dead"});
-  EXPECT_EQ(reason, "disk on fire");
+  EXPECT_EQ(first_dead_reason(server), "disk on fire");
 }
 
 TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
@@ -142,9 +146,7 @@ TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
   ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1; }));
   EXPECT_EQ(runs.load(), 0);
   EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
-  EXPECT_EQ(server.command({"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1",
-                            "octo:work:dead"}),
-            "malformed stream entry (no type field)");
+  EXPECT_EQ(first_dead_reason(server), "malformed stream entry (no type field)");
   EXPECT_EQ(rs.status().arms[0].in_flight, 0u);
 }
 

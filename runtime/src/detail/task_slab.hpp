@@ -73,11 +73,6 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
     return n;
   }
 
-  // Gives the calling thread's magazine back to the free list.
-  void flush_magazine() noexcept {
-    if (magazine_.slab_id == id_) magazine_.give_back();
-  }
-
   // Returns finished nodes (at most kMaxChain) to the pool under a new generation, as one chain
   // with one CAS.
   void release(TaskNode* const* nodes, std::size_t count) noexcept {
