@@ -1,5 +1,6 @@
 #include "halo/audit.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -78,36 +79,57 @@ void AuditLog::append(AuditEntry e) {
   if (e.when == std::chrono::system_clock::time_point{}) e.when = std::chrono::system_clock::now();
   std::lock_guard lock(mu_);
   e.seq = next_seq_++;
-  if (entries_.size() == capacity_) {
-    entries_.pop_front();
-    ++dropped_;
+  if (ring_.size() < capacity_) {
+    ring_.push_back(std::move(e));
+    return;
   }
-  entries_.push_back(std::move(e));
+  std::swap(ring_[head_], e);  // the dropped entry is freed after the lock is released
+  head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
+  ++dropped_;
 }
 
-void AuditLog::append(std::vector<AuditEntry> batch) {
+std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
   const auto now = std::chrono::system_clock::now();
   for (auto& e : batch)
     if (e.when == std::chrono::system_clock::time_point{}) e.when = now;
-  // Entries that would be dropped at once are counted, not copied.
-  std::lock_guard lock(mu_);
-  const std::size_t skip = batch.size() > capacity_ ? batch.size() - capacity_ : 0;
-  next_seq_ += skip;
-  dropped_ += skip;
-  for (std::size_t i = skip; i < batch.size(); ++i) {
-    batch[i].seq = next_seq_++;
-    if (entries_.size() == capacity_) {
-      entries_.pop_front();
+  std::size_t skip = 0;    // batch[0, skip): newest entries would push them out at once
+  std::size_t filled = 0;  // batch[skip, skip + filled): moved into free slots
+  {
+    std::lock_guard lock(mu_);
+    skip = batch.size() > capacity_ ? batch.size() - capacity_ : 0;
+    for (auto& e : batch) e.seq = next_seq_++;
+    dropped_ += skip;
+    for (std::size_t i = skip; i < batch.size(); ++i) {
+      if (ring_.size() < capacity_) {
+        ring_.push_back(std::move(batch[i]));
+        ++filled;
+        continue;
+      }
+      // The entry takes the oldest one's slot, and the oldest takes its place in the batch.
+      std::swap(ring_[head_], batch[i]);
+      head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
       ++dropped_;
     }
-    entries_.push_back(std::move(batch[i]));
   }
+  // batch is now: dropped new entries, moved-from shells, entries pushed out of the ring (oldest
+  // first). Usually only the last part is there; otherwise put the ring's entries first.
+  if (filled != 0)
+    batch.erase(batch.begin() + static_cast<std::ptrdiff_t>(skip),
+                batch.begin() + static_cast<std::ptrdiff_t>(skip + filled));
+  if (skip != 0)
+    std::rotate(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(skip), batch.end());
+  return batch;
 }
 
 std::vector<AuditEntry> AuditLog::entries(std::size_t limit) const {
   std::lock_guard lock(mu_);
-  const std::size_t n = std::min(limit, entries_.size());
-  return {entries_.end() - static_cast<std::ptrdiff_t>(n), entries_.end()};
+  const std::size_t size = ring_.size();
+  const std::size_t n = std::min(limit, size);
+  std::vector<AuditEntry> out;
+  out.reserve(n);
+  // Oldest first: the ring's order starts at head_ (0 until the ring is full).
+  for (std::size_t k = size - n; k < size; ++k) out.push_back(ring_[(head_ + k) % size]);
+  return out;
 }
 
 void AuditLog::write_json_lines(std::ostream& out, std::size_t limit) const {

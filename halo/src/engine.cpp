@@ -377,18 +377,68 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
     return ms;
   };
   auto& tm = cycle->timings;
-  const auto snapshot = state_.snapshot();
+
+  // The cycle this one pushes out of history is freed during this one, in parallel and next to
+  // serial work; its largest vectors lend their storage (already paged in) to this cycle. Only
+  // as sole owner: it has left history, so nobody can take a new reference; otherwise the last
+  // holder frees it.
+  std::shared_ptr<CycleResult> evicted;
+  {
+    std::lock_guard lock(mu_);
+    if (history_.size() >= config_.history_limit) {
+      evicted = std::move(history_.back());
+      history_.pop_back();
+    }
+  }
+  CycleResult* old = evicted.use_count() == 1 ? evicted.get() : nullptr;
+  std::shared_ptr<const Snapshot> snapshot;
+  arena_->arena.execute([&] {
+    detail::parallel_invoke([&] { snapshot = state_.snapshot(); },
+                            [&] {
+                              if (old != nullptr) old->analysis = {};
+                            },
+                            [&] {
+                              if (old != nullptr) old->weak_points.clear();
+                            });
+  });
   tm.snapshot = lap();
   cycle->analysis = analyze(*snapshot, mode);
   tm.analyze = lap();
-  arena_->arena.execute(
-      [&] { cycle->weak_points = detail::group_weak_points(cycle->analysis, /*sorted=*/false); });
+  arena_->arena.execute([&] {
+    cycle->weak_points = detail::group_weak_points(
+        cycle->analysis, /*sorted=*/false,
+        old != nullptr ? std::move(old->weak_points) : std::vector<WeakPoint>{});
+  });
   tm.group = lap();
-  track(*cycle, seq, mode);
+
+  // Escalation bookkeeping is serial (one map, under mu_); meanwhile the other thread sizes the
+  // vectors that plan and dispatch fill in place.
+  const std::size_t n = cycle->weak_points.size();
+  std::vector<AuditEntry> entries;
+  auto sized = [n](auto& to, auto* from) {
+    if (from != nullptr) {
+      from->clear();
+      to = std::move(*from);
+    }
+    to.resize(n);
+  };
+  arena_->arena.execute([&] {
+    detail::parallel_invoke(
+        [&] { track(*cycle, seq); },
+        [&] { sized(cycle->generated_tasks, old != nullptr ? &old->generated_tasks : nullptr); },
+        [&] { sized(cycle->dispatch_results, old != nullptr ? &old->dispatch_results : nullptr); },
+        [&] { sized(entries, &audit_spare_); });
+    detail::parallel_sort(cycle->weak_points.begin(), cycle->weak_points.end(),
+                          [](const WeakPoint& a, const WeakPoint& b) {
+                            if (a.severity != b.severity) return a.severity > b.severity;
+                            return a.fingerprint < b.fingerprint;
+                          });
+  });
+  evicted.reset();
   tm.track = lap();
   plan(*cycle);
   tm.plan = lap();
-  dispatch(*cycle, *snapshot);
+  dispatch(*cycle, *snapshot, entries);
   tm.dispatch = lap();
 
   auto& sum = cycle->summary;
@@ -424,18 +474,6 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
              std::to_string(sum.pending_approval) + " awaiting approval, " +
              std::to_string(sum.failed) + " failed";
 
-  // The cycle this one pushes out of history is freed here, outside the lock and on this thread
-  // (unless a caller still holds it), inside this cycle's duration and `record` time: freeing its
-  // weak points and issues in parallel measured no faster on 2 cores.
-  std::shared_ptr<CycleResult> evicted;
-  {
-    std::lock_guard lock(mu_);
-    if (history_.size() >= config_.history_limit) {
-      evicted = std::move(history_.back());
-      history_.pop_back();
-    }
-  }
-  evicted.reset();
   cycle->duration_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   tm.record = lap();
@@ -465,32 +503,23 @@ std::uint64_t Engine::analyzer_bit(std::string_view name) {
   return bit;
 }
 
-void Engine::track(CycleResult& cycle, std::uint64_t seq, Mode) {
-  {
-    std::lock_guard lock(mu_);
-    std::uint64_t ran = 0;
-    for (const auto& a : cycle.analysis) ran |= analyzer_bit(a.name);
-    for (WeakPoint& wp : cycle.weak_points) {
-      Tracked& t = tracked_[wp.fingerprint];
-      t.cycles_seen += 1;
-      t.last_seen = seq;
-      t.analyzers = 0;
-      for (const auto& i : wp.issues) t.analyzers |= analyzer_bit(i.analyzer);
-      wp.cycles_seen = t.cycles_seen;
-      wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
-      wp.severity = raise(wp.base_severity, wp.escalation);
-    }
-    // Forget weak points this cycle could have seen but did not: they are healthy again.
-    std::erase_if(tracked_, [&](const auto& kv) {
-      return kv.second.last_seen != seq && (kv.second.analyzers & ~ran) == 0;
-    });
+void Engine::track(CycleResult& cycle, std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  std::uint64_t ran = 0;
+  for (const auto& a : cycle.analysis) ran |= analyzer_bit(a.name);
+  for (WeakPoint& wp : cycle.weak_points) {
+    Tracked& t = tracked_[wp.fingerprint];
+    t.cycles_seen += 1;
+    t.last_seen = seq;
+    t.analyzers = 0;
+    for (const auto& i : wp.issues) t.analyzers |= analyzer_bit(i.analyzer);
+    wp.cycles_seen = t.cycles_seen;
+    wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
+    wp.severity = raise(wp.base_severity, wp.escalation);
   }
-  arena_->arena.execute([&] {
-    detail::parallel_sort(cycle.weak_points.begin(), cycle.weak_points.end(),
-                          [](const WeakPoint& a, const WeakPoint& b) {
-                            if (a.severity != b.severity) return a.severity > b.severity;
-                            return a.fingerprint < b.fingerprint;
-                          });
+  // Forget weak points this cycle could have seen but did not: they are healthy again.
+  std::erase_if(tracked_, [&](const auto& kv) {
+    return kv.second.last_seen != seq && (kv.second.analyzers & ~ran) == 0;
   });
 }
 
@@ -611,7 +640,8 @@ AuditEntry Engine::audit_entry(const GeneratedTask& gt, const std::string& cycle
                     .reason = d.reason};
 }
 
-void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
+void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
+                      std::vector<AuditEntry>& entries) {
   const auto& safety = config_.safety;
   const auto now = state_.now();
   const std::size_t agent_cap = std::max<std::size_t>(
@@ -619,7 +649,7 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
                                              safety.blast_radius_percent / 100.0)));
   const std::size_t n = cycle.generated_tasks.size();
   cycle.dispatch_results.resize(n);
-  std::vector<AuditEntry> entries(n);
+  entries.resize(n);
   std::vector<char> audited(n, 0);  // send() wrote the entry
 
   std::lock_guard lock(mu_);
@@ -677,7 +707,7 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot) {
           entries[i] = audit_entry(cycle.generated_tasks[i], cycle.id, cycle.dispatch_results[i]);
     });
   });
-  audit_.append(std::move(entries));
+  audit_spare_ = audit_.append(std::move(entries));
 }
 
 void Engine::on_outcome(const octo::TaskEvent& event) {

@@ -39,7 +39,7 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
 }
 
 std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResult>& results,
-                                                 bool sorted) {
+                                                 bool sorted, std::vector<WeakPoint> storage) {
   struct Ref {
     std::uint64_t fp;
     const Issue* issue;
@@ -74,7 +74,9 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
     k = e;
   }
 
-  std::vector<WeakPoint> out(groups.size());
+  std::vector<WeakPoint> out = std::move(storage);
+  out.clear();
+  out.resize(groups.size());
   detail::parallel_ranges(groups.size(), 256, [&](std::size_t gb, std::size_t ge) {
     for (std::size_t g = gb; g != ge; ++g) {
       WeakPoint& wp = out[g];

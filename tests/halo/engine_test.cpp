@@ -399,6 +399,42 @@ TEST(Audit, BatchKeepsOrderAndCountsWhatDoesNotFit) {
   EXPECT_EQ(seqs, (std::vector<std::uint64_t>{4, 5, 6, 7}));
 }
 
+TEST(Audit, BatchReturnsWhatItPushedOutOldestFirst) {
+  auto batch = [](int from, int to) {
+    std::vector<halo::AuditEntry> b;
+    for (int i = from; i < to; ++i)
+      b.push_back({.kind = halo::AuditKind::kSuggested, .weak_point = std::to_string(i)});
+    return b;
+  };
+  auto names = [](const std::vector<halo::AuditEntry>& v) {
+    std::vector<std::string> out;
+    for (const auto& e : v) out.push_back(e.weak_point);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  halo::AuditLog log(4);
+  EXPECT_TRUE(log.append(batch(0, 3)).empty());              // fits
+  EXPECT_EQ(names(log.append(batch(3, 6))), (V{"0", "1"}));  // fills, then pushes out
+  EXPECT_EQ(names(log.entries()), (V{"2", "3", "4", "5"}));
+  // Larger than the log: the log's four, then the batch's own first two.
+  const auto out = log.append(batch(6, 12));
+  EXPECT_EQ(names(out), (V{"2", "3", "4", "5", "6", "7"}));
+  EXPECT_EQ(out.front().seq, 3u);
+  EXPECT_EQ(out.back().seq, 8u);
+  EXPECT_EQ(names(log.entries()), (V{"8", "9", "10", "11"}));
+  EXPECT_EQ(names(log.entries(2)), (V{"10", "11"}));
+  log.append(halo::AuditEntry{.weak_point = "single"});
+  EXPECT_EQ(names(log.entries()), (V{"9", "10", "11", "single"}));
+  EXPECT_EQ(log.appended(), 13u);
+  EXPECT_EQ(log.dropped(), 9u);
+  // Not full yet, and a batch both fills and pushes out.
+  halo::AuditLog small(3);
+  small.append(halo::AuditEntry{.weak_point = "x"});
+  EXPECT_EQ(names(small.append(batch(0, 4))), (V{"x", "0"}));
+  EXPECT_EQ(names(small.entries()), (V{"1", "2", "3"}));
+  EXPECT_EQ(small.dropped(), 2u);
+}
+
 struct Throwing : halo::Analyzer {
   std::string_view name() const noexcept override { return "throwing"; }
   halo::AnalyzerResult analyze(const halo::Snapshot&) override {
@@ -501,6 +537,75 @@ TEST(Engine, HistoryIsBoundedNewestFirst) {
   EXPECT_EQ(h[0]->id, ids[4]);
   EXPECT_EQ(h[2]->id, ids[2]);
   EXPECT_EQ(rig.engine->history(1).size(), 1u);
+}
+
+// Cycles that leave history lend their storage to later ones: only when nobody else holds them,
+// and without carrying anything over.
+TEST(Engine, CyclesLeavingHistoryStayIntactForHoldersAndLeaveNothingBehind) {
+  auto cfg = open_rails();
+  cfg.history_limit = 1;
+  cfg.dry_run = true;
+  Rig rig(cfg);
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + string at -O3.
+  auto agent = [](int i) { return std::string("a").append(std::to_string(i)); };
+  for (int i = 0; i < 40; ++i) rig.state.upsert_agent({.id = agent(i), .online = false});
+  rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed});
+  auto held = rig.cycle();
+  const halo::CycleResult copy = *held;
+  ASSERT_EQ(copy.weak_points.size(), 41u);
+  for (int i = 0; i < 4; ++i) rig.cycle();  // `held` left history three cycles ago
+  ASSERT_NE(rig.engine->history(1).at(0)->id, held->id);
+  EXPECT_EQ(held->analysis.size(), copy.analysis.size());
+  for (std::size_t k = 0; k < copy.analysis.size(); ++k)
+    EXPECT_EQ(held->analysis[k].issues.size(), copy.analysis[k].issues.size());
+  ASSERT_EQ(held->weak_points.size(), copy.weak_points.size());
+  for (std::size_t k = 0; k < copy.weak_points.size(); ++k) {
+    EXPECT_EQ(held->weak_points[k].id, copy.weak_points[k].id);
+    EXPECT_EQ(held->weak_points[k].issues.size(), 1u);
+  }
+  ASSERT_EQ(held->generated_tasks.size(), 41u);
+  EXPECT_EQ(held->generated_tasks[0].task.type, copy.generated_tasks[0].task.type);
+  EXPECT_EQ(held->dispatch_results.size(), 41u);
+
+  // Fewer problems: the next cycles (whose predecessors were freed and recycled) report only
+  // what is there now.
+  for (int i = 0; i < 30; ++i) rig.state.upsert_agent({.id = agent(i)});
+  for (int i = 0; i < 3; ++i) {
+    auto c = rig.cycle();
+    ASSERT_EQ(c->weak_points.size(), 11u);
+    ASSERT_EQ(c->generated_tasks.size(), 11u);
+    ASSERT_EQ(c->dispatch_results.size(), 11u);
+    for (std::size_t k = 0; k < c->weak_points.size(); ++k) {
+      EXPECT_EQ(c->generated_tasks[k].weak_point, c->weak_points[k].id);
+      EXPECT_EQ(c->dispatch_results[k].task_index, k);
+      EXPECT_EQ(c->dispatch_results[k].status, halo::DispatchStatus::kSuggested);
+    }
+    const auto audit = rig.engine->audit().entries(11);
+    ASSERT_EQ(audit.size(), 11u);
+    for (const auto& e : audit) {
+      EXPECT_EQ(e.cycle_id, c->id);
+      EXPECT_EQ(e.kind, halo::AuditKind::kSuggested);
+    }
+  }
+}
+
+TEST(Engine, RecycledDispatchResultsCarryNothingOver) {
+  auto cfg = open_rails();
+  cfg.history_limit = 1;
+  cfg.safety.repair_burst = 5;  // the manual clock never refills it
+  Rig rig(cfg);
+  for (int i = 0; i < 20; ++i)
+    rig.state.upsert_agent({.id = std::string("a").append(std::to_string(i)), .online = false});
+  auto first = rig.cycle();
+  EXPECT_EQ(statuses(*first),
+            (std::map<std::string, int>{{"dispatched", 5}, {"suppressed:rate-limited", 15}}));
+  first.reset();  // the next cycle takes its storage
+  auto second = rig.cycle();
+  EXPECT_EQ(statuses(*second), (std::map<std::string, int>{{"suppressed:rate-limited", 20}}));
+  for (const auto& d : second->dispatch_results) {
+    EXPECT_EQ(d.task_id, 0u);
+    EXPECT_EQ(d.approval_id, 0u);
+  }
 }
 
 struct Gate : halo::Analyzer {

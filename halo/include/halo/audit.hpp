@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <ostream>
 #include <string>
@@ -59,8 +58,10 @@ class AuditLog {
   explicit AuditLog(std::size_t capacity = 10'000);
   // Stamps seq and, when unset, the time.
   void append(AuditEntry e);
-  // Appends in order under one lock (the engine's per-cycle batch).
-  void append(std::vector<AuditEntry> batch);
+  // Appends in order under one lock (the engine's per-cycle batch). Returns the entries this
+  // pushed out of the log, those of the batch that did not fit included, oldest first: a caller
+  // may archive them, or reuse the vector's storage.
+  std::vector<AuditEntry> append(std::vector<AuditEntry> batch);
   // The newest `limit` entries, oldest first.
   std::vector<AuditEntry> entries(std::size_t limit = SIZE_MAX) const;
   // Writes the newest `limit` entries as JSON lines.
@@ -71,7 +72,9 @@ class AuditLog {
  private:
   const std::size_t capacity_;
   mutable std::mutex mu_;
-  std::deque<AuditEntry> entries_;
+  // A ring: grows to capacity_, then each entry takes the oldest one's slot.
+  std::vector<AuditEntry> ring_;
+  std::size_t head_ = 0;  // the oldest entry, once the ring is full
   std::uint64_t next_seq_ = 1;
   std::uint64_t dropped_ = 0;
 };

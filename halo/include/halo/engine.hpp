@@ -129,8 +129,9 @@ struct CycleSummary {
   std::string text{};
 };
 
-// Where a cycle's time went, in milliseconds. `record` is the bookkeeping after dispatch,
-// freeing the cycle that fell out of history included.
+// Where a cycle's time went, in milliseconds. The cycle that falls out of history is freed
+// during `snapshot` (analysis, weak points) and `track` (tasks, dispatch results), next to serial
+// work; `record` is the bookkeeping after dispatch.
 struct CycleTimings {
   double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
 };
@@ -225,7 +226,8 @@ class Engine {
   std::vector<PendingApproval> pending_approvals() const;
 
   EngineStatus status() const;
-  // Newest first.
+  // Newest first. While a cycle runs, the oldest cycle has already left (limit - 1 entries); a
+  // cycle someone still holds stays intact.
   std::vector<std::shared_ptr<const CycleResult>> history(std::size_t limit = 20) const;
   const AuditLog& audit() const noexcept { return audit_; }
   SystemState& state() const noexcept { return state_; }
@@ -244,9 +246,9 @@ class Engine {
                                              std::map<std::string, std::string> context, Mode mode,
                                              std::vector<std::string> coalesced = {});
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
-  void track(CycleResult& cycle, std::uint64_t seq, Mode mode);
+  void track(CycleResult& cycle, std::uint64_t seq);
   void plan(CycleResult& cycle);
-  void dispatch(CycleResult& cycle, const Snapshot& snapshot);
+  void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries);
   // Under mu_: enqueues and records the repair; fills `result` and its audit entry (appended
   // at once when `entry` is null).
   void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
@@ -269,6 +271,9 @@ class Engine {
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Feedback> feedback_;
   AuditLog audit_;
+  // The audit entries the last cycle pushed out: the next cycle frees them in parallel and reuses
+  // the storage for its own batch. Touched by the cycle in flight only.
+  std::vector<AuditEntry> audit_spare_;
 
   mutable std::mutex plugins_mu_;
   std::vector<std::shared_ptr<Analyzer>> analyzers_;

@@ -10,6 +10,7 @@
 #if !defined(__SANITIZE_THREAD__)
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
 #include <tbb/parallel_sort.h>
 #endif
 
@@ -30,6 +31,16 @@ void parallel_ranges(std::size_t n, std::size_t grain, F&& f) {
 #else
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
                     [&](const tbb::blocked_range<std::size_t>& r) { f(r.begin(), r.end()); });
+#endif
+}
+
+// Runs the callables at once as far as the arena has threads (one after another under TSan).
+template <class... F>
+void parallel_invoke(F&&... f) {
+#if defined(__SANITIZE_THREAD__)
+  (f(), ...);
+#else
+  tbb::parallel_invoke(f...);
 #endif
 }
 

@@ -8,6 +8,8 @@
 
 namespace halo::detail {
 
-std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results, bool sorted);
+// `storage` lends its capacity to the result (its elements are dropped).
+std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results, bool sorted,
+                                         std::vector<WeakPoint> storage = {});
 
 }  // namespace halo::detail
