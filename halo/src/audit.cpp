@@ -75,11 +75,18 @@ AuditLog::AuditLog(std::size_t capacity) : capacity_(capacity) {
   if (capacity == 0) throw std::invalid_argument("halo::AuditLog: capacity must be at least 1");
 }
 
+void AuditLog::grow() {
+  // Doubling, but never past capacity_ slots: a large capacity costs memory only once used.
+  if (ring_.size() == ring_.capacity())
+    ring_.reserve(std::min(capacity_, std::max<std::size_t>(64, 2 * ring_.size())));
+}
+
 void AuditLog::append(AuditEntry e) {
   if (e.when == std::chrono::system_clock::time_point{}) e.when = std::chrono::system_clock::now();
   std::lock_guard lock(mu_);
   e.seq = next_seq_++;
   if (ring_.size() < capacity_) {
+    grow();
     ring_.push_back(std::move(e));
     return;
   }
@@ -101,6 +108,7 @@ std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
     dropped_ += skip;
     for (std::size_t i = skip; i < batch.size(); ++i) {
       if (ring_.size() < capacity_) {
+        grow();
         ring_.push_back(std::move(batch[i]));
         ++filled;
         continue;

@@ -70,6 +70,8 @@ class AuditLog {
   std::uint64_t dropped() const;
 
  private:
+  void grow();
+
   const std::size_t capacity_;
   mutable std::mutex mu_;
   // A ring: grows to capacity_, then each entry takes the oldest one's slot.
