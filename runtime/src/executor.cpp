@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -129,18 +130,50 @@ struct StringHash {
   }
 };
 
+// The first min(8, size) bytes of s as a word, zero-padded: prefix tests compare one word, not a
+// memcmp call each (that call was ~10 % of a producer's samples on the typed enqueue benchmark).
+std::uint64_t head_word(std::string_view s) noexcept {
+  unsigned char b[8] = {};
+  if (s.size() >= 8) {
+    std::memcpy(b, s.data(), 8);
+  } else {
+    for (std::size_t i = 0; i < s.size(); ++i) b[i] = static_cast<unsigned char>(s[i]);
+  }
+  std::uint64_t w;
+  std::memcpy(&w, b, 8);
+  return w;
+}
+
+struct PrefixRoute {
+  PrefixRoute(std::string p, ArmId a) : text(std::move(p)), arm(a) {
+    head = head_word(text);
+    unsigned char m[8] = {};
+    std::memset(m, 0xff, std::min<std::size_t>(text.size(), 8));
+    std::memcpy(&mask, m, 8);
+  }
+  bool matches(std::string_view type, std::uint64_t type_head) const noexcept {
+    if (type.size() < text.size() || (type_head & mask) != head) return false;
+    return text.size() <= 8 || std::memcmp(type.data() + 8, text.data() + 8, text.size() - 8) == 0;
+  }
+  std::string text;
+  ArmId arm;
+  std::uint64_t head = 0;  // head_word(text)
+  std::uint64_t mask = 0;  // the bytes of head that text fills
+};
+
 // An installed routing table with arm names resolved to ids. Immutable once published.
 struct CompiledRoutes {
   std::unordered_map<std::string, ArmId, StringHash, std::equal_to<>> exact;
-  std::vector<std::pair<std::string, ArmId>> prefixes;  // longest first
+  std::vector<PrefixRoute> prefixes;  // longest first
 
   std::optional<ArmId> find(std::string_view type) const noexcept {
     // An empty map still hashes the key: skip it (tables of prefixes only are common).
     if (!exact.empty()) {
       if (auto it = exact.find(type); it != exact.end()) return it->second;
     }
-    for (const auto& [prefix, arm] : prefixes) {
-      if (type.starts_with(prefix)) return arm;
+    const std::uint64_t type_head = head_word(type);
+    for (const PrefixRoute& p : prefixes) {
+      if (p.matches(type, type_head)) return p.arm;
     }
     return std::nullopt;
   }
@@ -418,7 +451,7 @@ struct Executor::Impl {
       }
     }
     std::stable_sort(compiled->prefixes.begin(), compiled->prefixes.end(),
-                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+                     [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
     // Release: readers see a fully built table. Old tables stay alive until the executor dies, so
     // a reader never needs a reference count; tables change rarely (configuration only).
     routes.store(compiled.get(), std::memory_order_release);
