@@ -131,7 +131,7 @@ struct StringHash {
 };
 
 // The first min(8, size) bytes of s as a word, zero-padded: prefix tests compare one word, not a
-// memcmp call each (that call was ~10 % of a producer's samples on the typed enqueue benchmark).
+// memcmp call each (that call had ~10 % of all samples on the typed enqueue benchmark).
 std::uint64_t head_word(std::string_view s) noexcept {
   unsigned char b[8] = {};
   if (s.size() >= 8) {
