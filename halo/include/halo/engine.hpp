@@ -130,8 +130,9 @@ struct CycleSummary {
 };
 
 // Where a cycle's time went, in milliseconds. The cycle that falls out of history is freed
-// during `snapshot` (analysis, weak points) and `track` (tasks, dispatch results), next to serial
-// work; `record` is the bookkeeping after dispatch.
+// during `snapshot` (analysis, weak points) and `track` (tasks, dispatch results, with the audit
+// entries the last cycle pushed out), next to serial work; `record` is the bookkeeping after
+// dispatch.
 struct CycleTimings {
   double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
 };
