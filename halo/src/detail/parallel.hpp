@@ -34,13 +34,19 @@ void parallel_ranges(std::size_t n, std::size_t grain, F&& f) {
 #endif
 }
 
-// Runs the callables at once as far as the arena has threads (one after another under TSan).
+// Runs the callables at once as far as the arena has threads when `worth_it`; otherwise (and
+// under TSan) one after another: for tiny jobs, spawning tasks costs more than it saves.
 template <class... F>
-void parallel_invoke(F&&... f) {
+void parallel_invoke(bool worth_it, F&&... f) {
 #if defined(__SANITIZE_THREAD__)
+  static_cast<void>(worth_it);
   (f(), ...);
 #else
-  tbb::parallel_invoke(f...);
+  if (worth_it) {
+    tbb::parallel_invoke(f...);
+  } else {
+    (f(), ...);
+  }
 #endif
 }
 
