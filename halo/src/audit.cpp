@@ -81,6 +81,12 @@ void AuditLog::grow() {
     ring_.reserve(std::min(capacity_, std::max<std::size_t>(64, 2 * ring_.size())));
 }
 
+void AuditLog::take_oldest_slot(AuditEntry& e) noexcept {
+  std::swap(ring_[head_], e);
+  head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
+  ++dropped_;
+}
+
 void AuditLog::append(AuditEntry e) {
   if (e.when == std::chrono::system_clock::time_point{}) e.when = std::chrono::system_clock::now();
   std::lock_guard lock(mu_);
@@ -90,9 +96,7 @@ void AuditLog::append(AuditEntry e) {
     ring_.push_back(std::move(e));
     return;
   }
-  std::swap(ring_[head_], e);  // the dropped entry is freed after the lock is released
-  head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
-  ++dropped_;
+  take_oldest_slot(e);  // the dropped entry is freed after the lock is released
 }
 
 std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
@@ -114,9 +118,7 @@ std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
         continue;
       }
       // The entry takes the oldest one's slot, and the oldest takes its place in the batch.
-      std::swap(ring_[head_], batch[i]);
-      head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
-      ++dropped_;
+      take_oldest_slot(batch[i]);
     }
   }
   // batch is now: dropped new entries, moved-from shells, entries pushed out of the ring (oldest

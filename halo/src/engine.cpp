@@ -435,10 +435,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
         [&] { sized(cycle->dispatch_results, old != nullptr ? &old->dispatch_results : nullptr); },
         [&] { sized(entries, &audit_spare_); });
     detail::parallel_sort(cycle->weak_points.begin(), cycle->weak_points.end(),
-                          [](const WeakPoint& a, const WeakPoint& b) {
-                            if (a.severity != b.severity) return a.severity > b.severity;
-                            return a.fingerprint < b.fingerprint;
-                          });
+                          detail::worse_first);
   });
   evicted.reset();
   tm.track = lap();

@@ -98,10 +98,7 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
     }
   });
   if (!sorted) return out;
-  detail::parallel_sort(out.begin(), out.end(), [](const WeakPoint& a, const WeakPoint& b) {
-    if (a.severity != b.severity) return a.severity > b.severity;
-    return a.fingerprint < b.fingerprint;
-  });
+  detail::parallel_sort(out.begin(), out.end(), detail::worse_first);
   return out;
 }
 

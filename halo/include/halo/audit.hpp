@@ -71,6 +71,8 @@ class AuditLog {
 
  private:
   void grow();
+  // Full ring: `e` takes the oldest entry's slot and gets the oldest entry in exchange.
+  void take_oldest_slot(AuditEntry& e) noexcept;
 
   const std::size_t capacity_;
   mutable std::mutex mu_;

@@ -8,6 +8,12 @@
 
 namespace halo::detail {
 
+// The order of a cycle's weak points: worst severity first, then fingerprint.
+inline bool worse_first(const WeakPoint& a, const WeakPoint& b) noexcept {
+  if (a.severity != b.severity) return a.severity > b.severity;
+  return a.fingerprint < b.fingerprint;
+}
+
 // `storage` lends its capacity to the result (its elements are dropped).
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results, bool sorted,
                                          std::vector<WeakPoint> storage = {});
