@@ -383,9 +383,9 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   auto& tm = cycle->timings;
 
   // The cycle this one pushes out of history is freed during this one, in parallel and next to
-  // serial work; its largest vectors lend their storage (already paged in) to this cycle. Only
-  // as sole owner: it has left history, so nobody can take a new reference; otherwise the last
-  // holder frees it.
+  // serial work; its weak points are assigned over by this cycle's (keeping their buffers) and
+  // its other large vectors lend their storage (already paged in). Only as sole owner: it has
+  // left history, so nobody can take a new reference; otherwise the last holder frees it.
   std::shared_ptr<CycleResult> evicted;
   {
     std::lock_guard lock(mu_);
@@ -402,9 +402,6 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
         [&] { snapshot = state_.snapshot(); },
         [&] {
           if (old != nullptr) old->analysis = {};
-        },
-        [&] {
-          if (old != nullptr) old->weak_points.clear();
         });
   });
   tm.snapshot = lap();
@@ -419,11 +416,13 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
 
   // Escalation bookkeeping is serial (one map, under mu_); meanwhile the other thread sizes the
   // vectors that plan and dispatch fill in place.
+  // Tasks and audit entries are assigned over (plan() and fill_audit_entry() set every field),
+  // so theirs keep their buffers; dispatch results are small and start clean.
   const std::size_t n = cycle->weak_points.size();
   std::vector<AuditEntry> entries;
-  auto sized = [n](auto& to, auto* from) {
+  auto sized = [n](auto& to, auto* from, bool clear) {
     if (from != nullptr) {
-      from->clear();
+      if (clear) from->clear();
       to = std::move(*from);
     }
     to.resize(n);
@@ -431,9 +430,13 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   arena_->arena.execute([&] {
     detail::parallel_invoke(
         n >= kParallelMin, [&] { track(*cycle, seq); },
-        [&] { sized(cycle->generated_tasks, old != nullptr ? &old->generated_tasks : nullptr); },
-        [&] { sized(cycle->dispatch_results, old != nullptr ? &old->dispatch_results : nullptr); },
-        [&] { sized(entries, &audit_spare_); });
+        [&] {
+          sized(cycle->generated_tasks, old != nullptr ? &old->generated_tasks : nullptr, false);
+        },
+        [&] {
+          sized(cycle->dispatch_results, old != nullptr ? &old->dispatch_results : nullptr, true);
+        },
+        [&] { sized(entries, &audit_spare_, false); });
     detail::parallel_sort(cycle->weak_points.begin(), cycle->weak_points.end(),
                           detail::worse_first);
   });
@@ -550,7 +553,7 @@ void Engine::plan(CycleResult& cycle) {
               g.weak_point = wp.id;
               g.fingerprint = wp.fingerprint;
               g.subject_type = wp.subject_type;
-              g.strategy = std::string(s->name());
+              g.strategy.assign(s->name());
               g.task = std::move(*t);
               has[k] = 1;
               break;
@@ -605,16 +608,17 @@ void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, Dispatch
     result.status = DispatchStatus::kFailed;
     result.reason = std::string(octo::to_string(r.error()));
   }
-  AuditEntry e = audit_entry(gt, cycle_id, result);
   if (entry != nullptr) {
-    *entry = std::move(e);
+    fill_audit_entry(*entry, gt, cycle_id, result);
   } else {
+    AuditEntry e;
+    fill_audit_entry(e, gt, cycle_id, result);
     audit_.append(std::move(e));
   }
 }
 
-AuditEntry Engine::audit_entry(const GeneratedTask& gt, const std::string& cycle_id,
-                               const DispatchResult& d) {
+void Engine::fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
+                              const DispatchResult& d) {
   AuditKind kind = AuditKind::kSuppressed;
   switch (d.status) {
     case DispatchStatus::kSuggested:
@@ -633,14 +637,16 @@ AuditEntry Engine::audit_entry(const GeneratedTask& gt, const std::string& cycle
       kind = AuditKind::kDispatchFailed;
       break;
   }
-  return AuditEntry{.kind = kind,
-                    .cycle_id = cycle_id,
-                    .weak_point = gt.weak_point,
-                    .task_type = gt.task.type,
-                    .subject = gt.task.payload,
-                    .task_id = d.task_id,
-                    .approval_id = d.approval_id,
-                    .reason = d.reason};
+  e.seq = 0;
+  e.when = {};
+  e.kind = kind;
+  e.cycle_id = cycle_id;
+  e.weak_point = gt.weak_point;
+  e.task_type = gt.task.type;
+  e.subject = gt.task.payload;
+  e.task_id = d.task_id;
+  e.approval_id = d.approval_id;
+  e.reason = d.reason;
 }
 
 void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
@@ -707,7 +713,8 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
     detail::parallel_ranges(n, 512, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
         if (!audited[i])
-          entries[i] = audit_entry(cycle.generated_tasks[i], cycle.id, cycle.dispatch_results[i]);
+          fill_audit_entry(entries[i], cycle.generated_tasks[i], cycle.id,
+                           cycle.dispatch_results[i]);
     });
   });
   audit_spare_ = audit_.append(std::move(entries));

@@ -21,15 +21,15 @@ std::uint64_t fingerprint(std::string_view subject_type, std::string_view subjec
 
 namespace {
 
-// "wp-" and the fingerprint as 16 lower-case hex digits, without snprintf (one per weak point).
-std::string weak_point_id(std::uint64_t fp) {
+// "wp-" and the fingerprint as 16 lower-case hex digits, without snprintf (one per weak point),
+// written over `id` so that a reused string keeps its buffer.
+void write_weak_point_id(std::string& id, std::uint64_t fp) {
   constexpr char kHex[] = "0123456789abcdef";
-  std::string id(19, '0');
+  id.resize(19);
   id[0] = 'w';
   id[1] = 'p';
   id[2] = '-';
   for (std::size_t i = 18; i >= 3; --i, fp >>= 4) id[i] = kHex[fp & 0xf];
-  return id;
 }
 
 }  // namespace
@@ -48,7 +48,7 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
   for (const auto& r : results)
     for (const Issue& i : r.issues)
       if (i.severity >= Level::kMedium) refs.push_back({0, &i});
-  detail::parallel_ranges(refs.size(), 4096, [&](std::size_t b, std::size_t e) {
+  detail::parallel_ranges(refs.size(), 1024, [&](std::size_t b, std::size_t e) {
     for (std::size_t k = b; k != e; ++k)
       refs[k].fp = fingerprint(refs[k].issue->subject_type, refs[k].issue->subject_id);
   });
@@ -74,8 +74,9 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
     k = e;
   }
 
+  // Every field is assigned over what `storage` held: a string or vector assigned over keeps its
+  // buffer, so a steady-state cycle allocates (and frees) little here.
   std::vector<WeakPoint> out = std::move(storage);
-  out.clear();
   out.resize(groups.size());
   detail::parallel_ranges(groups.size(), 256, [&](std::size_t gb, std::size_t ge) {
     for (std::size_t g = gb; g != ge; ++g) {
@@ -83,18 +84,20 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
       const auto [b, e] = groups[g];
       const Issue& first = *refs[b].issue;
       wp.fingerprint = refs[b].fp;
-      wp.id = weak_point_id(wp.fingerprint);
+      write_weak_point_id(wp.id, wp.fingerprint);
       wp.subject_type = first.subject_type;
       wp.subject_id = first.subject_id;
       wp.base_severity = Level::kMedium;
-      wp.issues.reserve(e - b);
+      wp.issues.resize(e - b);
       for (std::size_t k = b; k < e; ++k) {
-        wp.issues.push_back(*refs[k].issue);
+        wp.issues[k - b] = *refs[k].issue;
         wp.base_severity = std::max(wp.base_severity, refs[k].issue->severity);
       }
       wp.severity = wp.base_severity;
       wp.summary = first.description;
-      if (e - b > 1) wp.summary += " (+" + std::to_string(e - b - 1) + " more)";
+      if (e - b > 1) wp.summary.append(" (+").append(std::to_string(e - b - 1)).append(" more)");
+      wp.cycles_seen = 1;
+      wp.escalation = 0;
     }
   });
   if (!sorted) return out;

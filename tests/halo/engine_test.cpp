@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <future>
 #include <latch>
 #include <sstream>
 #include <thread>
 
+#include "halo/detail/grouping.hpp"
 #include "manual_state.hpp"  // tests/support
 
 namespace {
@@ -605,6 +608,202 @@ TEST(Engine, RecycledDispatchResultsCarryNothingOver) {
   for (const auto& d : second->dispatch_results) {
     EXPECT_EQ(d.task_id, 0u);
     EXPECT_EQ(d.approval_id, 0u);
+  }
+}
+
+void expect_same_issue(const halo::Issue& a, const halo::Issue& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.analyzer, b.analyzer);
+  EXPECT_EQ(a.severity, b.severity);
+  EXPECT_EQ(a.subject_type, b.subject_type);
+  EXPECT_EQ(a.subject_id, b.subject_id);
+  EXPECT_EQ(a.rule, b.rule);
+  EXPECT_EQ(a.description, b.description);
+  EXPECT_EQ(a.data, b.data);
+}
+
+void expect_same_weak_point(const halo::WeakPoint& a, const halo::WeakPoint& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  EXPECT_EQ(a.subject_type, b.subject_type);
+  EXPECT_EQ(a.subject_id, b.subject_id);
+  EXPECT_EQ(a.severity, b.severity) << a.id;
+  EXPECT_EQ(a.base_severity, b.base_severity) << a.id;
+  EXPECT_EQ(a.summary, b.summary);
+  EXPECT_EQ(a.cycles_seen, b.cycles_seen) << a.id;
+  EXPECT_EQ(a.escalation, b.escalation) << a.id;
+  ASSERT_EQ(a.issues.size(), b.issues.size()) << a.id;
+  for (std::size_t k = 0; k < a.issues.size(); ++k) expect_same_issue(a.issues[k], b.issues[k]);
+}
+
+// Everything but the ids that differ between two engines (cycle UUIDs, executor task ids).
+void expect_same_cycle(const halo::CycleResult& a, const halo::CycleResult& b) {
+  ASSERT_EQ(a.weak_points.size(), b.weak_points.size());
+  for (std::size_t k = 0; k < a.weak_points.size(); ++k)
+    expect_same_weak_point(a.weak_points[k], b.weak_points[k]);
+  ASSERT_EQ(a.generated_tasks.size(), b.generated_tasks.size());
+  for (std::size_t k = 0; k < a.generated_tasks.size(); ++k) {
+    const auto &x = a.generated_tasks[k], &y = b.generated_tasks[k];
+    EXPECT_EQ(x.weak_point, y.weak_point);
+    EXPECT_EQ(x.fingerprint, y.fingerprint);
+    EXPECT_EQ(x.subject_type, y.subject_type);
+    EXPECT_EQ(x.strategy, y.strategy);
+    EXPECT_EQ(x.task.type, y.task.type);
+    EXPECT_EQ(x.task.payload, y.task.payload);
+    EXPECT_EQ(x.task.priority, y.task.priority);
+    EXPECT_EQ(x.task.target_agents, y.task.target_agents);
+  }
+  ASSERT_EQ(a.dispatch_results.size(), b.dispatch_results.size());
+  for (std::size_t k = 0; k < a.dispatch_results.size(); ++k) {
+    const auto &x = a.dispatch_results[k], &y = b.dispatch_results[k];
+    EXPECT_EQ(x.task_index, y.task_index);
+    EXPECT_EQ(x.status, y.status);
+    EXPECT_EQ(x.reason, y.reason);
+    EXPECT_EQ(x.task_id != 0, y.task_id != 0);
+    EXPECT_EQ(x.approval_id, y.approval_id);
+  }
+  EXPECT_EQ(a.summary.text, b.summary.text);
+}
+
+// An engine that recycles the storage of each cycle leaving history, and the audit entries its
+// log pushes out, must report exactly what an engine that recycles nothing reports (its cycles
+// are all held, its log never fills), while the problems change shape: fewer or more weak
+// points, issues per weak point, escalations, every dispatch status.
+TEST(Engine, RecyclingEngineReportsWhatAFreshOneDoes) {
+  auto cfg = open_rails();
+  cfg.history_limit = 1;
+  cfg.safety.repair_burst = 1;  // one dispatch, then rate-limited (manual time never refills)
+  cfg.safety.approval_required = {"env.sync"};
+  auto big_audit = cfg;
+  cfg.audit_capacity = 40;  // turns over every cycle: the entries pushed out are reused
+  Rig recycling(cfg), fresh(big_audit);
+  std::vector<std::shared_ptr<const halo::CycleResult>> held;  // keeps `fresh` from recycling
+  auto agent = [](char c, int i) { return std::string(1, c).append(std::to_string(i)); };
+  const std::vector<std::function<void(halo::SystemState&)>> steps = {
+      [&](halo::SystemState& s) {
+        for (int i = 0; i < 30; ++i) s.upsert_agent({.id = agent('a', i), .online = false});
+        s.report_probe("/api", 503, 3000.0);
+        s.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed, .error = "disk full"});
+        s.set_env_baseline({{"DB", "db1"}, {"MODE", "x"}});
+        s.set_env_snapshot("prod", {{"MODE", "y"}});
+      },
+      [&](halo::SystemState& s) {
+        for (int i = 0; i < 20; ++i) s.upsert_agent({.id = agent('a', i)});
+        for (int i = 0; i < 4; ++i) s.upsert_agent({.id = agent('b', i), .online = false});
+        s.report_probe("/api", 200, 3000.0);
+        s.upsert_graft({.id = "g", .status = halo::GraftStatus::kPending});
+      },
+      [&](halo::SystemState&) {},  // the same problems again: escalation
+      [&](halo::SystemState& s) {
+        for (int i = 0; i < 30; ++i) s.upsert_agent({.id = agent('a', i)});
+        s.report_probe("/api", 200, 10.0);
+        for (int i = 0; i < 60; ++i) s.upsert_agent({.id = agent('c', i), .online = false});
+      },
+      [&](halo::SystemState& s) {
+        for (int i = 0; i < 60; ++i) s.upsert_agent({.id = agent('c', i)});
+      },
+  };
+  std::vector<std::string> ids_recycling, ids_fresh;
+  std::vector<std::chrono::system_clock::time_point> started;
+  // The last 40 entries of both logs (all the small one holds), after every cycle.
+  auto expect_same_audit = [&] {
+    const auto a = recycling.engine->audit().entries(40);
+    const auto b = fresh.engine->audit().entries(40);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      SCOPED_TRACE("audit entry " + std::to_string(a[k].seq));
+      EXPECT_EQ(a[k].seq, b[k].seq);
+      EXPECT_EQ(a[k].kind, b[k].kind);
+      EXPECT_EQ(a[k].weak_point, b[k].weak_point);
+      EXPECT_EQ(a[k].task_type, b[k].task_type);
+      EXPECT_EQ(a[k].subject, b[k].subject);
+      EXPECT_EQ(a[k].reason, b[k].reason);
+      EXPECT_EQ(a[k].approval_id, b[k].approval_id);
+      EXPECT_EQ(a[k].task_id != 0, b[k].task_id != 0);
+      const auto step = std::find(ids_recycling.begin(), ids_recycling.end(), a[k].cycle_id);
+      if (a[k].cycle_id.empty()) {
+        EXPECT_TRUE(b[k].cycle_id.empty());
+      } else {
+        ASSERT_NE(step, ids_recycling.end());
+        const auto n = static_cast<std::size_t>(step - ids_recycling.begin());
+        EXPECT_EQ(b[k].cycle_id, ids_fresh[n]);
+        EXPECT_GE(a[k].when, started[n]);  // stamped by this cycle, not left from an older one
+      }
+    }
+  };
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    SCOPED_TRACE("step " + std::to_string(k));
+    steps[k](recycling.state);
+    steps[k](fresh.state);
+    auto r = recycling.cycle();
+    held.push_back(fresh.cycle());
+    ids_recycling.push_back(r->id);
+    started.push_back(r->started);
+    ids_fresh.push_back(held.back()->id);
+    expect_same_cycle(*r, *held.back());
+    expect_same_audit();
+    // The cycle's entries still in the log are the last of its decisions, in order.
+    std::vector<halo::AuditEntry> mine;
+    for (auto& e : recycling.engine->audit().entries(40))
+      if (e.cycle_id == r->id) mine.push_back(std::move(e));
+    ASSERT_FALSE(mine.empty());
+    ASSERT_LE(mine.size(), r->dispatch_results.size());
+    const std::size_t skip = r->dispatch_results.size() - mine.size();
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      const auto& d = r->dispatch_results[skip + i];
+      const auto& t = r->generated_tasks[d.task_index];
+      EXPECT_EQ(mine[i].weak_point, t.weak_point);
+      EXPECT_EQ(mine[i].task_type, t.task.type);
+      EXPECT_EQ(mine[i].subject, t.task.payload);
+      EXPECT_EQ(mine[i].reason, d.reason);
+      EXPECT_EQ(mine[i].approval_id, d.approval_id);
+      EXPECT_EQ(mine[i].task_id, d.task_id);
+    }
+  }
+  EXPECT_GT(recycling.engine->audit().dropped(), 40u);
+}
+
+TEST(WeakPoints, GroupingOverUsedStorageMatchesGroupingAfresh) {
+  auto issue = [](std::string type, std::string subject, std::string rule, Level severity) {
+    halo::Issue i;
+    i.id = type + "-" + rule + "-" + subject;
+    i.analyzer = "test";
+    i.severity = severity;
+    i.subject_type = std::move(type);
+    i.subject_id = std::move(subject);
+    i.rule = std::move(rule);
+    i.description = "the description of " + i.id + ", long enough to need its own buffer";
+    return i;
+  };
+  std::vector<halo::AnalyzerResult> results(2);
+  results[0].issues = {issue("agent", "a1", "offline", Level::kCritical),
+                       issue("agent", "a2", "offline", Level::kHigh),
+                       issue("endpoint", "/e", "down", Level::kCritical),
+                       issue("squad", "s", "idle", Level::kLow)};
+  results[1].issues = {issue("endpoint", "/e", "errors", Level::kHigh),
+                       issue("agent", "a2", "unseen", Level::kMedium)};
+  results[1].issues[0].data = {{"rate", "0.5"}, {"window", "60s"}};
+  const auto expected = halo::group_weak_points(results);
+  ASSERT_EQ(expected.size(), 3u);
+  halo::Issue junk_issue = issue("junk", "j", "junk", Level::kCritical);
+  junk_issue.data = {{"k1", "v1"}, {"k2", "v2"}, {"k3", "v3"}};
+  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, expected.size(), std::size_t{9}}) {
+    SCOPED_TRACE("storage of " + std::to_string(n));
+    std::vector<halo::WeakPoint> storage(n);
+    for (auto& wp : storage) {
+      wp.id = std::string(40, 'j');
+      wp.fingerprint = 7;
+      wp.subject_type = "a subject type longer than a small string";
+      wp.subject_id = "a subject id longer than a small string";
+      wp.severity = wp.base_severity = Level::kCritical;
+      wp.summary = std::string(100, 's');
+      wp.issues.assign(3, junk_issue);
+      wp.cycles_seen = 9;
+      wp.escalation = 2;
+    }
+    const auto got = halo::detail::group_weak_points(results, true, std::move(storage));
+    ASSERT_EQ(got.size(), expected.size());
+    for (std::size_t k = 0; k < got.size(); ++k) expect_same_weak_point(got[k], expected[k]);
   }
 }
 

@@ -129,10 +129,10 @@ struct CycleSummary {
   std::string text{};
 };
 
-// Where a cycle's time went, in milliseconds. The cycle that falls out of history is freed
-// during `snapshot` (analysis, weak points) and `track` (tasks, dispatch results, with the audit
-// entries the last cycle pushed out), next to serial work; `record` is the bookkeeping after
-// dispatch.
+// Where a cycle's time went, in milliseconds. The cycle that falls out of history is recycled:
+// its analysis is freed during `snapshot`, its dispatch results during `track`; its weak points,
+// tasks and the audit entries the last cycle pushed out are assigned over (`group`, `plan`,
+// `dispatch`). `record` is the bookkeeping after dispatch.
 struct CycleTimings {
   double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
 };
@@ -254,8 +254,9 @@ class Engine {
   // at once when `entry` is null).
   void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
             AuditEntry* entry);
-  static AuditEntry audit_entry(const GeneratedTask& gt, const std::string& cycle_id,
-                                const DispatchResult& d);
+  // Assigns every field of `e` (a reused entry keeps its strings' buffers).
+  static void fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
+                               const DispatchResult& d);
   void on_outcome(const octo::TaskEvent& event);
   // Under mu_: removes a pending approval and audits the decision; nullopt for unknown ids.
   std::optional<PendingApproval> decide(std::uint64_t approval_id, AuditKind kind,
@@ -272,8 +273,8 @@ class Engine {
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Feedback> feedback_;
   AuditLog audit_;
-  // The audit entries the last cycle pushed out: the next cycle frees them in parallel and reuses
-  // the storage for its own batch. Touched by the cycle in flight only.
+  // The audit entries the last cycle pushed out: the next cycle writes its own batch over them
+  // (their strings keep their buffers). Touched by the cycle in flight only.
   std::vector<AuditEntry> audit_spare_;
 
   mutable std::mutex plugins_mu_;

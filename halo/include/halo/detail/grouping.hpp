@@ -14,7 +14,8 @@ inline bool worse_first(const WeakPoint& a, const WeakPoint& b) noexcept {
   return a.fingerprint < b.fingerprint;
 }
 
-// `storage` lends its capacity to the result (its elements are dropped).
+// `storage` lends its elements to the result: they are assigned over (see weak_point.cpp), so
+// their strings and vectors keep their buffers.
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results, bool sorted,
                                          std::vector<WeakPoint> storage = {});
 
