@@ -4,6 +4,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -513,20 +514,65 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq) {
   std::lock_guard lock(mu_);
   std::uint64_t ran = 0;
   for (const auto& a : cycle.analysis) ran |= analyzer_bit(a.name);
-  for (WeakPoint& wp : cycle.weak_points) {
-    Tracked& t = tracked_[wp.fingerprint];
-    t.cycles_seen += 1;
-    t.last_seen = seq;
-    t.analyzers = 0;
-    for (const auto& i : wp.issues) t.analyzers |= analyzer_bit(i.analyzer);
-    wp.cycles_seen = t.cycles_seen;
-    wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
-    wp.severity = raise(wp.base_severity, wp.escalation);
+  auto& wps = cycle.weak_points;
+  assert(std::is_sorted(wps.begin(), wps.end(), [](const WeakPoint& a, const WeakPoint& b) {
+    return a.fingerprint < b.fingerprint;
+  }));
+  std::array<std::size_t, kTrackShards + 1> bounds{};
+  for (std::size_t s = 1; s < kTrackShards; ++s) {
+    bounds[s] = static_cast<std::size_t>(
+        std::partition_point(wps.begin(), wps.end(),
+                             [s](const WeakPoint& wp) { return track_shard(wp.fingerprint) < s; }) -
+        wps.begin());
   }
-  // Forget weak points this cycle could have seen but did not: they are healthy again.
-  std::erase_if(tracked_, [&](const auto& kv) {
-    return kv.second.last_seen != seq && (kv.second.analyzers & ~ran) == 0;
-  });
+  bounds[kTrackShards] = wps.size();
+  // An issue naming an analyzer that has no bit yet (a user analyzer may name another) is seen
+  // to after the parallel part, which must not grow analyzer_bits_. This cycle's weak points are
+  // not forgotten below, so their entries are still there then.
+  std::atomic<bool> unnamed{false};
+  auto bits_of = [&](const WeakPoint& wp) {
+    std::uint64_t bits = 0;
+    for (const auto& i : wp.issues) {
+      auto it = std::find_if(analyzer_bits_.begin(), analyzer_bits_.end(),
+                             [&](const auto& nb) { return nb.first == i.analyzer; });
+      if (it != analyzer_bits_.end()) {
+        bits |= it->second;
+      } else {
+        unnamed.store(true, std::memory_order_relaxed);  // read after the parallel part joins
+      }
+    }
+    return bits;
+  };
+  auto shards = [&](std::size_t sb, std::size_t se) {
+    for (std::size_t s = sb; s != se; ++s) {
+      auto& map = tracked_[s];
+      for (std::size_t k = bounds[s]; k != bounds[s + 1]; ++k) {
+        WeakPoint& wp = wps[k];
+        Tracked& t = map[wp.fingerprint];
+        t.cycles_seen += 1;
+        t.last_seen = seq;
+        t.analyzers = bits_of(wp);
+        wp.cycles_seen = t.cycles_seen;
+        wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
+        wp.severity = raise(wp.base_severity, wp.escalation);
+      }
+      // Forget weak points this cycle could have seen but did not: they are healthy again.
+      std::erase_if(map, [&](const auto& kv) {
+        return kv.second.last_seen != seq && (kv.second.analyzers & ~ran) == 0;
+      });
+    }
+  };
+  if (wps.size() >= kParallelMin) {
+    arena_->arena.execute([&] { detail::parallel_ranges(kTrackShards, 1, shards); });
+  } else {
+    shards(0, kTrackShards);
+  }
+  if (unnamed.load(std::memory_order_relaxed)) {
+    for (const WeakPoint& wp : wps) {
+      Tracked& t = tracked_[track_shard(wp.fingerprint)][wp.fingerprint];
+      for (const auto& i : wp.issues) t.analyzers |= analyzer_bit(i.analyzer);
+    }
+  }
 }
 
 void Engine::plan(CycleResult& cycle) {
@@ -740,7 +786,7 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
       e.kind = AuditKind::kSucceeded;
       ++repairs_succeeded_;
       backoff_.erase(f.fingerprint);
-      tracked_.erase(f.fingerprint);
+      tracked_[track_shard(f.fingerprint)].erase(f.fingerprint);
       break;
     case octo::TaskEventKind::kDeadLettered: {
       e.kind = AuditKind::kFailed;
@@ -752,8 +798,8 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
       const auto delay = std::min<std::chrono::nanoseconds>(
           s.backoff_max, s.backoff_base * (std::int64_t{1} << shift));
       b.until = state_.now() + delay;
-      auto t = tracked_.find(f.fingerprint);
-      if (t != tracked_.end()) t->second.failure_escalation += 1;
+      auto& map = tracked_[track_shard(f.fingerprint)];
+      if (auto t = map.find(f.fingerprint); t != map.end()) t->second.failure_escalation += 1;
       break;
     }
     default:
@@ -822,7 +868,8 @@ EngineStatus Engine::status() const {
   for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
   s.pending_approvals = approvals_.size();
   s.repairs_in_flight = in_flight_.size();
-  s.open_weak_points = tracked_.size();
+  s.open_weak_points = 0;
+  for (const auto& map : tracked_) s.open_weak_points += map.size();
   s.repairs_dispatched = repairs_dispatched_;
   s.repairs_succeeded = repairs_succeeded_;
   s.repairs_failed = repairs_failed_;

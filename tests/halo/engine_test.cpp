@@ -219,6 +219,70 @@ TEST(WeakPoints, EscalateAfterPersistingAndForgetWhenHealed) {
   EXPECT_EQ(rig.cycle()->weak_points.at(0).cycles_seen, 1u);
 }
 
+// Reports `count` widgets while `on`; the first half of its issues name another analyzer
+// ("elsewhere", which never runs), as a user analyzer may.
+struct Widgets : halo::Analyzer {
+  std::atomic<bool> on{true};
+  int count = 0;
+  explicit Widgets(int n) : count(n) {}
+  std::string_view name() const noexcept override { return "widgets"; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override {
+    halo::AnalyzerResult r;
+    if (!on.load()) return r;
+    for (int i = 0; i < count; ++i) {
+      halo::Issue issue;
+      issue.subject_type = "widget";
+      issue.subject_id = std::string("w").append(std::to_string(i));
+      issue.id = "widget-" + issue.subject_id;
+      issue.analyzer = i < count / 2 ? "elsewhere" : "widgets";
+      issue.severity = Level::kHigh;
+      issue.rule = "broken";
+      r.issues.push_back(std::move(issue));
+    }
+    return r;
+  }
+};
+
+// Enough weak points for tracking to run on its shards in parallel: the same escalation and
+// forgetting as with a few, and a weak point naming an analyzer that never runs is never
+// forgotten (nothing that could see it healed ran).
+TEST(WeakPoints, ManyTrackedInParallelEscalateAndForgetAsFew) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  cfg.escalate_after = 3;
+  Rig rig(cfg);
+  auto widgets = std::make_unique<Widgets>(400);
+  Widgets* w = widgets.get();
+  rig.engine->add_analyzer(std::move(widgets));
+  auto agent = [](int i) { return std::string("a").append(std::to_string(i)); };
+  for (int i = 0; i < 600; ++i) rig.state.upsert_agent({.id = agent(i), .online = false});
+  for (std::uint32_t k = 1; k <= 3; ++k) {
+    auto c = rig.cycle();
+    ASSERT_EQ(c->weak_points.size(), 1000u);
+    for (const auto& wp : c->weak_points) {
+      ASSERT_EQ(wp.cycles_seen, k) << wp.subject_id;
+      ASSERT_EQ(wp.escalation, k >= 3 ? 1u : 0u) << wp.subject_id;
+    }
+  }
+  EXPECT_EQ(rig.engine->status().open_weak_points, 1000u);
+  w->on = false;
+  for (int i = 0; i < 300; ++i) rig.state.upsert_agent({.id = agent(i)});
+  auto healed = rig.cycle();
+  EXPECT_EQ(healed->weak_points.size(), 300u);
+  for (const auto& wp : healed->weak_points) EXPECT_EQ(wp.cycles_seen, 4u);
+  // 300 agents still down, 200 widgets whose issues named "elsewhere".
+  EXPECT_EQ(rig.engine->status().open_weak_points, 500u);
+  w->on = true;
+  for (int i = 0; i < 300; ++i) rig.state.upsert_agent({.id = agent(i), .online = false});
+  std::map<std::string, std::uint32_t> seen;
+  for (const auto& wp : rig.cycle()->weak_points) seen[wp.subject_id] = wp.cycles_seen;
+  ASSERT_EQ(seen.size(), 1000u);
+  EXPECT_EQ(seen["a0"], 1u);    // forgotten when healed: counts again from one
+  EXPECT_EQ(seen["a599"], 5u);  // never healed
+  EXPECT_EQ(seen["w0"], 4u);    // kept, not seen in the cycle without widgets
+  EXPECT_EQ(seen["w399"], 1u);  // forgotten: "widgets" ran and did not see it
+}
+
 TEST(SafetyRails, InFlightRepairIsNotRepeated) {
   Rig rig(open_rails());
   std::promise<void> release;

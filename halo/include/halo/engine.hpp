@@ -30,6 +30,7 @@
 // into the engine. Thread safety: every member may be called from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -297,7 +298,13 @@ class Engine {
   // Engine state: tracking, repairs, approvals, history, counters.
   mutable std::mutex mu_;
   octo::Executor* executor_ = nullptr;
-  std::unordered_map<std::uint64_t, Tracked> tracked_;
+  // Weak points being tracked, in shards by the fingerprint's top bits: track() updates the
+  // shards in parallel (a cycle's weak points come in fingerprint order, so each shard's are
+  // contiguous).
+  static constexpr std::size_t kTrackShards = 16;
+  static std::size_t track_shard(std::uint64_t fingerprint) noexcept { return fingerprint >> 60; }
+  std::array<std::unordered_map<std::uint64_t, Tracked>, kTrackShards> tracked_;
+  // Read without allocating by track()'s parallel part; grown only under mu_ by analyzer_bit().
   std::vector<std::pair<std::string, std::uint64_t>> analyzer_bits_;
   std::unordered_map<octo::TaskId, InFlight> in_flight_;
   std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
