@@ -81,8 +81,26 @@ void AuditLog::grow() {
     ring_.reserve(std::min(capacity_, std::max<std::size_t>(64, 2 * ring_.size())));
 }
 
+namespace {
+
+// Field by field: std::swap would make three moves of every string.
+void swap_entries(AuditEntry& a, AuditEntry& b) noexcept {
+  std::swap(a.seq, b.seq);
+  std::swap(a.when, b.when);
+  std::swap(a.kind, b.kind);
+  a.cycle_id.swap(b.cycle_id);
+  a.weak_point.swap(b.weak_point);
+  a.task_type.swap(b.task_type);
+  a.subject.swap(b.subject);
+  std::swap(a.task_id, b.task_id);
+  std::swap(a.approval_id, b.approval_id);
+  a.reason.swap(b.reason);
+}
+
+}  // namespace
+
 void AuditLog::take_oldest_slot(AuditEntry& e) noexcept {
-  std::swap(ring_[head_], e);
+  swap_entries(ring_[head_], e);
   head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
   ++dropped_;
 }
@@ -101,24 +119,25 @@ void AuditLog::append(AuditEntry e) {
 
 std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
   const auto now = std::chrono::system_clock::now();
-  for (auto& e : batch)
-    if (e.when == std::chrono::system_clock::time_point{}) e.when = now;
   std::size_t skip = 0;    // batch[0, skip): newest entries would push them out at once
   std::size_t filled = 0;  // batch[skip, skip + filled): moved into free slots
   {
     std::lock_guard lock(mu_);
     skip = batch.size() > capacity_ ? batch.size() - capacity_ : 0;
-    for (auto& e : batch) e.seq = next_seq_++;
     dropped_ += skip;
-    for (std::size_t i = skip; i < batch.size(); ++i) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      AuditEntry& e = batch[i];
+      if (e.when == std::chrono::system_clock::time_point{}) e.when = now;
+      e.seq = next_seq_++;
+      if (i < skip) continue;
       if (ring_.size() < capacity_) {
         grow();
-        ring_.push_back(std::move(batch[i]));
+        ring_.push_back(std::move(e));
         ++filled;
         continue;
       }
       // The entry takes the oldest one's slot, and the oldest takes its place in the batch.
-      take_oldest_slot(batch[i]);
+      take_oldest_slot(e);
     }
   }
   // batch is now: dropped new entries, moved-from shells, entries pushed out of the ring (oldest

@@ -396,15 +396,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
     }
   }
   CycleResult* old = evicted.use_count() == 1 ? evicted.get() : nullptr;
-  std::shared_ptr<const Snapshot> snapshot;
-  arena_->arena.execute([&] {
-    detail::parallel_invoke(
-        old != nullptr && old->weak_points.size() >= kParallelMin,
-        [&] { snapshot = state_.snapshot(); },
-        [&] {
-          if (old != nullptr) old->analysis = {};
-        });
-  });
+  const std::shared_ptr<const Snapshot> snapshot = state_.snapshot();
   tm.snapshot = lap();
   cycle->analysis = analyze(*snapshot, mode);
   tm.analyze = lap();
@@ -441,11 +433,15 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
     detail::parallel_sort(cycle->weak_points.begin(), cycle->weak_points.end(),
                           detail::worse_first);
   });
-  evicted.reset();
   tm.track = lap();
   plan(*cycle);
   tm.plan = lap();
-  dispatch(*cycle, *snapshot, entries);
+  // The old analysis is freed beside the audit append, dispatch's serial end: freeing does not
+  // split well (the allocator's cross-thread frees contend), so it gets a stretch of its own.
+  dispatch(*cycle, *snapshot, entries, [old] {
+    if (old != nullptr) old->analysis = {};
+  });
+  evicted.reset();
   tm.dispatch = lap();
 
   auto& sum = cycle->summary;
@@ -696,7 +692,7 @@ void Engine::fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std:
 }
 
 void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
-                      std::vector<AuditEntry>& entries) {
+                      std::vector<AuditEntry>& entries, const std::function<void()>& beside) {
   const auto& safety = config_.safety;
   const auto now = state_.now();
   const std::size_t agent_cap = std::max<std::size_t>(
@@ -763,7 +759,10 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
                            cycle.dispatch_results[i]);
     });
   });
-  audit_spare_ = audit_.append(std::move(entries));
+  arena_->arena.execute([&] {
+    detail::parallel_invoke(
+        n >= kParallelMin, [&] { audit_spare_ = audit_.append(std::move(entries)); }, beside);
+  });
 }
 
 void Engine::on_outcome(const octo::TaskEvent& event) {

@@ -502,6 +502,52 @@ TEST(Audit, BatchReturnsWhatItPushedOutOldestFirst) {
   EXPECT_EQ(small.dropped(), 2u);
 }
 
+// Every field survives the ring's slot exchanges, whether the entry is kept or handed back.
+TEST(Audit, EntriesKeepEveryFieldThroughTheRing) {
+  auto make = [](int i) {
+    const std::string n = std::to_string(i);
+    return halo::AuditEntry{
+        .when = std::chrono::system_clock::time_point(std::chrono::seconds(1000 + i)),
+        .kind = i % 2 ? halo::AuditKind::kSuppressed : halo::AuditKind::kDispatched,
+        .cycle_id = "cycle-" + n + "-long-enough-to-live-on-the-heap",
+        .weak_point = "wp-" + n,
+        .task_type = "type." + n,
+        .subject = "subject-" + n + "-also-long-enough-to-live-on-the-heap",
+        .task_id = static_cast<octo::TaskId>(100 + i),
+        .approval_id = static_cast<std::uint64_t>(200 + i),
+        .reason = "reason " + n};
+  };
+  auto expect_entry = [&](const halo::AuditEntry& e, int i) {
+    const auto want = make(i);
+    EXPECT_EQ(e.seq, static_cast<std::uint64_t>(i + 1));
+    EXPECT_EQ(e.when, want.when);
+    EXPECT_EQ(e.kind, want.kind);
+    EXPECT_EQ(e.cycle_id, want.cycle_id);
+    EXPECT_EQ(e.weak_point, want.weak_point);
+    EXPECT_EQ(e.task_type, want.task_type);
+    EXPECT_EQ(e.subject, want.subject);
+    EXPECT_EQ(e.task_id, want.task_id);
+    EXPECT_EQ(e.approval_id, want.approval_id);
+    EXPECT_EQ(e.reason, want.reason);
+  };
+  halo::AuditLog log(5);
+  int next = 0;
+  for (const int size : {3, 4, 1, 5, 7, 2}) {
+    std::vector<halo::AuditEntry> batch;
+    for (int k = 0; k < size; ++k) batch.push_back(make(next + k));
+    const auto out = log.append(std::move(batch));
+    // Handed back: the oldest entries, in order, ending just before the ones now held.
+    const int first_held = std::max(0, next + size - 5);
+    for (std::size_t k = 0; k < out.size(); ++k)
+      expect_entry(out[k], first_held - static_cast<int>(out.size()) + static_cast<int>(k));
+    next += size;
+    const auto held = log.entries();
+    ASSERT_EQ(held.size(), static_cast<std::size_t>(std::min(next, 5)));
+    for (std::size_t k = 0; k < held.size(); ++k)
+      expect_entry(held[k], first_held + static_cast<int>(k));
+  }
+}
+
 struct Throwing : halo::Analyzer {
   std::string_view name() const noexcept override { return "throwing"; }
   halo::AnalyzerResult analyze(const halo::Snapshot&) override {

@@ -36,6 +36,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -131,9 +132,9 @@ struct CycleSummary {
 };
 
 // Where a cycle's time went, in milliseconds. The cycle that falls out of history is recycled:
-// its analysis is freed during `snapshot`, its dispatch results during `track`; its weak points,
-// tasks and the audit entries the last cycle pushed out are assigned over (`group`, `plan`,
-// `dispatch`). `record` is the bookkeeping after dispatch.
+// its dispatch results are freed during `track`, its analysis during `dispatch` (next to the
+// audit append); its weak points, tasks and the audit entries the last cycle pushed out are
+// assigned over (`group`, `plan`, `dispatch`). `record` is the bookkeeping after dispatch.
 struct CycleTimings {
   double snapshot = 0, analyze = 0, group = 0, track = 0, plan = 0, dispatch = 0, record = 0;
 };
@@ -250,7 +251,9 @@ class Engine {
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
   void track(CycleResult& cycle, std::uint64_t seq);
   void plan(CycleResult& cycle);
-  void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries);
+  // `beside` runs next to the audit append (work for the other thread).
+  void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries,
+                const std::function<void()>& beside);
   // Under mu_: enqueues and records the repair; fills `result` and its audit entry (appended
   // at once when `entry` is null).
   void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
