@@ -383,10 +383,11 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   };
   auto& tm = cycle->timings;
 
-  // The cycle this one pushes out of history is freed during this one, in parallel and next to
-  // serial work; its weak points are assigned over by this cycle's (keeping their buffers) and
-  // its other large vectors lend their storage (already paged in). Only as sole owner: it has
-  // left history, so nobody can take a new reference; otherwise the last holder frees it.
+  // The cycle this one pushes out of history is recycled: this cycle's weak points and tasks are
+  // assigned over its ones (strings and vectors keep their buffers), its dispatch results lend
+  // their storage (already paged in), and its analysis is freed next to serial work in dispatch.
+  // Only as sole owner: it has left history, so nobody can take a new reference; otherwise the
+  // last holder frees it.
   std::shared_ptr<CycleResult> evicted;
   {
     std::lock_guard lock(mu_);
@@ -407,10 +408,10 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   });
   tm.group = lap();
 
-  // Escalation bookkeeping is serial (one map, under mu_); meanwhile the other thread sizes the
-  // vectors that plan and dispatch fill in place.
-  // Tasks and audit entries are assigned over (plan() and fill_audit_entry() set every field),
-  // so theirs keep their buffers; dispatch results are small and start clean.
+  // Escalation bookkeeping (under mu_, in parallel over the tracking shards) runs beside the
+  // sizing of the vectors that plan and dispatch fill in place. Tasks and audit entries are
+  // assigned over (plan() and fill_audit_entry() set every field), so theirs keep their buffers;
+  // dispatch results are small and start clean.
   const std::size_t n = cycle->weak_points.size();
   std::vector<AuditEntry> entries;
   auto sized = [n](auto& to, auto* from, bool clear) {
