@@ -915,6 +915,12 @@ TEST(WeakPoints, GroupingOverUsedStorageMatchesGroupingAfresh) {
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t k = 0; k < got.size(); ++k) expect_same_weak_point(got[k], expected[k]);
   }
+  // Unsorted, they come in fingerprint order (what the engine's sharded tracking needs).
+  const auto unsorted = halo::detail::group_weak_points(results, false);
+  ASSERT_EQ(unsorted.size(), expected.size());
+  EXPECT_TRUE(std::is_sorted(unsorted.begin(), unsorted.end(), [](const auto& a, const auto& b) {
+    return a.fingerprint < b.fingerprint;
+  }));
 }
 
 struct Gate : halo::Analyzer {

@@ -14,8 +14,10 @@ inline bool worse_first(const WeakPoint& a, const WeakPoint& b) noexcept {
   return a.fingerprint < b.fingerprint;
 }
 
-// `storage` lends its elements to the result: they are assigned over (see weak_point.cpp), so
-// their strings and vectors keep their buffers.
+// Unsorted (`sorted` false), the weak points come in fingerprint order: the engine's tracking
+// relies on it (its shards' weak points are then contiguous). `storage` lends its elements to
+// the result: they are assigned over (see weak_point.cpp), so their strings and vectors keep
+// their buffers.
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results, bool sorted,
                                          std::vector<WeakPoint> storage = {});
 
