@@ -101,6 +101,8 @@ enum class DispatchStatus : std::uint8_t {
 };
 std::string_view to_string(DispatchStatus s) noexcept;
 
+// A new field must also be set by Engine::plan (engine.cpp), which writes tasks over the
+// recycled ones of an old cycle.
 struct GeneratedTask {
   std::string weak_point{};  // WeakPoint::id
   std::uint64_t fingerprint = 0;

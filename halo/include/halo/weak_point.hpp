@@ -15,6 +15,8 @@
 
 namespace halo {
 
+// A new field must also be set by grouping (weak_point.cpp), which writes weak points over the
+// recycled ones of an old cycle.
 struct WeakPoint {
   std::string id{};  // "wp-" + 16 hex digits of the fingerprint
   std::uint64_t fingerprint = 0;
