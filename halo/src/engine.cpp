@@ -125,8 +125,9 @@ void validate(const EngineConfig& c) {
         "> 0");
 }
 
-// Weak points below which a cycle's side jobs (freeing, sizing) run one after another: on small
-// states (1,000 subjects, ~10 weak points) spawning them cost the 2-thread cycle ~35 %.
+// Weak points below which a cycle's side jobs (sizing beside tracking, tracking's shards, the
+// audit append beside freeing) run one after another: on small states (1,000 subjects, ~10 weak
+// points) spawning them cost the 2-thread cycle ~35 %.
 constexpr std::size_t kParallelMin = 256;
 
 Level raise(Level l, std::uint32_t levels) {
