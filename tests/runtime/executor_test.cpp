@@ -365,6 +365,31 @@ TEST(Priorities, HigherDrainFirst) {
   EXPECT_EQ(order, (std::vector<int>{3, 3, 2, 1, 0, 0}));
 }
 
+TEST(Priorities, OneThreadsBacklogRunsInOrderAcrossManyQueueBlocks) {
+  // A backlog of several thousand tasks fills many of the queue's blocks (512 slots each) and is
+  // taken in batches; with one drainer, one producer's tasks of one priority run in its order.
+  constexpr int kTasks = 5'000;
+  auto a = arm("a", 1);
+  a.capacity = kTasks;
+  Executor ex(config_with({a}));
+  std::latch gate(1);
+  std::promise<void> blocked;
+  ASSERT_TRUE(ex.submit(0, [&] {
+    blocked.set_value();
+    gate.wait();
+  }));
+  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  std::vector<int> order;  // written by the single drainer only, read after wait_idle
+  order.reserve(kTasks);
+  for (int i = 0; i < kTasks; ++i) ASSERT_TRUE(ex.submit(0, [&order, i] { order.push_back(i); }));
+  EXPECT_EQ(ex.arm_status(0).queued, static_cast<std::uint64_t>(kTasks));
+  gate.count_down();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kTasks));
+  for (int i = 0; i < kTasks; ++i) ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "at " << i;
+  EXPECT_EQ(ex.arm_status(0).succeeded, static_cast<std::uint64_t>(kTasks) + 1);
+}
+
 TEST(Priorities, AgingServesLowPriorityUnderCriticalBacklog) {
   auto cfg = config_with({arm("a", 1)});
   cfg.aging_period = 4;
