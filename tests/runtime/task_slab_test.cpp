@@ -47,6 +47,49 @@ TEST(TaskSlab, HandsOutDistinctQueuedNodesAndReusesThemUnderNewIds) {
   EXPECT_EQ(slab->capacity(), 2u * TaskSlab::kChunk);  // reused, not grown
 }
 
+// Every node's prefetch hint names the node handed out kPrefetchAhead takes later from the same
+// chain, or nothing when the chain ends before that: for new chunks and for released batches.
+void expect_hints_follow_chains(const std::vector<TaskNode*>& seq) {
+  constexpr std::size_t k = TaskSlab::kPrefetchAhead;
+  std::size_t hinted = 0;
+  for (std::size_t i = 0; i + k < seq.size(); ++i) {
+    bool chain_ends = false;
+    for (std::size_t j = i; j < i + k; ++j) {
+      const std::uint32_t next = seq[j]->next_free.load();
+      if (next == 0) {
+        chain_ends = true;
+        break;
+      }
+      ASSERT_EQ(next, seq[j + 1]->slot + 1) << "handed out out of chain order at " << j;
+    }
+    const std::uint32_t ahead = seq[i]->ahead.load();
+    if (chain_ends) {
+      EXPECT_EQ(ahead, 0u) << "hint past the chain's end at " << i;
+    } else {
+      EXPECT_EQ(ahead, seq[i + k]->slot + 1) << "at " << i;
+      ++hinted;
+    }
+  }
+  EXPECT_GT(hinted, seq.size() / 2);
+}
+
+TEST(TaskSlab, PrefetchHintsPointAlongTheChain) {
+  auto slab = TaskSlab::create();
+  std::vector<TaskNode*> seq;
+  for (std::size_t i = 0; i < 3 * TaskSlab::kMaxChain; ++i) seq.push_back(slab->acquire());
+  expect_hints_follow_chains(seq);  // chains cut from a new chunk
+  // Batches of uneven sizes, shorter and longer than the hint's reach, come back as chains.
+  std::size_t at = 0;
+  for (std::size_t len : {1, 3, 4, 5, 17, 64, 42, 56}) {
+    slab->release(&seq[at], len);
+    at += len;
+  }
+  ASSERT_EQ(at, seq.size());
+  std::vector<TaskNode*> again;
+  for (std::size_t i = 0; i < seq.size(); ++i) again.push_back(slab->acquire());
+  expect_hints_follow_chains(again);
+}
+
 TEST(TaskSlab, AThreadsMagazineGoesBackWhenTheThreadExits) {
   auto slab = TaskSlab::create();
   std::thread([&] {

@@ -31,6 +31,9 @@ struct TaskNode {
   std::atomic<std::uint32_t> next_free{0};
   std::atomic<std::uint32_t> next_chain{0};
   std::uint32_t slot = 0;
+  // The node kPrefetchAhead places further along this chain (slot + 1, 0 = none): a hint only,
+  // so that taking a node can start pulling in one that is needed a few tasks later.
+  std::atomic<std::uint32_t> ahead{0};
   Task task;
 
   std::uint64_t generation() const noexcept { return word.load(std::memory_order_relaxed) >> 2; }
@@ -47,6 +50,7 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
   static constexpr std::uint32_t kChunk = 1u << kChunkBits;
   static constexpr std::uint32_t kMaxChunks = 1024;  // 4M live typed tasks
   static constexpr std::uint32_t kMaxChain = 64;     // longest chain release() / grow() push
+  static constexpr std::uint32_t kPrefetchAhead = 4;
 
   static std::shared_ptr<TaskSlab> create() { return std::make_shared<TaskSlab>(Private{}); }
 
@@ -64,9 +68,13 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
     if (n == nullptr) return nullptr;
     const std::uint32_t next = n->next_free.load(std::memory_order_relaxed);
     m.next = next != 0 ? at(next - 1) : nullptr;
-    // The next node was last written by a drainer on another core: start pulling its lines now,
-    // so the next acquire (one task later) finds them local instead of missing on each.
+    // The chain's nodes were last written by a drainer on another core. One task is too short
+    // for their lines to arrive, so pull in the node kPrefetchAhead places on; the next node is
+    // fetched too, for the start of a chain.
     if (m.next != nullptr) prefetch_for_write(m.next);
+    if (const std::uint32_t far = n->ahead.load(std::memory_order_relaxed); far != 0) {
+      prefetch_for_write(at(far - 1));
+    }
     const std::uint64_t gen = n->generation();
     // Relaxed: the node is published to drainers by the queue push (release) that follows.
     n->word.store((gen << 2) | TaskNode::kQueued, std::memory_order_relaxed);
@@ -85,6 +93,8 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
       n->task.target_agents.clear();
       n->word.store((gen << 2) | TaskNode::kFree, std::memory_order_relaxed);
       n->next_free.store(i + 1 < count ? nodes[i + 1]->slot + 1 : 0, std::memory_order_relaxed);
+      n->ahead.store(i + kPrefetchAhead < count ? nodes[i + kPrefetchAhead]->slot + 1 : 0,
+                     std::memory_order_relaxed);
     }
     push_chain(nodes[0]);
   }
@@ -198,6 +208,9 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
       chunk[i].slot = base + i;
       const bool last_of_chain = (i + 1) % kMaxChain == 0 || i + 1 == kChunk;
       chunk[i].next_free.store(last_of_chain ? 0 : base + i + 2, std::memory_order_relaxed);
+      const std::uint32_t far = i + kPrefetchAhead;
+      const bool far_in_chain = far / kMaxChain == i / kMaxChain && far < kChunk;
+      chunk[i].ahead.store(far_in_chain ? base + far + 1 : 0, std::memory_order_relaxed);
     }
     // Release: find()/at() on other threads see the initialised nodes.
     chunks_[chunk_count_++].store(chunk, std::memory_order_release);
