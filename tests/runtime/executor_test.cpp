@@ -6,6 +6,7 @@
 #include <atomic>
 #include <future>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -59,6 +60,39 @@ struct RecordingObserver : octo::Observer {
     for (auto kind : events[id]) n += kind == k;
     return n;
   }
+};
+
+// Occupies one of an arm's drainers until release() (or destruction), so that tasks submitted
+// meanwhile wait in the queue. The blocking task holds its own reference to the latch, so the
+// hold may be destroyed before that task has returned.
+class DrainerHold {
+ public:
+  DrainerHold(Executor& ex, octo::ArmId arm) : state_(std::make_shared<State>()) {
+    auto started = state_->started.get_future();
+    const bool submitted = static_cast<bool>(ex.submit(arm, [s = state_] {
+      s->started.set_value();
+      s->gate.wait();
+    }));
+    held_ = submitted && started.wait_for(kGenerous) == std::future_status::ready;
+  }
+  DrainerHold(const DrainerHold&) = delete;
+  DrainerHold& operator=(const DrainerHold&) = delete;
+  ~DrainerHold() { release(); }
+
+  bool held() const { return held_; }
+  void release() {
+    if (!released_) state_->gate.count_down();
+    released_ = true;
+  }
+
+ private:
+  struct State {
+    std::latch gate{1};
+    std::promise<void> started;
+  };
+  std::shared_ptr<State> state_;
+  bool held_ = false;
+  bool released_ = false;
 };
 
 TEST(DefaultArms, AreTheOriginalEight) {
@@ -342,13 +376,8 @@ TEST(Parallelism, ReLimitAtRunTime) {
 TEST(Priorities, HigherDrainFirst) {
   // One drainer: block it, queue low..critical, then release and record the order.
   Executor ex(config_with({arm("a", 1)}));
-  std::latch gate(1);
-  std::promise<void> blocked;
-  ASSERT_TRUE(ex.submit(0, [&] {
-    blocked.set_value();
-    gate.wait();
-  }));
-  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  DrainerHold hold(ex, 0);
+  ASSERT_TRUE(hold.held());
   std::mutex mu;
   std::vector<int> order;
   for (int p : {0, 1, 2, 3, 0, 3}) {
@@ -360,7 +389,7 @@ TEST(Priorities, HigherDrainFirst) {
         },
         static_cast<Priority>(p)));
   }
-  gate.count_down();
+  hold.release();
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   EXPECT_EQ(order, (std::vector<int>{3, 3, 2, 1, 0, 0}));
 }
@@ -372,18 +401,13 @@ TEST(Priorities, OneThreadsBacklogRunsInOrderAcrossManyQueueBlocks) {
   auto a = arm("a", 1);
   a.capacity = kTasks;
   Executor ex(config_with({a}));
-  std::latch gate(1);
-  std::promise<void> blocked;
-  ASSERT_TRUE(ex.submit(0, [&] {
-    blocked.set_value();
-    gate.wait();
-  }));
-  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  DrainerHold hold(ex, 0);
+  ASSERT_TRUE(hold.held());
   std::vector<int> order;  // written by the single drainer only, read after wait_idle
   order.reserve(kTasks);
   for (int i = 0; i < kTasks; ++i) ASSERT_TRUE(ex.submit(0, [&order, i] { order.push_back(i); }));
   EXPECT_EQ(ex.arm_status(0).queued, static_cast<std::uint64_t>(kTasks));
-  gate.count_down();
+  hold.release();
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   ASSERT_EQ(order.size(), static_cast<std::size_t>(kTasks));
   for (int i = 0; i < kTasks; ++i) ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "at " << i;
@@ -394,13 +418,8 @@ TEST(Priorities, AgingServesLowPriorityUnderCriticalBacklog) {
   auto cfg = config_with({arm("a", 1)});
   cfg.aging_period = 4;
   Executor ex(std::move(cfg));
-  std::latch gate(1);
-  std::promise<void> blocked;
-  ASSERT_TRUE(ex.submit(0, [&] {
-    blocked.set_value();
-    gate.wait();
-  }));
-  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  DrainerHold hold(ex, 0);
+  ASSERT_TRUE(hold.held());
   std::atomic<int> critical_done{0};
   std::atomic<int> critical_before_low{-1};
   ASSERT_TRUE(ex.submit(
@@ -409,7 +428,7 @@ TEST(Priorities, AgingServesLowPriorityUnderCriticalBacklog) {
     ASSERT_TRUE(ex.submit(
         0, [&] { critical_done++; }, Priority::kCritical));
   }
-  gate.count_down();
+  hold.release();
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   // Without aging the low task would run after all 5000 critical ones.
   EXPECT_GE(critical_before_low.load(), 0);
@@ -506,13 +525,8 @@ TEST(Cancel, QueuedTaskIsCancelledOnceAndNeverRuns) {
   cfg.routes.add_prefix("t.", "a");
   cfg.observer = &obs;
   Executor ex(std::move(cfg));
-  std::latch gate(1);
-  std::promise<void> blocked;
-  ASSERT_TRUE(ex.submit(0, [&] {
-    blocked.set_value();
-    gate.wait();
-  }));
-  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  DrainerHold hold(ex, 0);
+  ASSERT_TRUE(hold.held());
   auto keep = ex.enqueue(Task{.type = "t.keep"});
   auto drop = ex.enqueue(Task{.type = "t.drop"});
   ASSERT_TRUE(keep && drop);
@@ -520,7 +534,7 @@ TEST(Cancel, QueuedTaskIsCancelledOnceAndNeverRuns) {
   EXPECT_FALSE(ex.cancel(drop.id()));                 // already cancelled
   EXPECT_FALSE(ex.cancel(drop.id() ^ (1ull << 40)));  // wrong generation
   EXPECT_FALSE(ex.cancel(0));
-  gate.count_down();
+  hold.release();
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   EXPECT_EQ(ran.load(), 1);
   EXPECT_FALSE(ex.cancel(keep.id()));  // finished
@@ -598,17 +612,12 @@ TEST(Shutdown, CancelDropsQueuedAndWaitsForRunning) {
 
 TEST(Shutdown, DeadlineReportsStillRunning) {
   auto ex = std::make_unique<Executor>(config_with({arm("a", 1)}));
-  std::latch gate(1);
-  std::promise<void> blocked;
-  ASSERT_TRUE(ex->submit(0, [&] {
-    blocked.set_value();
-    gate.wait();
-  }));
-  ASSERT_EQ(blocked.get_future().wait_for(kGenerous), std::future_status::ready);
+  DrainerHold hold(*ex, 0);
+  ASSERT_TRUE(hold.held());
   const auto rep = ex->shutdown(octo::ShutdownMode::kDrain, 1ms);
   EXPECT_TRUE(rep.deadline_hit);
   EXPECT_EQ(rep.still_running, 1u);
-  gate.count_down();
+  hold.release();
   ex.reset();  // the destructor waits for the running task
 }
 
