@@ -6,8 +6,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +122,90 @@ void BM_Fdatasync(benchmark::State& state) {
   fs::remove(file);
 }
 BENCHMARK(BM_Fdatasync)->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The ceiling for kSync with P producers on this machine, for the ratio: no SQLite, no executor,
+// no task. Each producer appends a sequence number and sleeps on a futex word until it is
+// durable; a writer waits until all P have appended (a gather no real journal can promise: a
+// producer may be gone), writes one WAL-sized frame and fdatasyncs it. What is left is the disk
+// plus waking P threads on these cores, once a commit.
+void BM_GroupCommitFloor(benchmark::State& state) {
+  const auto producers = static_cast<std::uint64_t>(state.range(0));
+  const std::int64_t tasks = state.range(1);
+  const fs::path file = bench_file();
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    state.SkipWithError("cannot create the file");
+    return;
+  }
+  const std::string frame(4096 + 24, 'x');  // a WAL frame: header and one 4 KiB page
+  for (int i = 0; i < 256; ++i) {
+    if (::pwrite(fd, frame.data(), 4096, static_cast<off_t>(i) * 4096) < 0) std::abort();
+  }
+  ::fsync(fd);
+  std::mutex mu;
+  std::condition_variable appended_cv;
+  std::uint64_t appended = 0;  // under mu
+  bool stop = false;           // under mu
+  std::atomic<std::uint64_t> durable{0};
+  std::atomic<std::uint32_t> epoch{0};
+  std::uint64_t commits = 0;
+  std::thread writer([&] {
+    for (std::uint64_t n = 0;; ++n) {
+      std::uint64_t upto;
+      {
+        std::unique_lock lock(mu);
+        appended_cv.wait(lock, [&] { return appended >= durable + producers || stop; });
+        if (appended == durable) return;  // stopping with nothing left
+        upto = appended;
+      }
+      if (::pwrite(fd, frame.data(), frame.size(), static_cast<off_t>(32 + (n % 200) * 4120)) < 0 ||
+          ::fdatasync(fd) != 0) {
+        std::abort();
+      }
+      ++commits;
+      durable.store(upto, std::memory_order_relaxed);
+      epoch.fetch_add(1, std::memory_order_release);  // publishes `durable` to the waiters
+      epoch.notify_all();
+    }
+  });
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (std::uint64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([&] {
+        for (std::int64_t i = 0; i < tasks / state.range(0); ++i) {
+          std::uint64_t seq;
+          {
+            std::lock_guard lock(mu);
+            seq = ++appended;
+          }
+          appended_cv.notify_one();
+          for (;;) {
+            const std::uint32_t e = epoch.load(std::memory_order_acquire);
+            if (durable.load(std::memory_order_relaxed) >= seq) break;
+            epoch.wait(e, std::memory_order_acquire);
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+  }
+  appended_cv.notify_one();
+  writer.join();
+  state.SetItemsProcessed(state.iterations() * (tasks / state.range(0)) * state.range(0));
+  state.counters["commits_per_s"] =
+      benchmark::Counter(static_cast<double>(commits), benchmark::Counter::kIsRate);
+  ::close(fd);
+  fs::remove(file);
+}
+BENCHMARK(BM_GroupCommitFloor)
+    ->ArgNames({"producers", "tasks"})
+    ->Args({8, 20'000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
