@@ -96,21 +96,30 @@ BENCHMARK(BM_Journal_Enqueue)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// A file of `pages` 4 KiB pages already on disk, as a reused WAL is: overwriting it in place
+// costs an fdatasync less than growing it. Returns the descriptor, or -1.
+int open_written(const fs::path& file, int pages) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  const std::string page(4096, 'x');
+  for (int i = 0; i < pages; ++i) {
+    if (::pwrite(fd, page.data(), page.size(), static_cast<off_t>(i) * 4096) < 0) std::abort();
+  }
+  ::fsync(fd);
+  return fd;
+}
+
 // The disk's own pace, for the ratio: a 4 KiB overwrite plus fdatasync, as a WAL commit does it.
 // kSync throughput divided by this rate is the tasks one fsync carries (the group-commit figure
 // that does not depend on how fast this VM's disk happens to be today).
 void BM_Fdatasync(benchmark::State& state) {
   const fs::path file = bench_file();
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = open_written(file, 64);
   if (fd < 0) {
     state.SkipWithError("cannot create the file");
     return;
   }
   const std::string page(4096, 'x');
-  for (int i = 0; i < 64; ++i) {  // a file that exists, as a reused WAL does
-    if (::pwrite(fd, page.data(), page.size(), static_cast<off_t>(i) * 4096) < 0) std::abort();
-  }
-  ::fsync(fd);
   std::int64_t n = 0;
   for (auto _ : state) {
     if (::pwrite(fd, page.data(), page.size(), (n++ % 64) * 4096) < 0 || ::fdatasync(fd) != 0) {
@@ -130,18 +139,15 @@ BENCHMARK(BM_Fdatasync)->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMicroseco
 // plus waking P threads on these cores, once a commit.
 void BM_GroupCommitFloor(benchmark::State& state) {
   const auto producers = static_cast<std::uint64_t>(state.range(0));
-  const std::int64_t tasks = state.range(1);
+  // The same count for every producer: the writer's full gathers then always complete.
+  const std::int64_t per_producer = state.range(1) / state.range(0);
   const fs::path file = bench_file();
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = open_written(file, 256);
   if (fd < 0) {
     state.SkipWithError("cannot create the file");
     return;
   }
   const std::string frame(4096 + 24, 'x');  // a WAL frame: header and one 4 KiB page
-  for (int i = 0; i < 256; ++i) {
-    if (::pwrite(fd, frame.data(), 4096, static_cast<off_t>(i) * 4096) < 0) std::abort();
-  }
-  ::fsync(fd);
   std::mutex mu;
   std::condition_variable appended_cv;
   std::uint64_t appended = 0;  // under mu
@@ -172,7 +178,7 @@ void BM_GroupCommitFloor(benchmark::State& state) {
     std::vector<std::thread> threads;
     for (std::uint64_t p = 0; p < producers; ++p) {
       threads.emplace_back([&] {
-        for (std::int64_t i = 0; i < tasks / state.range(0); ++i) {
+        for (std::int64_t i = 0; i < per_producer; ++i) {
           std::uint64_t seq;
           {
             std::lock_guard lock(mu);
@@ -195,7 +201,7 @@ void BM_GroupCommitFloor(benchmark::State& state) {
   }
   appended_cv.notify_one();
   writer.join();
-  state.SetItemsProcessed(state.iterations() * (tasks / state.range(0)) * state.range(0));
+  state.SetItemsProcessed(state.iterations() * per_producer * state.range(0));
   state.counters["commits_per_s"] =
       benchmark::Counter(static_cast<double>(commits), benchmark::Counter::kIsRate);
   ::close(fd);

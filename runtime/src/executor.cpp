@@ -114,7 +114,7 @@ static_assert(sizeof(Work) == 24 && std::is_trivially_copyable_v<Work>);
 
 // Queue blocks of 512 slots (12 KiB) instead of moodycamel's 32: each block boundary costs the
 // producer a block from the free list and an index update, and the consumers a block return, all
-// on lines the other side touches. Measured: no-op submit() ~1.35x faster (docs/benchmarks.md).
+// on lines the other side touches. Measured: no-op submit() ~1.4x faster (docs/benchmarks.md).
 struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
   static constexpr std::size_t BLOCK_SIZE = 512;
 };
