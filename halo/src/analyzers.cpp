@@ -4,9 +4,9 @@
 #include <future>
 #include <thread>
 
+#include "detail/check_runner.hpp"
 #include "detail/parallel.hpp"
 #include "halo/analyzer.hpp"
-#include "halo/detail/check_runner.hpp"
 
 namespace halo {
 

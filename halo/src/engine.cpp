@@ -11,8 +11,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "detail/grouping.hpp"
 #include "detail/parallel.hpp"
-#include "halo/detail/grouping.hpp"
 
 namespace halo {
 

@@ -1,7 +1,7 @@
 #include "halo/weak_point.hpp"
 
+#include "detail/grouping.hpp"
 #include "detail/parallel.hpp"
-#include "halo/detail/grouping.hpp"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>

@@ -1,4 +1,4 @@
-#include "halo/json.hpp"
+#include "halo/http/json.hpp"
 
 namespace halo {
 

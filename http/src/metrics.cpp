@@ -1,4 +1,4 @@
-#include "halo/metrics.hpp"
+#include "halo/http/metrics.hpp"
 
 #include <cmath>
 #include <cstdio>

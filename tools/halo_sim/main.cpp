@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "halo/engine.hpp"
-#include "halo/http_server.hpp"
-#include "halo/json.hpp"
+#include "halo/http/json.hpp"
+#include "halo/http/server.hpp"
 #include "octo/executor.hpp"
 #include "scenario.hpp"
 #include "world.hpp"

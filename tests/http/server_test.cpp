@@ -1,4 +1,4 @@
-#include "halo/http_server.hpp"
+#include "halo/http/server.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "halo/metrics.hpp"
+#include "halo/http/metrics.hpp"
 #include "manual_state.hpp"  // tests/support
 
 namespace {

@@ -1,5 +1,5 @@
-// halo/detail/grouping.hpp — group_weak_points without its final sort, for the engine, which
-// sorts once after escalation has changed severities.
+// detail/grouping.hpp (private to octohalo::halo) — group_weak_points without its final sort, for
+// the engine, which sorts once after escalation has changed severities.
 #pragma once
 
 #include <vector>

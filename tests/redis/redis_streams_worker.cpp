@@ -1,5 +1,5 @@
 // A worker process for the Redis multi-process test. Usage:
-//   redis_worker <port> <dir> <name>
+//   redis_streams_worker <port> <dir> <name>
 // Runs arm "work" (max_parallel 2) from the stream until SIGTERM, appending each payload to
 // <dir>/completed (one write(2) per line, O_APPEND); on SIGTERM stops cleanly and writes its
 // counters to <dir>/status-<name>.

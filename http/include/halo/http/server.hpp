@@ -1,4 +1,4 @@
-// halo/http_server.hpp — an HTTP face for an embedding service (cpp-httplib).
+// halo/http/server.hpp — an HTTP face for an embedding service (cpp-httplib).
 //
 //   GET  /metrics            Prometheus text (see metrics.hpp)
 //   GET  /status             engine, executor and trigger status (JSON)
@@ -28,7 +28,7 @@ namespace halo {
 
 struct HttpConfig {
   std::string host = "127.0.0.1";
-  int port = 0;       // 0: any free port (see HttpServer::port())
+  int port = 0;         // 0: any free port (see HttpServer::port())
   std::string token{};  // empty: mutating routes are open (bind to loopback only, then)
   std::size_t max_body_bytes = 64 * 1024;
 };

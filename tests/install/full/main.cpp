@@ -1,8 +1,13 @@
-// Built against an installed octohalo: proves the exported targets and headers are usable, the
-// HALO engine included (its xxHash use stays inside the library), the SQLite journal and the
-// Redis Streams arms (constructed without a Redis: publishing reports the refused connection).
+// Built against an installed octohalo asked for every component: the exported targets and
+// headers are usable together: the HALO engine (its xxHash use stays inside the library), the
+// SQLite journal, the Redis Streams arms (constructed without a Redis: publishing reports the
+// refused connection) and octohalo::http (metrics text, a cycle as JSON, a server started on a
+// free loopback port).
 #include <unistd.h>
 #include <halo/engine.hpp>
+#include <halo/http/json.hpp>
+#include <halo/http/metrics.hpp>
+#include <halo/http/server.hpp>
 #include <halo/triggers.hpp>
 #include <octo/executor.hpp>
 #include <octo/redis_streams.hpp>
@@ -42,6 +47,12 @@ int main() {
   auto cycle = engine.run_cycle("manual");
   ex.wait_idle();
   const bool healed = engine.run_cycle("manual")->weak_points.empty();
+  const auto metrics = halo::prometheus_text(&engine, &ex, nullptr);
+  const bool cycle_json = halo::to_json(*cycle).contains("weak_points");
+  halo::HttpServer http({}, engine, &ex);
+  http.start();
+  const bool served = http.port() > 0;
+  http.stop();
   ex.shutdown(octo::ShutdownMode::kDrain);
   loop.stop();
   const auto journaled = ex.status().accepted;
@@ -53,13 +64,15 @@ int main() {
   const auto published = rs.publish({.type = "run-batch-job"});
   std::printf(
       "revived %d, healed %d, deploy cycles %d, requests %llu, journaled %llu, publish without "
-      "redis: %s, summary: %s\n",
+      "redis: %s, summary: %s, metrics %zu bytes, cycle json %d, served %d\n",
       revived, healed, cycles,
       static_cast<unsigned long long>(halo::default_signals().requests().total()),
       static_cast<unsigned long long>(journaled), published.error.c_str(),
-      cycle->summary.text.c_str());
+      cycle->summary.text.c_str(), metrics.size(), cycle_json, served);
   return revived == 1 && healed && cycles == 1 && halo::default_signals().requests().total() == 1 &&
-                 journaled == 1 && !published
+                 journaled == 1 && !published &&
+                 metrics.find("octohalo_arm_tasks_accepted_total") != std::string::npos &&
+                 cycle_json && served
              ? 0
              : 1;
 }

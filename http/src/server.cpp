@@ -1,4 +1,4 @@
-#include "halo/http_server.hpp"
+#include "halo/http/server.hpp"
 
 #include <httplib.h>
 
@@ -6,8 +6,8 @@
 #include <charconv>
 #include <stdexcept>
 
-#include "halo/json.hpp"
-#include "halo/metrics.hpp"
+#include "halo/http/json.hpp"
+#include "halo/http/metrics.hpp"
 
 namespace halo {
 

@@ -1,4 +1,4 @@
-// halo/metrics.hpp — Prometheus text exposition (format 0.0.4) of the executor, the triggers
+// halo/http/metrics.hpp — Prometheus text exposition (format 0.0.4) of the executor, the triggers
 // and the engine: counters end in `_total`, cycle time is a histogram.
 //
 //   std::string body = halo::prometheus_text(&engine, &executor, &*loop);

@@ -1,6 +1,7 @@
 // The process the journal crash test kills. Usage:
-//   journal_crash_child <journal> <dir> <run> produce   8 producers enqueue (kSync) until killed
-//   journal_crash_child <journal> <dir> <run> drain     recover, run what is left, exit 0
+//   sqlite_journal_crash_child <journal> <dir> <run> produce   8 producers enqueue (kSync) until
+//   killed sqlite_journal_crash_child <journal> <dir> <run> drain     recover, run what is left,
+//   exit 0
 // Every id is written to <dir>/attempted before its enqueue and to <dir>/accepted after the
 // enqueue returned success; the handler appends it to <dir>/completed. Lines are written with one
 // write(2) on an O_APPEND descriptor, so they are whole even when the process dies mid-run.

@@ -1,6 +1,6 @@
-// halo/detail/check_runner.hpp — runs checks in parallel, each on its own thread, under one
-// deadline; a check still running at the deadline is reported red ("timed out") and left to
-// finish on its thread.
+// detail/check_runner.hpp (private to octohalo::halo) — runs checks in parallel, each on its own
+// thread, under one deadline; a check still running at the deadline is reported red ("timed out")
+// and left to finish on its thread.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// halo/json.hpp — JSON views of engine results for reports and HTTP (nlohmann-json).
+// halo/http/json.hpp — JSON views of engine results for reports and HTTP (nlohmann-json).
 //
 //   nlohmann::json j = halo::to_json(*engine.run_cycle());
 //   std::cout << j.dump(2);
