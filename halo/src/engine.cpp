@@ -47,6 +47,18 @@ struct Engine::Backoff {
   std::chrono::nanoseconds until{0};
 };
 
+// What a repair's outcome does to its weak point's tracking: forgotten (healed) or one more
+// failure escalation.
+struct Engine::TrackUpdate {
+  std::uint64_t fingerprint = 0;
+  bool healed = false;
+};
+
+struct Engine::EarlyOutcome {
+  octo::TaskEventKind kind = octo::TaskEventKind::kCancelled;
+  std::string reason;
+};
+
 class Engine::Feedback final : public octo::Observer {
  public:
   explicit Feedback(Engine& e) : engine_(e) {}
@@ -63,6 +75,9 @@ class Engine::Feedback final : public octo::Observer {
     } catch (...) {
       // Out of memory while auditing: the outcome is lost for the audit log only.
     }
+  }
+  void on_executor_destroyed(const octo::Executor& executor) noexcept override {
+    engine_.executor_destroyed(executor);
   }
 
  private:
@@ -175,7 +190,6 @@ Engine::Engine(SystemState& state, EngineConfig config)
       arena_(std::make_unique<Arena>(config_.concurrency)),
       feedback_(std::make_unique<Feedback>(*this)),
       audit_(config_.audit_capacity),
-      executor_(config_.executor),
       tokens_(config_.safety.repair_burst),
       tokens_at_(state.now()),
       rng_(std::random_device{}()) {
@@ -183,13 +197,17 @@ Engine::Engine(SystemState& state, EngineConfig config)
     for (auto& a : builtin_analyzers(config_.thresholds)) analyzers_.push_back(std::move(a));
   if (config_.builtin_strategies)
     for (auto& s : builtin_strategies()) strategies_.push_back(std::move(s));
+  if (config_.executor != nullptr) attach(*config_.executor);
   worker_ = std::thread([this] { worker_loop(); });
 }
 
 Engine::~Engine() {
   stop();
-  std::unique_lock lock(flight_mu_);
-  flight_cv_.wait(lock, [&] { return !running_; });
+  {
+    std::unique_lock lock(flight_mu_);
+    flight_cv_.wait(lock, [&] { return !running_; });
+  }
+  detach();
 }
 
 void Engine::stop() {
@@ -218,11 +236,44 @@ void Engine::add_strategy(std::unique_ptr<Strategy> strategy) {
 }
 
 void Engine::attach(octo::Executor& executor) {
-  std::lock_guard lock(mu_);
+  {
+    std::shared_lock lock(exec_mu_);
+    if (executor_ == &executor) return;
+  }
+  detach();
+  // Registered before the executor is published to send(): no repair can be enqueued without
+  // its outcome reaching the engine.
+  executor.add_observer(*feedback_);
+  std::unique_lock lock(exec_mu_);
   executor_ = &executor;
 }
 
-octo::Observer& Engine::observer() noexcept { return *feedback_; }
+void Engine::detach() {
+  octo::Executor* ex = nullptr;
+  {
+    // Exclusive: an enqueue in progress (shared) returns first; none starts after.
+    std::unique_lock lock(exec_mu_);
+    ex = std::exchange(executor_, nullptr);
+  }
+  // Outside exec_mu_: remove_observer waits for events in progress, whose handlers take only
+  // repairs_mu_.
+  if (ex != nullptr) ex->remove_observer(*feedback_);
+  // The repairs it ran will not report back: forget them so their weak points can be repaired
+  // through another executor.
+  // (Reservations of a dispatch still settling are left to it.)
+  std::lock_guard lock(repairs_mu_);
+  for (const auto& [id, f] : in_flight_) {
+    in_flight_by_wp_.erase(f.fingerprint);
+    if (f.agent) --agents_in_flight_;
+  }
+  in_flight_count_.fetch_sub(in_flight_.size(), std::memory_order_relaxed);
+  in_flight_.clear();
+}
+
+void Engine::executor_destroyed(const octo::Executor& executor) noexcept {
+  std::unique_lock lock(exec_mu_);
+  if (executor_ == &executor) executor_ = nullptr;
+}
 
 std::vector<AnalyzerResult> Engine::analyze(const Snapshot& snapshot, Mode mode) {
   std::vector<std::shared_ptr<Analyzer>> selected;
@@ -510,6 +561,7 @@ std::uint64_t Engine::analyzer_bit(std::string_view name) {
 
 void Engine::track(CycleResult& cycle, std::uint64_t seq) {
   std::lock_guard lock(mu_);
+  apply_track_updates();
   std::uint64_t ran = 0;
   for (const auto& a : cycle.analysis) ran |= analyzer_bit(a.name);
   auto& wps = cycle.weak_points;
@@ -628,37 +680,50 @@ void Engine::plan(CycleResult& cycle) {
   std::sort(cycle.errors.begin(), cycle.errors.end());
 }
 
-void Engine::send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
-                  AuditEntry* entry) {
-  const bool agent = gt.subject_type == "agent";
+void Engine::reserve(const GeneratedTask& gt) {
+  in_flight_by_wp_[gt.fingerprint] = 0;
+  if (gt.subject_type == "agent") ++agents_in_flight_;
+  ++sends_open_;
   // Raised before the enqueue: the executor's hand-off to its worker orders this store before
-  // the worker's load in Feedback, so the task's outcome cannot skip the engine. Its record is
-  // made under mu_, which on_outcome takes too.
+  // the worker's load in Feedback, so the task's outcome cannot skip the engine.
   in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Engine::send(const GeneratedTask& gt, DispatchResult& result) {
+  // Shared: the executor cannot be detached or destroyed during the enqueue, which with a sync
+  // journal waits for an fsync; outcomes (repairs_mu_) are not held up by it.
+  std::shared_lock lock(exec_mu_);
   if (executor_ == nullptr) {
-    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
     result.status = DispatchStatus::kFailed;
     result.reason = "no executor attached";
   } else if (auto r = executor_->enqueue(gt.task); r) {
     result.status = DispatchStatus::kDispatched;
     result.task_id = r.id();
-    in_flight_[r.id()] =
-        InFlight{gt.fingerprint, gt.weak_point, gt.task.type, gt.task.payload, agent};
-    in_flight_by_wp_[gt.fingerprint] = r.id();
-    if (agent) ++agents_in_flight_;
-    ++repairs_dispatched_;
   } else {
-    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
     result.status = DispatchStatus::kFailed;
     result.reason = std::string(octo::to_string(r.error()));
   }
-  if (entry != nullptr) {
-    fill_audit_entry(*entry, gt, cycle_id, result);
+}
+
+void Engine::settle(const GeneratedTask& gt, const DispatchResult& result) {
+  const bool agent = gt.subject_type == "agent";
+  --sends_open_;
+  if (result.status == DispatchStatus::kDispatched) {
+    in_flight_[result.task_id] =
+        InFlight{gt.fingerprint, gt.weak_point, gt.task.type, gt.task.payload, agent};
+    in_flight_by_wp_[gt.fingerprint] = result.task_id;
+    ++repairs_dispatched_;
+    if (auto e = early_.find(result.task_id); e != early_.end()) {
+      const EarlyOutcome o = std::move(e->second);
+      early_.erase(e);
+      apply_outcome(result.task_id, o.kind, o.reason);
+    }
   } else {
-    AuditEntry e;
-    fill_audit_entry(e, gt, cycle_id, result);
-    audit_.append(std::move(e));
+    in_flight_by_wp_.erase(gt.fingerprint);
+    if (agent) --agents_in_flight_;
+    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
   }
+  if (sends_open_ == 0) early_.clear();
 }
 
 void Engine::fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
@@ -703,7 +768,7 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
   const std::size_t n = cycle.generated_tasks.size();
   cycle.dispatch_results.resize(n);
   entries.resize(n);
-  std::vector<char> audited(n, 0);  // send() wrote the entry
+  std::vector<std::size_t> sent;  // indices of the tasks that passed the rails
 
   std::lock_guard lock(mu_);
   const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
@@ -711,11 +776,19 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
                              tokens_ + std::max(0.0, elapsed) * safety.repairs_per_second);
   tokens_at_ = now;
 
-  // The decisions, in order (worst weak point first): cheap lookups only.
+  // The decisions, in order (worst weak point first): cheap lookups only. repairs_mu_ is let go
+  // every kDecisionRun tasks so that outcomes arriving meanwhile wait for a few microseconds at
+  // most, not for the whole loop.
   static constexpr const char* kReasons[] = {"in-flight", "awaiting-approval", "backoff",
                                              "blast-radius", "rate-limited"};
+  static constexpr std::size_t kDecisionRun = 256;
   std::uint64_t suppressed[std::size(kReasons)] = {};
+  std::unique_lock repairs(repairs_mu_);
   for (std::size_t i = 0; i < n; ++i) {
+    if (i % kDecisionRun == kDecisionRun - 1) {
+      repairs.unlock();
+      repairs.lock();
+    }
     const GeneratedTask& gt = cycle.generated_tasks[i];
     DispatchResult& d = cycle.dispatch_results[i];
     d.task_index = i;
@@ -740,8 +813,8 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
       why = 4;
     } else {
       tokens_ -= 1.0;
-      send(gt, cycle.id, d, &entries[i]);
-      audited[i] = 1;
+      reserve(gt);
+      sent.push_back(i);
     }
     if (why >= 0) {
       d.status = DispatchStatus::kSuppressed;
@@ -749,27 +822,44 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
       ++suppressed[why];
     }
   }
+  repairs.unlock();
   for (std::size_t r = 0; r < std::size(kReasons); ++r)
     if (suppressed[r] != 0) suppressed_by_reason_[kReasons[r]] += suppressed[r];
+
+  // Enqueued with no lock the outcome path takes (the token bucket keeps them few).
+  for (const std::size_t i : sent) send(cycle.generated_tasks[i], cycle.dispatch_results[i]);
 
   // The audit entries (strings, mostly) are built in parallel, then appended in decision order.
   arena_->arena.execute([&] {
     detail::parallel_ranges(n, 512, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
-        if (!audited[i])
-          fill_audit_entry(entries[i], cycle.generated_tasks[i], cycle.id,
-                           cycle.dispatch_results[i]);
+        fill_audit_entry(entries[i], cycle.generated_tasks[i], cycle.id,
+                         cycle.dispatch_results[i]);
     });
   });
   arena_->arena.execute([&] {
     detail::parallel_invoke(
         n >= kParallelMin, [&] { audit_spare_ = audit_.append(std::move(entries)); }, beside);
   });
+  // Settled after the append, so an outcome's audit entry always follows its dispatch's.
+  if (!sent.empty()) {
+    std::lock_guard settle_lock(repairs_mu_);
+    for (const std::size_t i : sent) settle(cycle.generated_tasks[i], cycle.dispatch_results[i]);
+  }
 }
 
 void Engine::on_outcome(const octo::TaskEvent& event) {
-  std::lock_guard lock(mu_);
-  auto it = in_flight_.find(event.id);
+  std::lock_guard lock(repairs_mu_);
+  if (in_flight_.count(event.id) == 0) {
+    // Not a repair, or one whose enqueue is still settling: keep it until the dispatch settles.
+    if (sends_open_ > 0) early_[event.id] = EarlyOutcome{event.kind, std::string(event.reason)};
+    return;
+  }
+  apply_outcome(event.id, event.kind, event.reason);
+}
+
+void Engine::apply_outcome(octo::TaskId id, octo::TaskEventKind kind, std::string_view reason) {
+  auto it = in_flight_.find(id);
   if (it == in_flight_.end()) return;
   InFlight f = std::move(it->second);
   in_flight_.erase(it);
@@ -780,14 +870,14 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
   AuditEntry e{.weak_point = f.weak_point,
                .task_type = f.task_type,
                .subject = f.subject,
-               .task_id = event.id,
-               .reason = std::string(event.reason)};
-  switch (event.kind) {
+               .task_id = id,
+               .reason = std::string(reason)};
+  switch (kind) {
     case octo::TaskEventKind::kSucceeded:
       e.kind = AuditKind::kSucceeded;
       ++repairs_succeeded_;
       backoff_.erase(f.fingerprint);
-      tracked_[track_shard(f.fingerprint)].erase(f.fingerprint);
+      track_updates_.push_back({f.fingerprint, true});
       break;
     case octo::TaskEventKind::kDeadLettered: {
       e.kind = AuditKind::kFailed;
@@ -799,8 +889,7 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
       const auto delay = std::min<std::chrono::nanoseconds>(
           s.backoff_max, s.backoff_base * (std::int64_t{1} << shift));
       b.until = state_.now() + delay;
-      auto& map = tracked_[track_shard(f.fingerprint)];
-      if (auto t = map.find(f.fingerprint); t != map.end()) t->second.failure_escalation += 1;
+      track_updates_.push_back({f.fingerprint, false});
       break;
     }
     default:
@@ -808,6 +897,23 @@ void Engine::on_outcome(const octo::TaskEvent& event) {
       break;
   }
   audit_.append(std::move(e));
+}
+
+void Engine::apply_track_updates() const {
+  std::vector<TrackUpdate> updates;
+  {
+    std::lock_guard lock(repairs_mu_);
+    if (track_updates_.empty()) return;
+    updates.swap(track_updates_);
+  }
+  for (const TrackUpdate& u : updates) {
+    auto& map = tracked_[track_shard(u.fingerprint)];
+    if (u.healed) {
+      map.erase(u.fingerprint);
+    } else if (auto t = map.find(u.fingerprint); t != map.end()) {
+      t->second.failure_escalation += 1;
+    }
+  }
 }
 
 std::optional<PendingApproval> Engine::decide(std::uint64_t approval_id, AuditKind kind,
@@ -832,8 +938,19 @@ ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
   auto p = decide(approval_id, AuditKind::kApproved, {});
   if (!p) return ApprovalOutcome::kUnknownId;
   // Approval is a person's decision: it skips the rate limit, not the executor's own checks.
+  {
+    std::lock_guard repairs(repairs_mu_);
+    reserve(p->planned);
+  }
   DispatchResult d;
-  send(p->planned, p->cycle_id, d, nullptr);
+  send(p->planned, d);
+  AuditEntry e;
+  fill_audit_entry(e, p->planned, p->cycle_id, d);
+  audit_.append(std::move(e));
+  {
+    std::lock_guard repairs(repairs_mu_);
+    settle(p->planned, d);
+  }
   return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
                                                  : ApprovalOutcome::kDispatchFailed;
 }
@@ -860,6 +977,7 @@ EngineStatus Engine::status() const {
     s.coalesced = coalesced_;
   }
   std::lock_guard lock(mu_);
+  apply_track_updates();
   if (!history_.empty()) {
     s.last_summary = history_.front()->summary.text;
     s.last_run = history_.front()->started;
@@ -868,12 +986,15 @@ EngineStatus Engine::status() const {
   s.served_by_trigger = served_by_trigger_;
   for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
   s.pending_approvals = approvals_.size();
-  s.repairs_in_flight = in_flight_.size();
   s.open_weak_points = 0;
   for (const auto& map : tracked_) s.open_weak_points += map.size();
-  s.repairs_dispatched = repairs_dispatched_;
-  s.repairs_succeeded = repairs_succeeded_;
-  s.repairs_failed = repairs_failed_;
+  {
+    std::lock_guard repairs(repairs_mu_);
+    s.repairs_in_flight = in_flight_by_wp_.size();
+    s.repairs_dispatched = repairs_dispatched_;
+    s.repairs_succeeded = repairs_succeeded_;
+    s.repairs_failed = repairs_failed_;
+  }
   s.suppressed_by_reason = suppressed_by_reason_;
   std::uint64_t cumulative = 0;
   for (std::size_t b = 0; b <= std::size(kCycleBounds); ++b) {

@@ -219,14 +219,10 @@ struct RedisStreams::Impl {
     std::string raw_id{};
   };
 
-  // Chains the executor's events to the acker, then to the user's observer.
+  // The acker's view of the executor's events: the first of its observers.
   struct Forward final : Observer {
     Impl* im = nullptr;
-    Observer* next = nullptr;
-    void on_event(const TaskEvent& e) noexcept override {
-      im->on_event(e);
-      if (next) next->on_event(e);
-    }
+    void on_event(const TaskEvent& e) noexcept override { im->on_event(e); }
   };
 
   Impl(ExecutorConfig ec, RedisStreamsConfig c) : cfg(std::move(c)) {
@@ -243,8 +239,7 @@ struct RedisStreams::Impl {
     }
     if (cfg.consumer.empty()) cfg.consumer = default_consumer();
     forward.im = this;
-    forward.next = ec.observer;
-    ec.observer = &forward;
+    ec.observers.insert(ec.observers.begin(), &forward);
     for (const auto& name : cfg.arms) {
       const auto it = std::find_if(ec.arms.begin(), ec.arms.end(),
                                    [&](const ArmConfig& a) { return a.name == name; });

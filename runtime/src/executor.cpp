@@ -12,12 +12,14 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <concurrentqueue/concurrentqueue.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "detail/observer_registry.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
 #include "octo/histogram.hpp"
@@ -317,7 +319,6 @@ ExecutorConfig& ExecutorConfig::on(std::string_view arm, Handler handler) {
 struct Executor::Impl {
   explicit Impl(ExecutorConfig&& cfg)
       : context(std::move(cfg.context)),
-        observer(cfg.observer),
         fairness_budget(std::max<std::uint32_t>(1, cfg.fairness_budget)),
         aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
         dead_letter_capacity(cfg.dead_letter_capacity),
@@ -353,6 +354,8 @@ struct Executor::Impl {
     }
     arm_count.store(static_cast<std::uint32_t>(cfg.arms.size()), std::memory_order_release);
     install_routes(cfg.routes);
+    for (Observer* o : cfg.observers)
+      if (o != nullptr) observers.add(*o);
     // Read before any thread starts: a journal that cannot be read fails the constructor.
     JournalRecovery recovery;
     if (jr != nullptr) recovery = jr->recover();
@@ -594,7 +597,17 @@ struct Executor::Impl {
     return true;  // the limit is taken by drainers that will see the work when they retire
   }
 
+  // The executor whose drainer this thread is running (saved and restored around each drain, so
+  // a handler that drains another executor's work in between leaves it right).
+  static thread_local const Impl* t_draining;
+
   void drain(Arm& a) noexcept {
+    const Impl* const outer = std::exchange(t_draining, this);
+    drain_batches(a);
+    t_draining = outer;
+  }
+
+  void drain_batches(Arm& a) noexcept {
     Work batch[kBatch];
     std::uint32_t budget = fairness_budget;
     std::uint32_t tick = 0;
@@ -640,9 +653,16 @@ struct Executor::Impl {
 
   void emit(TaskEventKind kind, const Arm& a, const Work& w, std::uint32_t attempt,
             std::string_view reason = {}) const noexcept {
-    if (observer == nullptr) return;
-    const Task* task = w.node() ? &w.node()->task : nullptr;
-    observer->on_event(TaskEvent{kind, a.id, task, task ? task->id : 0, attempt, reason});
+    observers.for_each(
+        [this] {
+          // A drainer of this executor uses its arena slot's pin; any other thread (timer,
+          // shutdown, cancel(), a drainer of another executor) the shared lock.
+          return t_draining == this ? tbb::this_task_arena::current_thread_index() : -1;
+        },
+        [&](Observer& o) {
+          const Task* task = w.node() ? &w.node()->task : nullptr;
+          o.on_event(TaskEvent{kind, a.id, task, task ? task->id : 0, attempt, reason});
+        });
   }
 
   Outcome invoke(Arm& a, Work& w) noexcept {
@@ -986,7 +1006,8 @@ struct Executor::Impl {
     return report;
   }
 
-  void destroy() noexcept {
+  // `self` is the executor being destroyed, or null when its constructor failed.
+  void destroy(const Executor* self = nullptr) noexcept {
     try {
       shutdown(ShutdownMode::kCancel, std::chrono::nanoseconds::max());
     } catch (...) {
@@ -1000,11 +1021,19 @@ struct Executor::Impl {
       }
     }
     timer.reset();
+    // Every event has been delivered (drainers and the timer are done). Observers still
+    // registered hear that the executor goes away; one that calls into it (halo::Engine) waits
+    // here for its own calls to return and makes no more. Enqueues meanwhile are refused.
+    if (self != nullptr) {
+      try {
+        for (Observer* o : observers.take_all()) o->on_executor_destroyed(*self);
+      } catch (...) {  // out of memory copying the list: the observers are not told
+      }
+    }
     arena.terminate();
   }
 
   Context context;
-  Observer* const observer;
   const std::uint32_t fairness_budget;
   const std::uint32_t aging_period;
   const std::size_t dead_letter_capacity;
@@ -1015,6 +1044,8 @@ struct Executor::Impl {
   std::atomic<std::uint64_t> recovered{0};
   std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers
   tbb::task_arena arena;
+  // One pin slot per arena thread (arena slots 0 .. threads-1).
+  detail::ObserverRegistry observers{static_cast<std::size_t>(threads)};
 
   std::unique_ptr<Arm> arms[kMaxArms];
   std::atomic<std::uint32_t> arm_count{0};
@@ -1039,9 +1070,15 @@ struct Executor::Impl {
   std::unique_ptr<detail::TimerQueue<Retry>> timer;
 };
 
+thread_local const Executor::Impl* Executor::Impl::t_draining = nullptr;
+
 Executor::Executor(ExecutorConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 
-Executor::~Executor() { impl_->destroy(); }
+Executor::~Executor() { impl_->destroy(this); }
+
+void Executor::add_observer(Observer& observer) { impl_->observers.add(observer); }
+
+bool Executor::remove_observer(Observer& observer) { return impl_->observers.remove(observer); }
 
 static EnqueueResult enqueue_typed(Executor::Impl& im, ArmId arm, Task& task) noexcept;
 

@@ -38,7 +38,6 @@ struct Rig : octo_test::ManualState {
     if (!with_executor) return;
     octo::ExecutorConfig ec;
     ec.threads = 2;
-    ec.observer = &engine->observer();
     for (auto& arm : ec.arms) {
       arm.max_attempts = 1;
       arm.handler = [this](const octo::Task& t, const octo::Context&) {

@@ -31,7 +31,6 @@ struct Rig : octo_test::ManualState {
     engine = std::make_unique<halo::Engine>(state, ec);
     octo::ExecutorConfig xc;
     xc.threads = 2;
-    xc.observer = &engine->observer();
     for (auto& a : xc.arms)
       a.handler = [](const octo::Task&, const octo::Context&) { return octo::Outcome::success(); };
     executor = std::make_unique<octo::Executor>(std::move(xc));

@@ -72,7 +72,7 @@ TEST(ExecutorStress, AccountingInvariantAndParallelLimitUnderLoad) {
   std::unique_ptr<Peak[]> peaks(new Peak[arms.size()]);
 
   octo::ExecutorConfig cfg;
-  cfg.observer = &obs;
+  cfg.observers = {&obs};
   for (std::size_t a = 0; a < cfg.arms.size(); ++a) {
     cfg.arms[a].backoff_base = 0ms;
     cfg.arms[a].backoff_max = 1ms;

@@ -356,7 +356,7 @@ TEST(Failures, RetriesThenDeadLetters) {
   a.max_attempts = 3;
   auto cfg = config_with({a});
   cfg.routes.add_prefix("t.", "a");
-  cfg.observer = &obs;
+  cfg.observers = {&obs};
   Executor ex(std::move(cfg));
   auto r1 = ex.enqueue(Task{.type = "t.fail"});
   auto r2 = ex.enqueue(Task{.type = "t.throw", .payload = "throw", .max_attempts = 2});
@@ -433,7 +433,7 @@ TEST(Cancel, QueuedTaskIsCancelledOnceAndNeverRuns) {
     return Outcome::success();
   })});
   cfg.routes.add_prefix("t.", "a");
-  cfg.observer = &obs;
+  cfg.observers = {&obs};
   Executor ex(std::move(cfg));
   DrainerHold hold(ex, 0);
   ASSERT_TRUE(hold.held());

@@ -137,7 +137,7 @@ class Sim {
   std::vector<std::thread> threads_;
   // Set once the load runs (request threads read it): relaxed, only its value matters.
   std::atomic<double> t0_{0};
-  // Declared before the executor so it outlives it (the executor's observer calls the engine).
+  // Engine and executor may be destroyed in either order (halo/engine.hpp).
   std::unique_ptr<halo::Engine> engine_;
   std::unique_ptr<octo::Executor> executor_;
   halo::LoopHandle loop_;
@@ -233,7 +233,6 @@ void Sim::start_engine(double baseline_rate) {
 
   octo::ExecutorConfig xc;
   xc.threads = opt_.executor_threads;
-  xc.observer = &engine_->observer();
   for (auto& arm : xc.arms) {
     arm.backoff_base = 20ms;
     arm.handler = [this](const octo::Task& t, const octo::Context&) { return world_.repair(t); };

@@ -12,22 +12,26 @@
 //   blast radius     at most blast_radius_percent of the agents are under repair at once;
 //   approval         configured task types wait for approve(id) / reject(id);
 //   rate limit       a token bucket (repairs_per_second, repair_burst) on dispatches.
-// Every decision lands in the audit log. Repair outcomes come back through observer(): success
-// clears the weak point and its backoff, failure escalates it one level and backs off.
+// Every decision lands in the audit log. Repair outcomes come back through the observer that
+// attach() registers with the executor: success clears the weak point and its backoff, failure
+// escalates it one level and backs off.
 //
 // Cycles are single-flight: a request() or run_cycle() that arrives while a cycle runs is
 // coalesced, with all others arriving meanwhile, into exactly one follow-up cycle.
 //
 //   halo::SystemState state;
+//   octo::Executor executor(std::move(executor_config));   // handlers for the repair arms
 //   halo::Engine engine(state, {.safety = {.approval_required = {"env.sync"}}});
-//   octo::ExecutorConfig ec;  ec.observer = &engine.observer();  /* handlers ... */
-//   octo::Executor executor(std::move(ec));
-//   engine.attach(executor);
+//   engine.attach(executor);                         // the one wiring call (outcomes included)
 //   auto loop = halo::register_loop(engine);          // the five triggers start cycles
 //   auto result = engine.run_cycle("manual");         // or run one by hand
 //
-// Lifetime: shut the executor down (or destroy it) before the engine, since its observer calls
-// into the engine. Thread safety: every member may be called from any thread.
+// Lifetime: engine and executor may be destroyed in either order, with cycles running and
+// repairs in flight: the engine's destructor detaches it (waits for the executor's calls into
+// it to return); an executor destroyed first tells the engine, which then dispatches nothing
+// more (repairs fail "no executor attached"). Declaring the executor first, as above, is the
+// cheapest order: the engine goes first and the executor's shutdown needs no engine.
+// Thread safety: every member may be called from any thread.
 #pragma once
 
 #include <array>
@@ -44,7 +48,9 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -207,10 +213,16 @@ class Engine {
   // User analyzers run with the built-ins; user strategies are asked before the built-ins.
   void add_analyzer(std::unique_ptr<Analyzer> analyzer);
   void add_strategy(std::unique_ptr<Strategy> strategy);
+  // Sends repairs to `executor` and registers the engine's observer with it, so that repair
+  // outcomes flow back (the observer costs the executor one relaxed load per event while no
+  // repair is in flight, a short mutex per terminal event otherwise; it never waits for a
+  // cycle). Replaces an executor attached before (detaching from it). Not owned: `executor`
+  // may be destroyed before the engine.
   void attach(octo::Executor& executor);
-  // Give this to ExecutorConfig::observer so repair outcomes flow back. Costs the executor
-  // nothing per event while no repair is in flight, a mutex per terminal event otherwise.
-  octo::Observer& observer() noexcept;
+  // Stops sending repairs and unregisters the observer; waits for calls in progress (an
+  // enqueue, an event) to return. Repairs still in flight are forgotten, not cancelled.
+  // Idempotent.
+  void detach();
 
   // Runs the analyzers only (no weak points, no tasks, nothing recorded).
   std::vector<AnalyzerResult> analyze_state(Mode mode = Mode::kFull);
@@ -246,6 +258,8 @@ class Engine {
   struct Tracked;
   struct InFlight;
   struct Backoff;
+  struct TrackUpdate;
+  struct EarlyOutcome;
 
   std::shared_ptr<const CycleResult> execute(std::string trigger,
                                              std::map<std::string, std::string> context, Mode mode,
@@ -256,14 +270,24 @@ class Engine {
   // `beside` runs next to the audit append (work for the other thread).
   void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries,
                 const std::function<void()>& beside);
-  // Under mu_: enqueues and records the repair; fills `result` and its audit entry (appended
-  // at once when `entry` is null).
-  void send(const GeneratedTask& gt, const std::string& cycle_id, DispatchResult& result,
-            AuditEntry* entry);
+  // A repair that passed the rails: reserve() (under repairs_mu_) counts it in flight before
+  // the enqueue; send() enqueues it under no lock the outcome path takes and fills `result`;
+  // settle() (under repairs_mu_, after its audit entry is appended) records the task id, or
+  // undoes the reservation, and applies an outcome that arrived in between.
+  void reserve(const GeneratedTask& gt);
+  void send(const GeneratedTask& gt, DispatchResult& result);
+  void settle(const GeneratedTask& gt, const DispatchResult& result);
+  struct Link;
   // Assigns every field of `e` (a reused entry keeps its strings' buffers).
   static void fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
                                const DispatchResult& d);
   void on_outcome(const octo::TaskEvent& event);
+  // Under repairs_mu_: the terminal event `kind` of an in-flight repair.
+  void apply_outcome(octo::TaskId id, octo::TaskEventKind kind, std::string_view reason);
+  // Under mu_: folds the tracking changes outcomes left in track_updates_ into tracked_.
+  void apply_track_updates() const;
+  // The executor went away (its destructor, through the observer).
+  void executor_destroyed(const octo::Executor& executor) noexcept;
   // Under mu_: removes a pending approval and audits the decision; nullopt for unknown ids.
   std::optional<PendingApproval> decide(std::uint64_t approval_id, AuditKind kind,
                                         std::string reason);
@@ -300,21 +324,23 @@ class Engine {
   std::thread worker_;
   std::mutex join_mu_;
 
-  // Engine state: tracking, repairs, approvals, history, counters.
-  mutable std::mutex mu_;
+  // The executor seam. exec_mu_ guards executor_: shared across each enqueue, exclusive in
+  // attach(), detach() and when the executor is destroyed. Taken after mu_, never with
+  // repairs_mu_ held.
+  mutable std::shared_mutex exec_mu_;
   octo::Executor* executor_ = nullptr;
+
+  // Engine state: tracking, approvals, history, counters. Held across a cycle's tracking and
+  // dispatch decisions; the outcome path never takes it.
+  mutable std::mutex mu_;
   // Weak points being tracked, in shards by the fingerprint's top bits: track() updates the
   // shards in parallel (a cycle's weak points come in fingerprint order, so each shard's are
-  // contiguous).
+  // contiguous). Mutable: status() folds in the outcomes' updates first.
   static constexpr std::size_t kTrackShards = 16;
   static std::size_t track_shard(std::uint64_t fingerprint) noexcept { return fingerprint >> 60; }
-  std::array<std::unordered_map<std::uint64_t, Tracked>, kTrackShards> tracked_;
+  mutable std::array<std::unordered_map<std::uint64_t, Tracked>, kTrackShards> tracked_;
   // Read without allocating by track()'s parallel part; grown only under mu_ by analyzer_bit().
   std::vector<std::pair<std::string, std::uint64_t>> analyzer_bits_;
-  std::unordered_map<octo::TaskId, InFlight> in_flight_;
-  std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
-  std::size_t agents_in_flight_ = 0;
-  std::unordered_map<std::uint64_t, Backoff> backoff_;
   std::map<std::uint64_t, PendingApproval> approvals_;
   std::unordered_map<std::uint64_t, std::uint64_t> approval_by_wp_;
   std::uint64_t next_approval_id_ = 1;
@@ -325,15 +351,30 @@ class Engine {
   std::map<std::string, std::uint64_t> cycles_by_trigger_;
   std::map<std::string, std::uint64_t> served_by_trigger_;
   std::map<std::string, std::uint64_t> suppressed_by_reason_;
-  std::uint64_t repairs_dispatched_ = 0;
-  std::uint64_t repairs_succeeded_ = 0;
-  std::uint64_t repairs_failed_ = 0;
   static constexpr double kCycleBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                             0.25,  0.5,   1.0,  2.5,   5.0};
   std::uint64_t cycle_buckets_[std::size(kCycleBounds) + 1] = {};
   double cycle_seconds_sum_ = 0.0;
   std::mt19937_64 rng_;
-  // Read by the observer without mu_ so unrelated tasks skip the lock; written under mu_.
+
+  // Repairs in flight and what their outcomes change: the outcome path's state. Taken after
+  // mu_ when both are needed; held only for lookups and small updates (dispatch's decisions
+  // release it every few hundred tasks), never across an enqueue.
+  mutable std::mutex repairs_mu_;
+  std::unordered_map<octo::TaskId, InFlight> in_flight_;
+  // By weak point: the task id, or 0 while reserved (enqueue not yet settled).
+  std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
+  std::size_t agents_in_flight_ = 0;
+  std::unordered_map<std::uint64_t, Backoff> backoff_;
+  mutable std::vector<TrackUpdate> track_updates_;
+  // Outcomes of tasks whose enqueue has not settled yet (they ran faster than the dispatch
+  // finished); kept only while sends are open, then dropped (they were not repairs).
+  std::unordered_map<octo::TaskId, EarlyOutcome> early_;
+  std::size_t sends_open_ = 0;
+  std::uint64_t repairs_dispatched_ = 0;
+  std::uint64_t repairs_succeeded_ = 0;
+  std::uint64_t repairs_failed_ = 0;
+  // Read by the observer without a lock so unrelated tasks skip it; written under repairs_mu_.
   std::atomic<std::size_t> in_flight_count_{0};
 };
 

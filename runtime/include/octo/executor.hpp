@@ -92,8 +92,10 @@ struct ExecutorConfig {
   // lives (its producers never join the arena); it never lowers a limit the service has set.
   int threads = 0;
   Context context;
-  // Not owned; must outlive the executor. nullptr = no events.
-  Observer* observer = nullptr;
+  // Observers registered from the start, in this order (more may be added later with
+  // add_observer). Not owned: each must stay alive until it is removed or the executor is
+  // destroyed. Null entries are ignored.
+  std::vector<Observer*> observers{};
   // Records accepted typed tasks and their ends, and recovers unfinished ones on construction
   // (see octo/journal.hpp). Shared so the service can keep reading the journal's own status.
   // nullptr = Durability::kNone.
@@ -142,6 +144,14 @@ class Executor {
   // Cancels a task that has not started (queued or waiting for a retry). True if it will not run
   // again; false if it is unknown, running or finished.
   bool cancel(TaskId id) noexcept;
+
+  // Registers `observer` for every event from here on (a second add of the same one is ignored).
+  // Not owned: it must stay alive until remove_observer(observer) returns or the executor is
+  // destroyed (then it gets on_executor_destroyed). Thread-safe; not from inside on_event.
+  void add_observer(Observer& observer);
+  // Unregisters `observer`; once it returns, no thread is calling it and none will, so it may be
+  // destroyed. False if it was not registered. Thread-safe; not from inside on_event.
+  bool remove_observer(Observer& observer);
 
   std::optional<ArmId> resolve(std::string_view type) const;
   std::optional<ArmId> arm_id(std::string_view name) const noexcept;

@@ -13,7 +13,6 @@ int main() {
   ecfg.concurrency = 2;
   halo::Engine engine(state, ecfg);
   octo::ExecutorConfig cfg;
-  cfg.observer = &engine.observer();
   int revived = 0;
   cfg.on("deploy", [&](const octo::Task& t, const octo::Context&) {
     ++revived;

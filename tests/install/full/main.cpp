@@ -28,7 +28,6 @@ int main() {
   octo::ExecutorConfig cfg;
   cfg.journal = std::make_shared<octo::SqliteJournal>(octo::SqliteJournalOptions{
       .path = journal_path.string(), .durability = octo::Durability::kSync});
-  cfg.observer = &engine.observer();
   int revived = 0;
   cfg.on("deploy", [&](const octo::Task& t, const octo::Context&) {
     ++revived;
