@@ -198,10 +198,16 @@ Engine::Engine(SystemState& state, EngineConfig config)
   if (config_.builtin_strategies)
     for (auto& s : builtin_strategies()) strategies_.push_back(std::move(s));
   if (config_.executor != nullptr) attach(*config_.executor);
+  link_->engine = this;
   worker_ = std::thread([this] { worker_loop(); });
 }
 
 Engine::~Engine() {
+  {
+    // Exclusive: a trigger's request in progress returns first; later ones do nothing.
+    std::unique_lock lock(link_->mu);
+    link_->engine = nullptr;
+  }
   stop();
   {
     std::unique_lock lock(flight_mu_);
@@ -833,8 +839,7 @@ void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
   arena_->arena.execute([&] {
     detail::parallel_ranges(n, 512, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
-        fill_audit_entry(entries[i], cycle.generated_tasks[i], cycle.id,
-                         cycle.dispatch_results[i]);
+        fill_audit_entry(entries[i], cycle.generated_tasks[i], cycle.id, cycle.dispatch_results[i]);
     });
   });
   arena_->arena.execute([&] {
@@ -1013,13 +1018,19 @@ std::vector<std::shared_ptr<const CycleResult>> Engine::history(std::size_t limi
   return {history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(n)};
 }
 
+CycleCallback Engine::request_callback() const {
+  return [link = link_](const CycleRequest& r) {
+    std::shared_lock lock(link->mu);
+    if (link->engine != nullptr) link->engine->request(r);
+  };
+}
+
 LoopHandle register_loop(Engine& engine, TriggerConfig config) {
-  return register_loop(std::move(config), [&engine](const CycleRequest& r) { engine.request(r); });
+  return register_loop(std::move(config), engine.request_callback());
 }
 
 LoopHandle register_loop(Engine& engine, Signals& signals, TriggerConfig config) {
-  return register_loop(signals, std::move(config),
-                       [&engine](const CycleRequest& r) { engine.request(r); });
+  return register_loop(signals, std::move(config), engine.request_callback());
 }
 
 }  // namespace halo

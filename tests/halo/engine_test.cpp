@@ -834,4 +834,141 @@ TEST(EndToEnd, OfflineAgentIsRevivedThroughTheDeployArm) {
   EXPECT_EQ(rig.engine->status().open_weak_points, 0u);
 }
 
+// A real-time rig for the lifetime tests: offline agents that every full cycle repairs (the
+// handler reports success without reviving, so each cycle dispatches again), a time trigger
+// firing every tick, and a thread requesting cycles without pause.
+struct LiveRig {
+  halo::SystemState state;
+  std::unique_ptr<halo::Engine> engine;
+  std::unique_ptr<octo::Executor> executor;
+  std::atomic<int> repairs{0};
+  std::function<void()> in_handler = [] {};
+  std::atomic<bool> stop{false};
+  std::thread requester;
+
+  LiveRig() {
+    for (int i = 0; i < 40; ++i)
+      state.upsert_agent({.id = "a" + std::to_string(i), .online = false});
+    auto cfg = open_rails();
+    cfg.concurrency = 2;
+    cfg.safety.repairs_per_second = 1e6;
+    engine = std::make_unique<halo::Engine>(state, cfg);
+    octo::ExecutorConfig ec;
+    ec.threads = 2;
+    for (auto& arm : ec.arms) {
+      arm.max_attempts = 1;
+      arm.handler = [this](const octo::Task&, const octo::Context&) {
+        repairs.fetch_add(1);
+        in_handler();
+        return octo::Outcome::success();
+      };
+    }
+    executor = std::make_unique<octo::Executor>(std::move(ec));
+    engine->attach(*executor);
+  }
+  void start_requests() {
+    requester = std::thread([this] {
+      while (!stop.load()) {
+        engine->request({.kind = halo::TriggerKind::kEvent, .trigger = "event", .context = {}});
+        std::this_thread::yield();
+      }
+    });
+  }
+  void stop_requests() {
+    stop = true;
+    if (requester.joinable()) requester.join();
+  }
+  ~LiveRig() { stop_requests(); }
+  bool wait_for_repairs(int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (repairs.load() < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+};
+
+// The order the README once showed: the engine outlives the executor. Destroying the executor
+// while cycles run, repairs are in flight and triggers fire must leave the engine working,
+// dispatching nothing (under ASan: no use of the freed executor).
+TEST(Lifetime, ExecutorDestroyedFirstWhileCyclesRunAndTriggersFire) {
+  LiveRig rig;
+  auto loop = halo::register_loop(*rig.engine, {.time_interval = 1ms});
+  rig.start_requests();
+  ASSERT_TRUE(rig.wait_for_repairs(200));
+  rig.executor.reset();
+  // Later cycles run; their repairs fail, naming why.
+  std::shared_ptr<const halo::CycleResult> after;
+  while (after == nullptr) after = rig.engine->run_cycle("manual");
+  EXPECT_EQ(statuses(*after), (std::map<std::string, int>{{"failed:no executor attached", 40}}));
+  rig.stop_requests();
+  loop.stop();
+  rig.engine.reset();
+}
+
+// The other order: the engine goes first while its repairs are still running on the executor
+// and the triggers it registered keep firing; the repairs' outcomes then reach no engine, and
+// the loop's requests do nothing (under ASan: no use of the freed engine).
+TEST(Lifetime, EngineDestroyedFirstWhileRepairsRunAndTriggersFire) {
+  LiveRig rig;
+  std::latch entered(1);
+  std::latch gate(1);
+  std::atomic<bool> first{true};
+  rig.in_handler = [&] {
+    if (first.exchange(false)) entered.count_down();
+    gate.wait();
+  };
+  auto loop = halo::register_loop(*rig.engine, {.time_interval = 1ms});
+  rig.start_requests();
+  entered.wait();
+  rig.stop_requests();
+  rig.engine.reset();
+  gate.count_down();  // the held repairs finish: their events find no observer
+  EXPECT_TRUE(rig.executor->wait_idle(30s));
+  EXPECT_GT(rig.executor->status().succeeded, 0u);
+  // The time trigger fires again into the destroyed engine's callback.
+  const auto time_fired = [&] {
+    return loop->status().triggers[static_cast<int>(halo::TriggerKind::kTime)].fired;
+  };
+  const auto fired_at_reset = time_fired();
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (time_fired() == fired_at_reset && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_GT(time_fired(), fired_at_reset);
+  loop.stop();
+  rig.executor->shutdown(octo::ShutdownMode::kDrain, 30s);
+}
+
+// attach() alone wires the outcomes: a repair that succeeded clears its weak point's in-flight
+// mark, so the next cycle repairs again (the engine's observer was once a separate, silent
+// step); detach() stops dispatching and attach() of another executor resumes.
+TEST(Lifetime, AttachIsTheOneWiringCallAndDetachStopsDispatch) {
+  auto cfg = open_rails();
+  Rig rig(cfg);
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"dispatched", 1}}));
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"dispatched", 1}}));
+  EXPECT_EQ(rig.engine->status().repairs_succeeded, 2u);
+  rig.engine->detach();
+  rig.engine->detach();  // idempotent
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"failed:no executor attached", 1}}));
+  octo::ExecutorConfig ec;
+  int ran = 0;
+  ec.on("deploy", [&](const octo::Task&, const octo::Context&) {
+    ++ran;
+    return octo::Outcome::success();
+  });
+  octo::Executor other(std::move(ec));
+  rig.engine->attach(other);
+  EXPECT_EQ(statuses(*rig.engine->run_cycle("manual")),
+            (std::map<std::string, int>{{"dispatched", 1}}));
+  ASSERT_TRUE(other.wait_idle(30s));
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(rig.engine->status().repairs_succeeded, 3u);
+  EXPECT_EQ(rig.engine->status().repairs_in_flight, 0u);
+  rig.engine->detach();
+}
+
 }  // namespace

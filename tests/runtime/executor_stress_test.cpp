@@ -212,4 +212,48 @@ TEST(ExecutorStress, ShutdownCancelWhileProducersEnqueue) {
   shutdown_while_producing(octo::ShutdownMode::kCancel);
 }
 
+// Observers come and go while two producers keep every arm's drainers busy; a removed observer
+// is freed at once, so a late call is caught (by its flag here, and by ASan as a use after free).
+TEST(ExecutorStress, ObserversAddedAndRemovedWhileTasksRun) {
+  struct Watch : octo::Observer {
+    std::atomic<int> calls{0};
+    std::atomic<bool> gone{false};
+    std::atomic<int> after_gone{0};
+    void on_event(const octo::TaskEvent&) noexcept override {
+      if (gone.load()) after_gone.fetch_add(1);
+      calls.fetch_add(1);
+    }
+  };
+  octo::ExecutorConfig cfg;
+  cfg.threads = 2;
+  for (auto& a : cfg.arms)
+    a.handler = [](const Task&, const octo::Context&) { return Outcome::success(); };
+  octo::Executor ex(std::move(cfg));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (!ex.enqueue(Task{.type = "run-batch-job"})) std::this_thread::yield();
+      }
+    });
+  }
+  int seen = 0;
+  for (int round = 0; round < 200; ++round) {
+    auto w = std::make_unique<Watch>();
+    ex.add_observer(*w);
+    for (int spins = 0; w->calls.load() == 0 && spins < 1'000'000; ++spins) {
+      std::this_thread::yield();
+    }
+    ASSERT_TRUE(ex.remove_observer(*w));
+    w->gone.store(true);
+    ASSERT_EQ(w->after_gone.load(), 0) << "round " << round;
+    seen += w->calls.load() > 0;
+  }
+  stop = true;
+  for (auto& t : producers) t.join();
+  ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
+  EXPECT_GT(seen, 100);
+}
+
 }  // namespace

@@ -531,6 +531,72 @@ TEST(Shutdown, DeadlineReportsStillRunning) {
   ex.reset();  // the destructor waits for the running task
 }
 
+// Counts the terminal events it sees, and whether the executor said it was going away.
+struct Terminals : octo::Observer {
+  std::atomic<int> terminal{0};
+  std::atomic<int> destroyed{0};
+  const Executor* destroyed_by = nullptr;
+  void on_event(const octo::TaskEvent& e) noexcept override {
+    terminal += e.kind == octo::TaskEventKind::kSucceeded;
+  }
+  void on_executor_destroyed(const Executor& ex) noexcept override {
+    ++destroyed;
+    destroyed_by = &ex;
+  }
+};
+
+TEST(Observers, ListedAddedAndRemovedOnesSeeWhatTheyShould) {
+  Terminals listed, added, never;
+  auto cfg = config_with({arm("a", 2)});
+  cfg.observers = {&listed, nullptr};
+  auto ex = std::make_unique<Executor>(std::move(cfg));
+  auto run_one = [&] {
+    ASSERT_TRUE(ex->submit(0, [] {}));
+    ASSERT_TRUE(ex->wait_idle(kGenerous));
+  };
+  run_one();
+  ex->add_observer(added);
+  ex->add_observer(added);  // once only
+  run_one();
+  EXPECT_TRUE(ex->remove_observer(listed));
+  EXPECT_FALSE(ex->remove_observer(listed));
+  EXPECT_FALSE(ex->remove_observer(never));
+  run_one();
+  EXPECT_EQ(listed.terminal.load(), 2);
+  EXPECT_EQ(added.terminal.load(), 2);
+  // Told once, only while still registered, with the executor going away.
+  const Executor* addr = ex.get();
+  ex.reset();
+  EXPECT_EQ(added.destroyed.load(), 1);
+  EXPECT_EQ(added.destroyed_by, addr);
+  EXPECT_EQ(listed.destroyed.load(), 0);
+  EXPECT_EQ(never.destroyed.load(), 0);
+}
+
+// Events emitted outside the arena reach observers too: a shutdown cancels the queued tasks
+// from its own thread while the arm's only drainer is held.
+TEST(Observers, EventsFromTheShuttingDownThreadAreObserved) {
+  RecordingObserver rec;
+  auto cfg = config_with({arm("a", 1)});
+  cfg.observers = {&rec};
+  Executor ex(std::move(cfg));
+  DrainerHold hold(ex, 0);
+  ASSERT_TRUE(hold.held());
+  auto r = ex.enqueue(0, Task{.type = "x"});
+  ASSERT_TRUE(r);
+  auto report = std::async(std::launch::async,
+                           [&] { return ex.shutdown(octo::ShutdownMode::kCancel, kGenerous); });
+  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+  while (rec.count(r.id(), octo::TaskEventKind::kCancelled) == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_EQ(rec.count(r.id(), octo::TaskEventKind::kCancelled), 1);
+  EXPECT_TRUE(hold.held());  // not a drainer: the only one is still held
+  hold.release();
+  EXPECT_EQ(report.get().cancelled, 1u);
+  EXPECT_TRUE(ex.remove_observer(rec));
+}
+
 TEST(Status, HistogramsAndTotals) {
   Executor ex(config_with({arm("a", 2)}));
   for (int i = 0; i < 2000; ++i) ASSERT_TRUE(ex.submit(0, [] {}));

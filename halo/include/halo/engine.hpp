@@ -235,6 +235,10 @@ class Engine {
   // Asks the engine's worker thread for a cycle (what the triggers call). Never blocks on a
   // cycle: requests arriving while one is queued or running are coalesced.
   void request(const CycleRequest& request);
+  // A callback that calls request() while the engine lives and does nothing once it has been
+  // destroyed (the engine's destructor waits for a call in progress), so triggers holding it may
+  // outlive the engine. register_loop(engine) uses it.
+  CycleCallback request_callback() const;
   // Blocks until no cycle is running or queued, or the timeout passes; true when idle.
   bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 
@@ -277,7 +281,6 @@ class Engine {
   void reserve(const GeneratedTask& gt);
   void send(const GeneratedTask& gt, DispatchResult& result);
   void settle(const GeneratedTask& gt, const DispatchResult& result);
-  struct Link;
   // Assigns every field of `e` (a reused entry keeps its strings' buffers).
   static void fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
                                const DispatchResult& d);
@@ -297,6 +300,13 @@ class Engine {
   // Under flight_mu_: folds `request` into the one pending follow-up cycle, creating it if none.
   void merge_pending(const CycleRequest& request);
   std::string new_uuid();
+
+  // What request_callback() holds: the engine while it lives (null from its destructor on).
+  struct Link {
+    std::shared_mutex mu;
+    Engine* engine = nullptr;
+  };
+  const std::shared_ptr<Link> link_ = std::make_shared<Link>();
 
   SystemState& state_;
   const EngineConfig config_;
