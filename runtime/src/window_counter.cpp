@@ -116,8 +116,9 @@ WindowCounter::WindowCounter(const Ticker& ticker, Options options, std::uint32_
   std::lock_guard lock(r.mu);
   if (pinned_slot != kNotPinned) {
     if (pinned_slot >= kPinnedSlots || r.pinned_taken[pinned_slot]) {
-      throw std::invalid_argument("octo::WindowCounter: pinned slot " +
-                                  std::to_string(pinned_slot) + " is out of range or taken");
+      throw std::invalid_argument(
+          "octo::WindowCounter: pinned slot " + std::to_string(pinned_slot) +
+          " is out of range or was taken before (pinned slots are permanent)");
     }
     r.pinned_taken[pinned_slot] = true;
     id_ = pinned_slot;
@@ -138,11 +139,8 @@ WindowCounter::~WindowCounter() {
   CounterRegistry& r = CounterRegistry::get();
   std::lock_guard lock(r.mu);
   r.live.erase(generation_);
-  if (id_ < kPinnedSlots) {
-    r.pinned_taken[id_] = false;
-  } else {
-    r.free_ids.push_back(id_);
-  }
+  // A pinned slot is never given out again (threads' handles at it still name this counter).
+  if (id_ >= kPinnedSlots) r.free_ids.push_back(id_);
 }
 
 detail::CounterShard* WindowCounter::take_shard() {
@@ -220,12 +218,6 @@ std::uint64_t WindowCounter::total() const {
     }
   }
   return sum;
-}
-
-const detail::TlsSlot* WindowCounter::thread_slot() noexcept {
-  if (const detail::TlsSlot* s = own_slot()) return s;
-  record_slow(0);     // sets the slot up; adds nothing
-  return own_slot();  // nullptr only if memory ran out
 }
 
 std::size_t WindowCounter::shard_count() const {

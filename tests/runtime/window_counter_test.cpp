@@ -142,8 +142,9 @@ TEST(WindowCounter, ManyCountersAndRecycledIds) {
   EXPECT_EQ(counters[43]->sum(), 43u);
 }
 
-TEST(WindowCounter, PinnedSlotsAreExclusiveAndShareTheThreadSlot) {
+TEST(WindowCounter, PinnedSlotsAreExclusivePermanentAndRecordWithoutLookup) {
   ManualTime t;
+  const auto epoch = [&] { return t.ticker.epoch_word().load(); };
   {
     octo::WindowCounter pinned(t.ticker, {.window = 100ms, .buckets = 10}, 1);
     EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 100ms, .buckets = 10}, 1),
@@ -151,17 +152,22 @@ TEST(WindowCounter, PinnedSlotsAreExclusiveAndShareTheThreadSlot) {
     EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 100ms, .buckets = 10},
                                      octo::WindowCounter::kPinnedSlots),
                  std::invalid_argument);
+    // This thread's first record goes through the counter; then the pinned path lands in the
+    // same bucket, until the bucket ends.
+    EXPECT_FALSE(octo::WindowCounter::record_pinned(1, epoch(), 2));
     pinned.record(3);
-    // The pinned slot is this thread's handle, at a fixed index.
-    const octo::detail::TlsSlot* slot = pinned.thread_slot();
-    ASSERT_EQ(slot, &octo::detail::tls_inline[1]);
-    slot->current->store(slot->current->load() + 2);  // what halo::record_request() does
+    EXPECT_TRUE(octo::WindowCounter::record_pinned(1, epoch(), 2));
     EXPECT_EQ(pinned.sum(), 5u);
+    t.advance(10ms);  // the next bucket
+    EXPECT_FALSE(octo::WindowCounter::record_pinned(1, epoch(), 1));
+    pinned.record(1);
+    EXPECT_TRUE(octo::WindowCounter::record_pinned(1, epoch(), 1));
+    EXPECT_EQ(pinned.sum(), 7u);
+    EXPECT_EQ(pinned.total(), 7u);
   }
-  // Destroyed: the pinned slot can be taken again.
-  octo::WindowCounter again(t.ticker, {.window = 100ms, .buckets = 10}, 1);
-  again.record();
-  EXPECT_EQ(again.sum(), 1u);
+  // Destroyed, the slot stays taken: this thread's handle there still names the old counter.
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 100ms, .buckets = 10}, 1),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -117,13 +117,8 @@ inline void record_default(std::uint32_t slot) noexcept {
   // Acquire pairs with the release that publishes the ticker's epoch word.
   const std::uint64_t epoch =
       default_epoch.load(std::memory_order_acquire)->load(std::memory_order_relaxed);
-  octo::detail::TlsSlot& s = octo::detail::tls_slots()[slot];
-  if (epoch < s.epoch_end) [[likely]] {
-    // This thread is the word's only writer (see octo::WindowCounter::record).
-    s.current->store(s.current->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  } else {
+  if (!octo::WindowCounter::record_pinned(slot, epoch)) [[unlikely]]
     record_default_slow(slot);
-  }
 }
 }  // namespace detail
 

@@ -91,10 +91,11 @@ class WindowCounter {
   // the ticker's resolution. The ticker must outlive the counter.
   WindowCounter(const Ticker& ticker, Options options);
 
-  // Ids below kPinnedSlots are reserved for counters that live as long as the process (halo's
-  // default request and error counters): their thread slot is at a fixed index, so a caller can
-  // record through detail::tls_inline[slot] without looking the counter up. Throws
-  // std::invalid_argument if the slot is out of range or taken.
+  // A pinned counter holds one of kPinnedSlots fixed thread slots, so record_pinned() reaches
+  // this thread's bucket without looking the counter up (halo's default request and error
+  // counters use them). Pinned slots are permanent: each can be taken once per process, and
+  // stays taken when its counter is destroyed (no later counter inherits threads' handles on
+  // the old one). Throws std::invalid_argument if the slot is out of range or was taken before.
   static constexpr std::uint32_t kPinnedSlots = 2;
   WindowCounter(const Ticker& ticker, Options options, std::uint32_t pinned_slot);
   explicit WindowCounter(const Ticker& ticker) : WindowCounter(ticker, Options{}) {}
@@ -133,10 +134,21 @@ class WindowCounter {
   // Threads that have recorded into this counter (live or exited).
   std::size_t shard_count() const;
 
-  // This thread's handle on the counter, set up if needed (for callers that keep their own
-  // fast path, like halo::record_request). Valid until the thread exits or the counter dies;
-  // nullptr if memory ran out.
-  const detail::TlsSlot* thread_slot() noexcept;
+  // The fast path of the counter pinned at `pinned_slot`, for a caller that reads the ticker's
+  // epoch itself (halo::record_request reads it through one pointer that also says whether
+  // counting is on): adds n to this thread's bucket and returns true when `epoch` is still
+  // inside it; false when the caller must call record() on the counter (the thread's first
+  // record, or a new bucket). Only for a live pinned counter; since pinned slots are never
+  // reused, a thread's handle at that slot can only be this counter's.
+  static bool record_pinned(std::uint32_t pinned_slot, std::uint64_t epoch,
+                            std::uint64_t n = 1) noexcept {
+    detail::TlsSlot& s = detail::tls_slots()[pinned_slot];
+    if (epoch >= s.epoch_end) [[unlikely]]
+      return false;
+    // This thread is the word's only writer (see record()).
+    s.current->store(s.current->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    return true;
+  }
 
  private:
   friend struct CounterRegistry;
