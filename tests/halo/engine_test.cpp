@@ -900,11 +900,12 @@ TEST(Lifetime, ExecutorDestroyedFirstWhileCyclesRunAndTriggersFire) {
   ASSERT_TRUE(rig.wait_for_repairs(200));
   rig.executor.reset();
   // Later cycles run; their repairs fail, naming why.
-  std::shared_ptr<const halo::CycleResult> after;
-  while (after == nullptr) after = rig.engine->run_cycle("manual");
-  EXPECT_EQ(statuses(*after), (std::map<std::string, int>{{"failed:no executor attached", 40}}));
   rig.stop_requests();
   loop.stop();
+  ASSERT_TRUE(rig.engine->wait_idle(30s));
+  auto after = rig.engine->run_cycle("manual");
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(statuses(*after), (std::map<std::string, int>{{"failed:no executor attached", 40}}));
   rig.engine.reset();
 }
 
@@ -1011,6 +1012,89 @@ TEST(Engine, AnalyzersOfACycleRunInParallel) {
   ASSERT_NE(rig.cycle(), nullptr);
   EXPECT_TRUE(left->met);
   EXPECT_TRUE(right->met);
+}
+
+// A sync journal whose wait_durable() can be held: an enqueue then blocks as it would on a slow
+// fsync.
+struct HeldJournal : octo::Journal {
+  std::atomic<bool> hold{false};
+  std::latch waiting{1};
+  std::latch release{1};
+  std::atomic<std::uint64_t> next{1};
+  octo::Durability durability() const noexcept override { return octo::Durability::kSync; }
+  octo::JournalRecovery recover() override { return {}; }
+  octo::JournalTicket accepted(std::string_view, const octo::Task&) noexcept override {
+    const auto k = next.fetch_add(1);
+    return {k, k};
+  }
+  bool wait_durable(std::uint64_t) noexcept override {
+    if (hold.exchange(false)) {
+      waiting.count_down();
+      release.wait();
+    }
+    return true;
+  }
+  void retried(std::uint64_t, std::uint32_t) noexcept override {}
+  void succeeded(std::uint64_t) noexcept override {}
+  void cancelled(std::uint64_t) noexcept override {}
+  void dead_lettered(std::uint64_t, std::string_view, std::uint32_t) noexcept override {}
+};
+
+// While a cycle's dispatch waits inside enqueue (a held fsync), the outcome of an earlier repair
+// still reaches the engine: the outcome path takes no lock the dispatch holds.
+TEST(Lifetime, OutcomesDoNotWaitForADispatchBlockedOnTheJournal) {
+  octo_test::ManualState ms;
+  auto journal = std::make_shared<HeldJournal>();
+  halo::Engine engine(ms.state, open_rails());
+  std::latch first_running(1);
+  std::latch first_done(1);
+  octo::ExecutorConfig ec;
+  ec.threads = 2;
+  ec.journal = journal;
+  for (auto& arm : ec.arms) {
+    arm.max_attempts = 1;
+    arm.handler = [&](const octo::Task& t, const octo::Context&) {
+      if (t.payload == "a1") {
+        first_running.count_down();
+        first_done.wait();
+      }
+      return octo::Outcome::success();
+    };
+  }
+  octo::Executor ex(std::move(ec));
+  engine.attach(ex);
+  // Registered after the engine's: it sees an event once the engine's observer has returned.
+  struct Seen : octo::Observer {
+    std::promise<void> succeeded;
+    std::atomic<bool> once{false};
+    void on_event(const octo::TaskEvent& e) noexcept override {
+      if (e.kind == octo::TaskEventKind::kSucceeded && e.task && e.task->payload == "a1" &&
+          !once.exchange(true))
+        succeeded.set_value();
+    }
+  } seen;
+  ex.add_observer(seen);
+
+  ms.state.upsert_agent({.id = "a1", .online = false});
+  ASSERT_EQ(statuses(*engine.run_cycle("manual")), (std::map<std::string, int>{{"dispatched", 1}}));
+  first_running.wait();
+  // The next cycle's enqueue of a2's repair blocks in the journal.
+  ms.state.upsert_agent({.id = "a2", .online = false});
+  journal->hold = true;
+  auto second = std::async(std::launch::async, [&] { return engine.run_cycle("manual"); });
+  journal->waiting.wait();
+  first_done.count_down();  // a1's repair finishes while the dispatch is held
+  auto outcome = seen.succeeded.get_future();
+  EXPECT_EQ(outcome.wait_for(30s), std::future_status::ready);
+  journal->release.count_down();
+  auto c2 = second.get();
+  ASSERT_NE(c2, nullptr);
+  EXPECT_EQ(statuses(*c2),
+            (std::map<std::string, int>{{"dispatched", 1}, {"suppressed:in-flight", 1}}));
+  ASSERT_TRUE(ex.wait_idle(30s));
+  EXPECT_EQ(engine.status().repairs_succeeded, 2u);
+  EXPECT_EQ(engine.status().repairs_in_flight, 0u);
+  ex.remove_observer(seen);
 }
 
 }  // namespace
