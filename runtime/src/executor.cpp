@@ -1171,7 +1171,7 @@ bool Executor::cancel(TaskId id) noexcept {
   return true;
 }
 
-std::optional<ArmId> Executor::resolve(std::string_view type) const {
+std::optional<ArmId> Executor::resolve(std::string_view type) const noexcept {
   return impl_->routes.load(std::memory_order_acquire)->find(type);
 }
 

@@ -22,6 +22,7 @@
 // all calls into it. Handlers run on the executor's TBB arena and must not block for long.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -64,8 +65,12 @@ class [[nodiscard]] EnqueueResult {
   explicit operator bool() const noexcept { return ok(); }
   // 0 for submit() callables, which are not individually cancellable.
   TaskId id() const noexcept { return id_; }
-  // Only meaningful when !ok().
-  EnqueueError error() const noexcept { return error_.value_or(EnqueueError::kStopped); }
+  // Why the task was refused. Precondition: !ok(). On an accepted result it is a contract
+  // violation: debug builds assert, release builds return EnqueueError::kStopped.
+  EnqueueError error() const noexcept {
+    assert(!ok() && "octo::EnqueueResult::error() on an accepted result");
+    return error_.value_or(EnqueueError::kStopped);
+  }
 
  private:
   EnqueueResult(TaskId id, std::optional<EnqueueError> e) noexcept : id_(id), error_(e) {}
@@ -153,7 +158,8 @@ class Executor {
   // destroyed. False if it was not registered. Thread-safe; not from inside on_event.
   bool remove_observer(Observer& observer);
 
-  std::optional<ArmId> resolve(std::string_view type) const;
+  // The arm `type` routes to (what enqueue(Task) would pick), or nullopt. Lock-free.
+  std::optional<ArmId> resolve(std::string_view type) const noexcept;
   std::optional<ArmId> arm_id(std::string_view name) const noexcept;
   std::size_t arm_count() const noexcept;
 
