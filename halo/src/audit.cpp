@@ -5,6 +5,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "detail/field_count.hpp"
 #include "detail/json.hpp"
 
 namespace halo {
@@ -84,6 +85,9 @@ void AuditLog::grow() {
 namespace {
 
 // Field by field: std::swap would make three moves of every string.
+static_assert(detail::field_count<AuditEntry>() == 10,
+              "AuditEntry gained a field: swap it here and set it in Engine::fill_audit_entry");
+
 void swap_entries(AuditEntry& a, AuditEntry& b) noexcept {
   std::swap(a.seq, b.seq);
   std::swap(a.when, b.when);

@@ -11,6 +11,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "detail/field_count.hpp"
 #include "detail/grouping.hpp"
 #include "detail/parallel.hpp"
 
@@ -630,6 +631,12 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq) {
     }
   }
 }
+
+static_assert(detail::field_count<GeneratedTask>() == 5,
+              "GeneratedTask gained a field: set it in Engine::plan, which writes tasks over "
+              "recycled ones");
+static_assert(detail::field_count<AuditEntry>() == 10,
+              "AuditEntry gained a field: set it in Engine::fill_audit_entry");
 
 void Engine::plan(CycleResult& cycle) {
   std::vector<std::shared_ptr<Strategy>> strategies;

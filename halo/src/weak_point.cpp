@@ -1,5 +1,6 @@
 #include "halo/weak_point.hpp"
 
+#include "detail/field_count.hpp"
 #include "detail/grouping.hpp"
 #include "detail/parallel.hpp"
 
@@ -37,6 +38,10 @@ void write_weak_point_id(std::string& id, std::uint64_t fp) {
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results) {
   return detail::group_weak_points(results, true);
 }
+
+static_assert(detail::field_count<WeakPoint>() == 10,
+              "WeakPoint gained a field: set it in group_weak_points below, which writes weak "
+              "points over recycled ones");
 
 std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResult>& results,
                                                  bool sorted, std::vector<WeakPoint> storage) {

@@ -34,8 +34,8 @@ enum class AuditKind : std::uint8_t {
 };
 std::string_view to_string(AuditKind k) noexcept;
 
-// A new field must also go into the log's slot exchange (swap_entries, audit.cpp) and the
-// engine's fill_audit_entry (engine.cpp), which write entries over recycled ones.
+// Entries are recycled (the log's slot exchange, the engine's fill_audit_entry write every field
+// over old ones); audit.cpp checks the field count at compile time.
 struct AuditEntry {
   std::uint64_t seq = 0;
   std::chrono::system_clock::time_point when{};

@@ -107,8 +107,8 @@ enum class DispatchStatus : std::uint8_t {
 };
 std::string_view to_string(DispatchStatus s) noexcept;
 
-// A new field must also be set by Engine::plan (engine.cpp), which writes tasks over the
-// recycled ones of an old cycle.
+// Engine::plan writes tasks over the recycled ones of an old cycle, every field; engine.cpp
+// checks the field count at compile time.
 struct GeneratedTask {
   std::string weak_point{};  // WeakPoint::id
   std::uint64_t fingerprint = 0;

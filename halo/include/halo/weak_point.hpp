@@ -15,8 +15,8 @@
 
 namespace halo {
 
-// A new field must also be set by grouping (weak_point.cpp), which writes weak points over the
-// recycled ones of an old cycle.
+// Grouping writes weak points over the recycled ones of an old cycle, every field;
+// weak_point.cpp checks the field count at compile time.
 struct WeakPoint {
   std::string id{};  // "wp-" + 16 hex digits of the fingerprint
   std::uint64_t fingerprint = 0;
