@@ -212,9 +212,10 @@ class EnvironmentConsistency final : public Analyzer {
       std::string what = n_missing > 0 ? std::to_string(n_missing) + " missing key(s)" : "";
       if (n_mismatched > 0)
         what += (what.empty() ? "" : ", ") + std::to_string(n_mismatched) + " mismatched value(s)";
-      r.issues.push_back(make_issue(name(), sev, "env", snap_name,
-                                    n_missing > 0 ? "missing-keys" : "mismatch", "env-mismatch-",
-                                    "environment " + snap_name + ": " + what));
+      r.issues.push_back(
+          make_issue(name(), sev, "env", snap_name, n_missing > 0 ? "missing-keys" : "mismatch",
+                     "env-mismatch-",
+                     std::string("environment ").append(snap_name).append(": ").append(what)));
       r.issues.back().data = {{"missing", missing}, {"mismatched", mismatched}};
     }
     if (!r.issues.empty()) r.recommendations.push_back("env.sync");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <charconv>
 #include <stdexcept>
+#include <utility>
 
 #include "halo/http/json.hpp"
 #include "halo/http/metrics.hpp"
@@ -78,7 +79,7 @@ struct HttpServer::Impl {
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
           std::string what = "internal error";
           try {
-            std::rethrow_exception(ep);
+            std::rethrow_exception(std::move(ep));
           } catch (const std::exception& e) {
             what = e.what();
           } catch (...) {

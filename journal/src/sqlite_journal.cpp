@@ -294,6 +294,8 @@ struct SqliteJournal::Impl {
 
   void prepare() {
     const char* sql[kCount] = {
+        // One statement over two literals (not a missing comma).
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
         "INSERT OR REPLACE INTO tasks(key, arm, type, payload, priority, targets, max_attempts, "
         "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         "DELETE FROM tasks WHERE key = ?",

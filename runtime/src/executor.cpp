@@ -359,7 +359,7 @@ struct Executor::Impl {
     // Read before any thread starts: a journal that cannot be read fails the constructor.
     JournalRecovery recovery;
     if (jr != nullptr) recovery = jr->recover();
-    timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(std::move(r)); },
+    timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(r); },
                                                         [this] { watch(); }, cfg.stall_check);
     try {
       for (DeadLetter& d : recovery.dead_letters) keep_dead_letter(std::move(d));
@@ -780,7 +780,7 @@ struct Executor::Impl {
   }
 
   // Timer thread: a retry's delay has passed.
-  void fire(Retry&& r) noexcept {
+  void fire(Retry& r) noexcept {
     Arm& a = *arms[r.arm];
     Work& w = r.work;
     const bool dropped =
@@ -1183,7 +1183,7 @@ std::size_t Executor::arm_count() const noexcept {
   return impl_->arm_count.load(std::memory_order_acquire);
 }
 
-ArmId Executor::add_arm(ArmConfig config) {
+ArmId Executor::add_arm(const ArmConfig& config) {
   validate(config);
   std::lock_guard lock(impl_->config_mu);
   if (impl_->find_arm(config.name)) {

@@ -164,7 +164,7 @@ class Executor {
   std::size_t arm_count() const noexcept;
 
   // Run-time reconfiguration (cold paths; throw std::invalid_argument on bad values).
-  ArmId add_arm(ArmConfig config);
+  ArmId add_arm(const ArmConfig& config);
   void set_enabled(ArmId arm, bool enabled);
   void set_max_parallel(ArmId arm, std::uint32_t max_parallel);
   void set_routes(const RoutingTable& routes);

@@ -30,7 +30,7 @@ struct HttpConfig {
   std::string host = "127.0.0.1";
   int port = 0;         // 0: any free port (see HttpServer::port())
   std::string token{};  // empty: mutating routes are open (bind to loopback only, then)
-  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_body_bytes = std::size_t{64} * 1024;
 };
 
 class HttpServer {

@@ -31,8 +31,11 @@ Outcome invoke_job(D& f) {
   }
 }
 
+// (clang-tidy's misc-redundant-expression takes the size and alignment limits, both 8 here, for
+// the same expression.)
 template <class D>
 inline constexpr bool kFitsInWord =
+    // NOLINTNEXTLINE(misc-redundant-expression)
     sizeof(D) <= sizeof(std::uintptr_t) &&
     alignof(D) <= alignof(std::uintptr_t) && std::is_trivially_copyable_v<D>;
 
