@@ -19,6 +19,7 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "detail/compiled_routes.hpp"
 #include "detail/observer_registry.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
@@ -131,62 +132,6 @@ struct Retry {
   ArmId arm;
   Priority priority;
   Work work;
-};
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-
-// The first min(8, size) bytes of s as a word, zero-padded: prefix tests compare one word, not a
-// memcmp call each (that call had ~10 % of all samples on the typed enqueue benchmark).
-std::uint64_t head_word(std::string_view s) noexcept {
-  unsigned char b[8] = {};
-  if (s.size() >= 8) {
-    std::memcpy(b, s.data(), 8);
-  } else {
-    for (std::size_t i = 0; i < s.size(); ++i) b[i] = static_cast<unsigned char>(s[i]);
-  }
-  std::uint64_t w;
-  std::memcpy(&w, b, 8);
-  return w;
-}
-
-struct PrefixRoute {
-  PrefixRoute(std::string p, ArmId a) : text(std::move(p)), arm(a) {
-    head = head_word(text);
-    unsigned char m[8] = {};
-    std::memset(m, 0xff, std::min<std::size_t>(text.size(), 8));
-    std::memcpy(&mask, m, 8);
-  }
-  bool matches(std::string_view type, std::uint64_t type_head) const noexcept {
-    if (type.size() < text.size() || (type_head & mask) != head) return false;
-    return text.size() <= 8 || std::memcmp(type.data() + 8, text.data() + 8, text.size() - 8) == 0;
-  }
-  std::string text;
-  ArmId arm;
-  std::uint64_t head = 0;  // head_word(text)
-  std::uint64_t mask = 0;  // the bytes of head that text fills
-};
-
-// An installed routing table with arm names resolved to ids. Immutable once published.
-struct CompiledRoutes {
-  std::unordered_map<std::string, ArmId, StringHash, std::equal_to<>> exact;
-  std::vector<PrefixRoute> prefixes;  // longest first
-
-  std::optional<ArmId> find(std::string_view type) const noexcept {
-    // An empty map still hashes the key: skip it (tables of prefixes only are common).
-    if (!exact.empty()) {
-      if (auto it = exact.find(type); it != exact.end()) return it->second;
-    }
-    const std::uint64_t type_head = head_word(type);
-    for (const PrefixRoute& p : prefixes) {
-      if (p.matches(type, type_head)) return p.arm;
-    }
-    return std::nullopt;
-  }
 };
 
 // Counters are grouped by writer so that producers and drainers do not share cache lines.
@@ -452,22 +397,8 @@ struct Executor::Impl {
   }
 
   void install_routes(const RoutingTable& table) {
-    auto compiled = std::make_unique<CompiledRoutes>();
-    for (const auto& rule : table.rules()) {
-      auto arm = find_arm(rule.arm);
-      if (!arm) {
-        throw std::invalid_argument("octo::Executor: route '" + rule.pattern +
-                                    (rule.prefix ? "*" : "") + "' names unknown arm '" + rule.arm +
-                                    "' (configure that arm or pass routes without it)");
-      }
-      if (rule.prefix) {
-        compiled->prefixes.emplace_back(rule.pattern, *arm);
-      } else {
-        compiled->exact.insert_or_assign(rule.pattern, *arm);
-      }
-    }
-    std::stable_sort(compiled->prefixes.begin(), compiled->prefixes.end(),
-                     [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
+    auto compiled =
+        detail::compile_routes(table, [this](std::string_view name) { return find_arm(name); });
     // Release: readers see a fully built table. Old tables stay alive until the executor dies, so
     // a reader never needs a reference count; tables change rarely (configuration only).
     routes.store(compiled.get(), std::memory_order_release);
@@ -1050,8 +981,8 @@ struct Executor::Impl {
   std::unique_ptr<Arm> arms[kMaxArms];
   std::atomic<std::uint32_t> arm_count{0};
   std::mutex config_mu;  // add_arm, set_routes
-  std::atomic<const CompiledRoutes*> routes{nullptr};
-  std::vector<std::unique_ptr<CompiledRoutes>> retired_routes;
+  std::atomic<const detail::CompiledRoutes*> routes{nullptr};
+  std::vector<std::unique_ptr<detail::CompiledRoutes>> retired_routes;
 
   const std::shared_ptr<detail::TaskSlab> slab_owner = detail::TaskSlab::create();
   detail::TaskSlab& slab = *slab_owner;

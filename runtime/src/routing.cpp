@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "detail/compiled_routes.hpp"
+
 namespace octo {
 
 namespace {
@@ -44,6 +46,28 @@ RoutingTable default_routes() {
       .add_prefix("patrol.", "watchers")
       .add_prefix("watch.", "watchers");
   return t;
+}
+
+std::unique_ptr<detail::CompiledRoutes> detail::compile_routes(
+    const RoutingTable& table,
+    const std::function<std::optional<ArmId>(std::string_view)>& find_arm) {
+  auto compiled = std::make_unique<CompiledRoutes>();
+  for (const auto& rule : table.rules()) {
+    auto arm = find_arm(rule.arm);
+    if (!arm) {
+      throw std::invalid_argument("octo::Executor: route '" + rule.pattern +
+                                  (rule.prefix ? "*" : "") + "' names unknown arm '" + rule.arm +
+                                  "' (configure that arm or pass routes without it)");
+    }
+    if (rule.prefix) {
+      compiled->prefixes.emplace_back(rule.pattern, *arm);
+    } else {
+      compiled->exact.insert_or_assign(rule.pattern, *arm);
+    }
+  }
+  std::stable_sort(compiled->prefixes.begin(), compiled->prefixes.end(),
+                   [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
+  return compiled;
 }
 
 }  // namespace octo

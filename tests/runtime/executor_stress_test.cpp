@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "counting_observer.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -215,15 +217,6 @@ TEST(ExecutorStress, ShutdownCancelWhileProducersEnqueue) {
 // Observers come and go while two producers keep every arm's drainers busy; a removed observer
 // is freed at once, so a late call is caught (by its flag here, and by ASan as a use after free).
 TEST(ExecutorStress, ObserversAddedAndRemovedWhileTasksRun) {
-  struct Watch : octo::Observer {
-    std::atomic<int> calls{0};
-    std::atomic<bool> gone{false};
-    std::atomic<int> after_gone{0};
-    void on_event(const octo::TaskEvent&) noexcept override {
-      if (gone.load()) after_gone.fetch_add(1);
-      calls.fetch_add(1);
-    }
-  };
   octo::ExecutorConfig cfg;
   cfg.threads = 2;
   for (auto& a : cfg.arms)
@@ -240,7 +233,7 @@ TEST(ExecutorStress, ObserversAddedAndRemovedWhileTasksRun) {
   }
   int seen = 0;
   for (int round = 0; round < 200; ++round) {
-    auto w = std::make_unique<Watch>();
+    auto w = std::make_unique<octo_test::CountingObserver>();
     ex.add_observer(*w);
     for (int spins = 0; w->calls.load() == 0 && spins < 1'000'000; ++spins) {
       std::this_thread::yield();

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "counting_observer.hpp"  // tests/support
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -16,16 +18,7 @@ using octo::detail::ObserverRegistry;
 
 constexpr auto kGenerous = 30s;  // an upper bound for a failing test, never a synchronisation
 
-// Counts its calls; a call after `gone` is set is a use of a removed observer.
-struct Counting : octo::Observer {
-  std::atomic<int> calls{0};
-  std::atomic<bool> gone{false};
-  std::atomic<int> after_gone{0};
-  void on_event(const octo::TaskEvent&) noexcept override {
-    if (gone.load()) after_gone.fetch_add(1);
-    calls.fetch_add(1);
-  }
-};
+using Counting = octo_test::CountingObserver;
 
 void emit(const ObserverRegistry& r, int slot) {
   const octo::TaskEvent e{octo::TaskEventKind::kSucceeded, 0, nullptr, 1, 1, {}};
