@@ -1011,7 +1011,6 @@ void Executor::add_observer(Observer& observer) { impl_->observers.add(observer)
 
 bool Executor::remove_observer(Observer& observer) { return impl_->observers.remove(observer); }
 
-static EnqueueResult enqueue_typed(Executor::Impl& im, ArmId arm, Task& task) noexcept;
 
 EnqueueResult Executor::enqueue(Task task) noexcept {
   if (task.type.empty()) {
@@ -1029,7 +1028,7 @@ EnqueueResult Executor::enqueue(Task task) noexcept {
 
 // Both enqueue overloads end here with the caller's Task by reference: one move into the slab
 // node instead of a move per call layer.
-static EnqueueResult enqueue_typed(Executor::Impl& im, ArmId arm, Task& task) noexcept {
+EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept {
   if (im.stopping.load(std::memory_order_acquire)) {
     im.rejected_stopped.fetch_add(1, std::memory_order_relaxed);
     return EnqueueResult::refused(EnqueueError::kStopped);

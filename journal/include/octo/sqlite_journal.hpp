@@ -82,9 +82,8 @@ class SqliteJournal final : public Journal {
   JournalStats stats() const;
   const std::string& path() const noexcept;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -113,9 +113,8 @@ class RedisStreams {
   Executor& executor() noexcept;
   RedisStatus status() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

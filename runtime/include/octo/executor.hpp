@@ -183,9 +183,9 @@ class Executor {
   ShutdownReport shutdown(ShutdownMode mode = ShutdownMode::kDrain,
                           std::chrono::nanoseconds deadline = std::chrono::seconds(30));
 
-  struct Impl;
-
  private:
+  struct Impl;
+  static EnqueueResult enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept;
   EnqueueResult submit_job(ArmId arm, const detail::JobOps* ops, std::uintptr_t word,
                            Priority priority) noexcept;
   std::unique_ptr<Impl> impl_;
