@@ -15,11 +15,15 @@
 #include <thread>
 #include <unordered_map>
 
+#include "detail/entry_codec.hpp"
+
 namespace octo {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::id_of;
+using detail::key_of;
 
 struct ReplyDeleter {
   void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
@@ -34,30 +38,6 @@ std::string_view str(const redisReply* r) noexcept {
 }
 
 bool is_error(const redisReply* r) noexcept { return r && r->type == REDIS_REPLY_ERROR; }
-
-template <class T>
-T to_number(std::string_view s, T fallback) noexcept {
-  T v{};
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
-}
-
-// Stream entry ids are "<ms>-<seq>"; the durable key packs them as ms << 20 | seq (one Redis does
-// not produce a million entries in one millisecond), so an ack needs no id lookup table.
-constexpr int kSeqBits = 20;
-
-std::uint64_t key_of(std::string_view id) noexcept {
-  const auto dash = id.find('-');
-  if (dash == std::string_view::npos) return 0;
-  const auto ms = to_number<std::uint64_t>(id.substr(0, dash), 0);
-  const auto seq = to_number<std::uint64_t>(id.substr(dash + 1), ~std::uint64_t{0});
-  if (ms == 0 || seq >= (std::uint64_t{1} << kSeqBits)) return 0;
-  return (ms << kSeqBits) | seq;
-}
-
-std::string id_of(std::uint64_t key) {
-  return std::to_string(key >> kSeqBits) + "-" + std::to_string(key & ((1u << kSeqBits) - 1));
-}
 
 std::string default_consumer() {
   char host[256] = {};
@@ -88,43 +68,22 @@ class Command {
 };
 
 Command task_fields(Command c, const Task& t) {
-  c << "type" << t.type << "payload" << t.payload << "priority"
-    << static_cast<std::uint64_t>(t.priority) << "max_attempts"
-    << static_cast<std::uint64_t>(t.max_attempts) << "created_ms"
-    << static_cast<std::uint64_t>(
-           std::chrono::duration_cast<std::chrono::milliseconds>(t.created.time_since_epoch())
-               .count());
-  for (const auto& target : t.target_agents) c << "target" << target;
+  for (const std::string& f : detail::encode_task(t)) c << f;
   return c;
 }
 
-// Parses [id, [field, value, ...]]; nullopt when malformed (no type).
-std::optional<Task> parse_entry(const redisReply* e, std::string& id) {
-  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2) return std::nullopt;
+// Decodes [id, [field, value, ...]]; `id` empty when the reply is not an entry at all.
+detail::DecodedTask parse_entry(const redisReply* e, std::string& id) {
+  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+    return {std::nullopt, "malformed stream entry (not [id, fields])"};
   id = std::string(str(e->element[0]));
   const redisReply* f = e->element[1];
-  if (!f || f->type != REDIS_REPLY_ARRAY) return std::nullopt;
-  Task t;
-  for (std::size_t i = 0; i + 1 < f->elements; i += 2) {
-    const std::string_view name = str(f->element[i]), value = str(f->element[i + 1]);
-    if (name == "type") {
-      t.type = value;
-    } else if (name == "payload") {
-      t.payload = value;
-    } else if (name == "priority") {
-      t.priority = static_cast<Priority>(std::min(3, to_number<int>(value, 1)));
-    } else if (name == "max_attempts") {
-      t.max_attempts = to_number<std::uint32_t>(value, 0);
-    } else if (name == "created_ms") {
-      t.created = std::chrono::system_clock::time_point(
-          std::chrono::milliseconds(to_number<std::int64_t>(value, 0)));
-    } else if (name == "target") {
-      t.target_agents.emplace_back(value);
-    }
-  }
-  if (t.type.empty()) return std::nullopt;
-  t.durable_key = key_of(id);
-  return t;
+  if (!f || f->type != REDIS_REPLY_ARRAY)
+    return {std::nullopt, "malformed stream entry (no fields)"};
+  std::vector<std::string_view> fields;
+  fields.reserve(f->elements);
+  for (std::size_t i = 0; i < f->elements; ++i) fields.push_back(str(f->element[i]));
+  return detail::decode_task(fields, id);
 }
 
 }  // namespace
@@ -353,7 +312,8 @@ struct RedisStreams::Impl {
   // Hands one entry to the executor. `deliveries` > max_deliveries dead-letters it instead.
   void deliver(Arm& a, const redisReply* entry, std::uint64_t deliveries) {
     std::string id;
-    std::optional<Task> task = parse_entry(entry, id);
+    detail::DecodedTask decoded = parse_entry(entry, id);
+    std::optional<Task>& task = decoded.task;
     if (id.empty()) return;
     const std::uint64_t key = key_of(id);
     // Already in flight here (claimed back after a failed refresh): it must not run twice.
@@ -365,7 +325,7 @@ struct RedisStreams::Impl {
       return;
     }
     if (!task) {
-      push_ack(Ack{&a, key, true, "malformed stream entry (no type field)"});
+      push_ack(Ack{&a, key, true, std::move(decoded.error)});
       return;
     }
     if (deliveries > cfg.max_deliveries) {

@@ -152,6 +152,22 @@ TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
   EXPECT_EQ(rs.status().arms[0].in_flight, 0u);
 }
 
+// A priority outside 0-3 once became Priority(255) and crashed every consumer (queue index out of
+// bounds); it is dead-lettered with the value named, and a good entry behind it still runs.
+TEST(RedisStreams, AnEntryWithABadPriorityIsDeadLetteredAndTheNextOneRuns) {
+  RedisServer server;
+  std::atomic<int> runs{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++runs;
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "-1"}).empty());
+  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "2"}).empty());
+  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1 && runs == 1; }));
+  EXPECT_EQ(first_dead_reason(server), "malformed stream entry: priority '-1' is not 0-3");
+}
+
 TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
   RedisServer server;
   constexpr int kTasks = 200;
