@@ -1011,7 +1011,6 @@ void Executor::add_observer(Observer& observer) { impl_->observers.add(observer)
 
 bool Executor::remove_observer(Observer& observer) { return impl_->observers.remove(observer); }
 
-
 EnqueueResult Executor::enqueue(Task task) noexcept {
   if (task.type.empty()) {
     impl_->rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
