@@ -26,10 +26,11 @@
 //   auto loop = halo::register_loop(engine);          // the five triggers start cycles
 //   auto result = engine.run_cycle("manual");         // or run one by hand
 //
-// Lifetime: engine and executor may be destroyed in either order, with cycles running and
-// repairs in flight: the engine's destructor detaches it (waits for the executor's calls into
-// it to return); an executor destroyed first tells the engine, which then dispatches nothing
-// more (repairs fail "no executor attached"). Declaring the executor first, as above, is the
+// Lifetime: engine and executor may be destroyed in either order (one after the other, not
+// both at once from two threads), with cycles running and repairs in flight: the engine's
+// destructor detaches it (waits for the executor's calls into it to return); an executor
+// destroyed first tells the engine, which then dispatches nothing more (repairs fail "no
+// executor attached"). Declaring the executor first, as above, is the
 // cheapest order: the engine goes first and the executor's shutdown needs no engine.
 // Thread safety: every member may be called from any thread.
 #pragma once
