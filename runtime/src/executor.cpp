@@ -587,7 +587,7 @@ struct Executor::Impl {
     observers.for_each(
         [this] {
           // A drainer of this executor uses its arena slot's pin; any other thread (timer,
-          // shutdown, cancel(), a drainer of another executor) the shared lock.
+          // shutdown, a drainer of another executor) the shared lock.
           return t_draining == this ? tbb::this_task_arena::current_thread_index() : -1;
         },
         [&](Observer& o) {

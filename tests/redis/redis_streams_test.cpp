@@ -135,14 +135,20 @@ TEST(RedisStreams, ExhaustedRetriesGoToTheDeadStreamWithTheirReason) {
   EXPECT_EQ(first_dead_reason(server), "disk on fire");
 }
 
-TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
+// A private redis-server and stream arms whose handler only counts its runs.
+struct CountingConsumer {
   RedisServer server;
   std::atomic<int> runs{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+  RedisStreams rs{config([this](const Task&, const octo::Context&) {
                     ++runs;
                     return Outcome::success();
                   }),
-                  redis(server.port()));
+                  redis(server.port())};
+};
+
+TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
+  CountingConsumer c;
+  auto& [server, runs, rs] = c;
   // Written by something other than publish(): no "type" field.
   ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "payload", "x"}).empty());
   ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1; }));
@@ -155,13 +161,8 @@ TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
 // A priority outside 0-3 once became Priority(255) and crashed every consumer (queue index out of
 // bounds); it is dead-lettered with the value named, and a good entry behind it still runs.
 TEST(RedisStreams, AnEntryWithABadPriorityIsDeadLetteredAndTheNextOneRuns) {
-  RedisServer server;
-  std::atomic<int> runs{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
-                    ++runs;
-                    return Outcome::success();
-                  }),
-                  redis(server.port()));
+  CountingConsumer c;
+  auto& [server, runs, rs] = c;
   ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "-1"}).empty());
   ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "2"}).empty());
   ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1 && runs == 1; }));

@@ -3,8 +3,8 @@
 // An executor has any number of observers: listed in ExecutorConfig::observers, or added and
 // removed while it runs (Executor::add_observer / remove_observer). With none the executor pays
 // one load and a predictable branch per event. Callbacks run on the executor's worker (or timer,
-// or shutdown, or cancel()) thread, from several threads at once: keep them short, non-blocking
-// and noexcept. From inside on_event, do not add or remove observers of the same executor.
+// or shutdown) thread, from several threads at once: keep them short, non-blocking and noexcept.
+// From inside on_event, do not add or remove observers of the same executor.
 //
 //   struct Tracer : octo::Observer {
 //     void on_event(const octo::TaskEvent& e) noexcept override { trace(e.id, e.kind); }

@@ -7,8 +7,8 @@
 // may destroy it next. Readers therefore announce the set they use:
 //   - a thread of the executor's arena publishes the set in its own padded pin slot (indexed by
 //     its arena slot, which no other running thread holds) and clears it after the calls;
-//   - any other thread (timer, shutdown, a caller of cancel()) holds a shared lock instead:
-//     those events are rare.
+//   - any other thread (the timer, a thread calling shutdown or destroying the executor) holds a
+//     shared lock instead: those events are rare.
 // remove() swaps in the new set, takes the exclusive lock once (no foreign reader left) and waits
 // until no pin holds the old set; then it frees the old set. The pin store and the writer's swap
 // are seq_cst, as are the reader's reload and the writer's pin loads (a Dekker handshake): either
@@ -40,9 +40,6 @@ class ObserverRegistry {
   ~ObserverRegistry() { delete current_.load(std::memory_order_relaxed); }
   ObserverRegistry(const ObserverRegistry&) = delete;
   ObserverRegistry& operator=(const ObserverRegistry&) = delete;
-
-  // True when at least one observer is registered (a hint: it may change at once).
-  bool any() const noexcept { return current_.load(std::memory_order_relaxed) != nullptr; }
 
   // Calls `fn(observer)` for each registered observer. `slot_of()` (called only when there is
   // one) gives the calling thread's arena slot, or a negative value outside the arena.
