@@ -45,11 +45,9 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -62,6 +60,7 @@
 #include "halo/strategy.hpp"
 #include "halo/triggers.hpp"
 #include "halo/weak_point.hpp"
+#include "octo/detail/annotated_mutex.hpp"
 #include "octo/executor.hpp"
 #include "octo/observer.hpp"
 
@@ -202,6 +201,10 @@ struct EngineStatus {
   double cycle_seconds_sum = 0.0;
 };
 
+namespace detail {
+class SafetyRails;
+}
+
 class Engine {
  public:
   // Throws std::invalid_argument on a bad configuration (names the field and value).
@@ -261,132 +264,97 @@ class Engine {
   class Feedback;
   struct Arena;
   struct Tracked;
-  struct InFlight;
-  struct Backoff;
-  struct TrackUpdate;
-  struct EarlyOutcome;
 
   std::shared_ptr<const CycleResult> execute(std::string trigger,
                                              std::map<std::string, std::string> context, Mode mode,
-                                             std::vector<std::string> coalesced = {});
-  std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode);
-  void track(CycleResult& cycle, std::uint64_t seq);
-  void plan(CycleResult& cycle);
-  // `beside` runs next to the audit append (work for the other thread).
+                                             std::vector<std::string> coalesced = {})
+      OCTO_EXCLUDES(mu_);
+  std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode)
+      OCTO_EXCLUDES(plugins_mu_);
+  void track(CycleResult& cycle, std::uint64_t seq) OCTO_EXCLUDES(mu_);
+  void plan(CycleResult& cycle) OCTO_EXCLUDES(plugins_mu_);
+  // The rails decide, the repairs that passed are sent, the audit entries appended, then the
+  // sent ones settled. `beside` runs next to the audit append (work for the other thread).
   void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries,
                 const std::function<void()>& beside);
-  // A repair that passed the rails: reserve() (under repairs_mu_) counts it in flight before
-  // the enqueue; send() enqueues it under no lock the outcome path takes and fills `result`;
-  // settle() (under repairs_mu_, after its audit entry is appended) records the task id, or
-  // undoes the reservation, and applies an outcome that arrived in between.
-  void reserve(const GeneratedTask& gt);
-  void send(const GeneratedTask& gt, DispatchResult& result);
-  void settle(const GeneratedTask& gt, const DispatchResult& result);
+  // Enqueues a repair the rails reserved, under no lock the outcome path takes, into `result`.
+  void send(const GeneratedTask& gt, DispatchResult& result) OCTO_EXCLUDES(exec_mu_);
   // Assigns every field of `e` (a reused entry keeps its strings' buffers).
   static void fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
                                const DispatchResult& d);
-  void on_outcome(const octo::TaskEvent& event);
-  // Under repairs_mu_: the terminal event `kind` of an in-flight repair.
-  void apply_outcome(octo::TaskId id, octo::TaskEventKind kind, std::string_view reason);
-  // Under mu_: folds the tracking changes outcomes left in track_updates_ into tracked_.
-  void apply_track_updates() const;
+  // Folds the tracking changes the rails' outcomes made into tracked_.
+  void apply_track_updates() const OCTO_REQUIRES(mu_);
   // The executor went away (its destructor, through the observer).
-  void executor_destroyed(const octo::Executor& executor) noexcept;
-  // Under mu_: removes a pending approval and audits the decision; nullopt for unknown ids.
-  std::optional<PendingApproval> decide(std::uint64_t approval_id, AuditKind kind,
-                                        std::string reason);
-  // Under mu_: this analyzer's bit in Tracked::analyzers.
-  std::uint64_t analyzer_bit(std::string_view name);
-  void worker_loop();
-  // Under flight_mu_: folds `request` into the one pending follow-up cycle, creating it if none.
-  void merge_pending(const CycleRequest& request);
-  std::string new_uuid();
+  void executor_destroyed(const octo::Executor& executor) noexcept OCTO_EXCLUDES(exec_mu_);
+  // This analyzer's bit in Tracked::analyzers.
+  std::uint64_t analyzer_bit(std::string_view name) OCTO_REQUIRES(mu_);
+  void worker_loop() OCTO_EXCLUDES(flight_mu_);
+  // Folds `request` into the one pending follow-up cycle, creating it if none.
+  void merge_pending(const CycleRequest& request) OCTO_REQUIRES(flight_mu_);
+  std::string new_uuid() OCTO_REQUIRES(mu_);
 
   // What request_callback() holds: the engine while it lives (null from its destructor on).
   struct Link {
-    std::shared_mutex mu;
-    Engine* engine = nullptr;
+    octo::detail::SharedMutex mu;
+    Engine* engine OCTO_GUARDED_BY(mu) = nullptr;
   };
   const std::shared_ptr<Link> link_ = std::make_shared<Link>();
 
   SystemState& state_;
   const EngineConfig config_;
   std::unique_ptr<Arena> arena_;
-  std::unique_ptr<Feedback> feedback_;
   AuditLog audit_;
+  // The repairs' safety rails and what is in flight: the outcome path's state, with its own
+  // locks (see detail/safety_rails.hpp).
+  std::unique_ptr<detail::SafetyRails> rails_;
+  std::unique_ptr<Feedback> feedback_;
   // The audit entries the last cycle pushed out: the next cycle writes its own batch over them
   // (their strings keep their buffers). Touched by the cycle in flight only.
   std::vector<AuditEntry> audit_spare_;
 
-  mutable std::mutex plugins_mu_;
-  std::vector<std::shared_ptr<Analyzer>> analyzers_;
-  std::vector<std::shared_ptr<Strategy>> strategies_;  // user first, then built-ins
-  std::size_t user_strategies_ = 0;
+  mutable octo::detail::Mutex plugins_mu_;
+  std::vector<std::shared_ptr<Analyzer>> analyzers_ OCTO_GUARDED_BY(plugins_mu_);
+  // User strategies first, then built-ins.
+  std::vector<std::shared_ptr<Strategy>> strategies_ OCTO_GUARDED_BY(plugins_mu_);
+  std::size_t user_strategies_ OCTO_GUARDED_BY(plugins_mu_) = 0;
 
-  // Single flight. Guards the fields up to (not including) mu_.
-  mutable std::mutex flight_mu_;
+  // Single flight.
+  mutable octo::detail::Mutex flight_mu_;
   std::condition_variable flight_cv_;
-  bool running_ = false;
-  bool pending_ = false;
-  bool stopping_ = false;
-  CycleRequest pending_request_;
-  std::vector<std::string> pending_triggers_;
-  std::uint64_t coalesced_ = 0;
-  std::thread worker_;
-  std::mutex join_mu_;
+  bool running_ OCTO_GUARDED_BY(flight_mu_) = false;
+  bool pending_ OCTO_GUARDED_BY(flight_mu_) = false;
+  bool stopping_ OCTO_GUARDED_BY(flight_mu_) = false;
+  CycleRequest pending_request_ OCTO_GUARDED_BY(flight_mu_);
+  std::vector<std::string> pending_triggers_ OCTO_GUARDED_BY(flight_mu_);
+  std::uint64_t coalesced_ OCTO_GUARDED_BY(flight_mu_) = 0;
+  octo::detail::Mutex join_mu_;
+  std::thread worker_ OCTO_GUARDED_BY(join_mu_);
 
-  // The executor seam. exec_mu_ guards executor_: shared across each enqueue, exclusive in
-  // attach(), detach() and when the executor is destroyed. Taken after mu_, never with
-  // repairs_mu_ held.
-  mutable std::shared_mutex exec_mu_;
-  octo::Executor* executor_ = nullptr;
+  // The executor seam: shared across each enqueue, exclusive in attach(), detach() and when the
+  // executor is destroyed. Never taken with the rails' locks held.
+  mutable octo::detail::SharedMutex exec_mu_;
+  octo::Executor* executor_ OCTO_GUARDED_BY(exec_mu_) = nullptr;
 
-  // Engine state: tracking, approvals, history, counters. Held across a cycle's tracking and
-  // dispatch decisions; the outcome path never takes it.
-  mutable std::mutex mu_;
+  // Tracking, history and the cycle counters. Neither the outcome path nor an enqueue takes it.
+  mutable octo::detail::Mutex mu_;
   // Weak points being tracked, in shards by the fingerprint's top bits: track() updates the
   // shards in parallel (a cycle's weak points come in fingerprint order, so each shard's are
   // contiguous). Mutable: status() folds in the outcomes' updates first.
   static constexpr std::size_t kTrackShards = 16;
   static std::size_t track_shard(std::uint64_t fingerprint) noexcept { return fingerprint >> 60; }
-  mutable std::array<std::unordered_map<std::uint64_t, Tracked>, kTrackShards> tracked_;
-  // Read without allocating by track()'s parallel part; grown only under mu_ by analyzer_bit().
-  std::vector<std::pair<std::string, std::uint64_t>> analyzer_bits_;
-  std::map<std::uint64_t, PendingApproval> approvals_;
-  std::unordered_map<std::uint64_t, std::uint64_t> approval_by_wp_;
-  std::uint64_t next_approval_id_ = 1;
-  double tokens_ = 0.0;
-  std::chrono::nanoseconds tokens_at_{0};
-  std::deque<std::shared_ptr<CycleResult>> history_;  // handed out as const
-  std::uint64_t cycle_seq_ = 0;
-  std::map<std::string, std::uint64_t> cycles_by_trigger_;
-  std::map<std::string, std::uint64_t> served_by_trigger_;
-  std::map<std::string, std::uint64_t> suppressed_by_reason_;
+  mutable std::array<std::unordered_map<std::uint64_t, Tracked>, kTrackShards> tracked_
+      OCTO_GUARDED_BY(mu_);
+  // Read without allocating by track()'s parallel part; grown only by analyzer_bit().
+  std::vector<std::pair<std::string, std::uint64_t>> analyzer_bits_ OCTO_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<CycleResult>> history_ OCTO_GUARDED_BY(mu_);  // handed out as const
+  std::uint64_t cycle_seq_ OCTO_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::uint64_t> cycles_by_trigger_ OCTO_GUARDED_BY(mu_);
+  std::map<std::string, std::uint64_t> served_by_trigger_ OCTO_GUARDED_BY(mu_);
   static constexpr double kCycleBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                             0.25,  0.5,   1.0,  2.5,   5.0};
-  std::uint64_t cycle_buckets_[std::size(kCycleBounds) + 1] = {};
-  double cycle_seconds_sum_ = 0.0;
-  std::mt19937_64 rng_;
-
-  // Repairs in flight and what their outcomes change: the outcome path's state. Taken after
-  // mu_ when both are needed; held only for lookups and small updates (dispatch's decisions
-  // release it every few hundred tasks), never across an enqueue.
-  mutable std::mutex repairs_mu_;
-  std::unordered_map<octo::TaskId, InFlight> in_flight_;
-  // By weak point: the task id, or 0 while reserved (enqueue not yet settled).
-  std::unordered_map<std::uint64_t, octo::TaskId> in_flight_by_wp_;
-  std::size_t agents_in_flight_ = 0;
-  std::unordered_map<std::uint64_t, Backoff> backoff_;
-  mutable std::vector<TrackUpdate> track_updates_;
-  // Outcomes of tasks whose enqueue has not settled yet (they ran faster than the dispatch
-  // finished); kept only while sends are open, then dropped (they were not repairs).
-  std::unordered_map<octo::TaskId, EarlyOutcome> early_;
-  std::size_t sends_open_ = 0;
-  std::uint64_t repairs_dispatched_ = 0;
-  std::uint64_t repairs_succeeded_ = 0;
-  std::uint64_t repairs_failed_ = 0;
-  // Read by the observer without a lock so unrelated tasks skip it; written under repairs_mu_.
-  std::atomic<std::size_t> in_flight_count_{0};
+  std::uint64_t cycle_buckets_[std::size(kCycleBounds) + 1] OCTO_GUARDED_BY(mu_) = {};
+  double cycle_seconds_sum_ OCTO_GUARDED_BY(mu_) = 0.0;
+  std::mt19937_64 rng_ OCTO_GUARDED_BY(mu_);
 };
 
 // Registers the five triggers with `engine.request` as their callback.

@@ -1,0 +1,108 @@
+// What the engine reports and what people decide: approvals, status and history.
+#include <algorithm>
+#include <limits>
+
+#include "detail/engine_internals.hpp"
+#include "detail/safety_rails.hpp"
+#include "halo/engine.hpp"
+
+namespace halo {
+
+using octo::detail::LockGuard;
+
+std::string_view to_string(DispatchStatus s) noexcept {
+  switch (s) {
+    case DispatchStatus::kSuggested:
+      return "suggested";
+    case DispatchStatus::kPendingApproval:
+      return "pending-approval";
+    case DispatchStatus::kDispatched:
+      return "dispatched";
+    case DispatchStatus::kSuppressed:
+      return "suppressed";
+    case DispatchStatus::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
+std::string_view to_string(ApprovalOutcome o) noexcept {
+  switch (o) {
+    case ApprovalOutcome::kDispatched:
+      return "dispatched";
+    case ApprovalOutcome::kDispatchFailed:
+      return "dispatch-failed";
+    case ApprovalOutcome::kRejected:
+      return "rejected";
+    case ApprovalOutcome::kUnknownId:
+      return "unknown-id";
+  }
+  return "?";
+}
+
+ApprovalOutcome Engine::approve(std::uint64_t approval_id) {
+  auto p = rails_->approve(approval_id);
+  if (!p) return ApprovalOutcome::kUnknownId;
+  DispatchResult d;
+  send(p->planned, d);
+  AuditEntry e;
+  fill_audit_entry(e, p->planned, p->cycle_id, d);
+  audit_.append(std::move(e));
+  rails_->settle(p->planned, d);
+  return d.status == DispatchStatus::kDispatched ? ApprovalOutcome::kDispatched
+                                                 : ApprovalOutcome::kDispatchFailed;
+}
+
+ApprovalOutcome Engine::reject(std::uint64_t approval_id, std::string reason) {
+  return rails_->reject(approval_id, std::move(reason)) ? ApprovalOutcome::kRejected
+                                                        : ApprovalOutcome::kUnknownId;
+}
+
+std::vector<PendingApproval> Engine::pending_approvals() const {
+  return rails_->pending_approvals();
+}
+
+EngineStatus Engine::status() const {
+  EngineStatus s;
+  {
+    LockGuard lock(flight_mu_);
+    s.running = running_;
+    s.pending_triggers = pending_triggers_;
+    s.coalesced = coalesced_;
+  }
+  const detail::SafetyRails::Counts c = rails_->counts();
+  s.pending_approvals = c.pending_approvals;
+  s.repairs_in_flight = c.in_flight;
+  s.repairs_dispatched = c.dispatched;
+  s.repairs_succeeded = c.succeeded;
+  s.repairs_failed = c.failed;
+  s.suppressed_by_reason = c.suppressed_by_reason;
+  LockGuard lock(mu_);
+  apply_track_updates();
+  if (!history_.empty()) {
+    s.last_summary = history_.front()->summary.text;
+    s.last_run = history_.front()->started;
+  }
+  s.cycles_by_trigger = cycles_by_trigger_;
+  s.served_by_trigger = served_by_trigger_;
+  for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
+  s.open_weak_points = 0;
+  for (const auto& map : tracked_) s.open_weak_points += map.size();
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b <= std::size(kCycleBounds); ++b) {
+    cumulative += cycle_buckets_[b];
+    s.cycle_seconds.emplace_back(
+        b < std::size(kCycleBounds) ? kCycleBounds[b] : std::numeric_limits<double>::infinity(),
+        cumulative);
+  }
+  s.cycle_seconds_sum = cycle_seconds_sum_;
+  return s;
+}
+
+std::vector<std::shared_ptr<const CycleResult>> Engine::history(std::size_t limit) const {
+  LockGuard lock(mu_);
+  const std::size_t n = std::min(limit, history_.size());
+  return {history_.begin(), history_.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+}  // namespace halo
