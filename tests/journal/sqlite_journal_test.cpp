@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -347,6 +348,63 @@ TEST(Journal, TaskOfAnArmThatNoLongerExistsIsDeadLetteredNotDropped) {
   EXPECT_NE(dead[0].reason.find("arm 'work' is not configured"), std::string::npos)
       << dead[0].reason;
   EXPECT_EQ(dead[0].task->payload, "orphan");
+}
+
+// Rows are outside input too: another tool, an old build or a damaged page can leave values no
+// Task can hold. Such a row once became Priority(7), an index past the queues.
+TEST(Journal, RowsThatCannotBeTasksAreDeadLetteredNamingTheValueAndStayDead) {
+  TempDir dir;
+  const auto file = dir.file("tasks.db");
+  stop_with_backlog(file, [](Executor& ex) {
+    for (const char* p : {"bad priority", "bad attempts", "bad created", "good"})
+      ASSERT_TRUE(ex.enqueue({.type = "job", .payload = p}));
+  });
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    // Payloads are blobs.
+    for (const char* sql : {
+             "UPDATE tasks SET priority = 7 WHERE CAST(payload AS TEXT) = 'bad priority'",
+             "UPDATE tasks SET attempts = -1 WHERE CAST(payload AS TEXT) = 'bad attempts'",
+             "UPDATE tasks SET created_ms = -5 WHERE CAST(payload AS TEXT) = 'bad created'",
+         }) {
+      ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+      ASSERT_EQ(sqlite3_changes(db), 1) << sql;
+    }
+    sqlite3_close(db);
+  }
+  std::mutex mu;
+  std::vector<std::string> ran;
+  auto handler = [&](const Task& t, const octo::Context&) {
+    std::lock_guard lock(mu);
+    ran.push_back(t.payload);
+    return Outcome::success();
+  };
+  {
+    Executor ex(config(open_journal(file), handler));
+    std::map<std::string, std::string> reasons;
+    for (const auto& d : ex.dead_letters()) reasons[d.task->payload] = d.reason;
+    ASSERT_EQ(reasons.size(), 3u);
+    EXPECT_NE(reasons["bad priority"].find("priority 7 is outside 0-3"), std::string::npos)
+        << reasons["bad priority"];
+    EXPECT_NE(reasons["bad attempts"].find("attempts -1"), std::string::npos)
+        << reasons["bad attempts"];
+    EXPECT_NE(reasons["bad created"].find("created_ms -5"), std::string::npos)
+        << reasons["bad created"];
+    ASSERT_TRUE(ex.wait_idle(kGenerous));
+    ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
+  }
+  {
+    std::lock_guard lock(mu);
+    // The good task ran; no bad row did.
+    const std::set<std::string> seen(ran.begin(), ran.end());
+    EXPECT_EQ(seen.count("good"), 1u);
+    for (const char* p : {"bad priority", "bad attempts", "bad created"})
+      EXPECT_EQ(seen.count(p), 0u) << p;
+  }
+  // Marked dead in the file: the next start reports them as dead letters, not as new findings.
+  EXPECT_EQ(query(file, "SELECT count(*) FROM tasks WHERE state = 'dead'"),
+            (std::vector<std::vector<std::string>>{{"3"}}));
 }
 
 TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
