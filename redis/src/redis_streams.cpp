@@ -1,6 +1,5 @@
 #include "octo/redis_streams.hpp"
 
-#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "octo/detail/annotated_mutex.hpp"
+
+#include "detail/connection.hpp"
 #include "detail/entry_codec.hpp"
 
 namespace octo {
@@ -22,50 +24,20 @@ namespace octo {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::Command;
 using detail::id_of;
+using detail::is_error;
 using detail::key_of;
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-std::string_view str(const redisReply* r) noexcept {
-  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-               r->type == REDIS_REPLY_ERROR)
-             ? std::string_view(r->str, r->len)
-             : std::string_view();
-}
-
-bool is_error(const redisReply* r) noexcept { return r && r->type == REDIS_REPLY_ERROR; }
+using detail::Reply;
+using detail::reply_text;
+using octo::detail::LockGuard;
+using octo::detail::UniqueLock;
 
 std::string default_consumer() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
 }
-
-// An argv for hiredis built from string pieces.
-class Command {
- public:
-  Command& operator<<(std::string_view s) {
-    parts_.emplace_back(s);
-    return *this;
-  }
-  Command& operator<<(std::uint64_t n) { return *this << std::string_view(std::to_string(n)); }
-  int argc() const noexcept { return static_cast<int>(parts_.size()); }
-  void fill(std::vector<const char*>& argv, std::vector<std::size_t>& len) const {
-    argv.clear();
-    len.clear();
-    for (const auto& p : parts_) {
-      argv.push_back(p.data());
-      len.push_back(p.size());
-    }
-  }
-
- private:
-  std::deque<std::string> parts_;  // stable addresses
-};
 
 Command task_fields(Command c, const Task& t) {
   for (const std::string& f : detail::encode_task(t)) c << f;
@@ -76,84 +48,28 @@ Command task_fields(Command c, const Task& t) {
 detail::DecodedTask parse_entry(const redisReply* e, std::string& id) {
   if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2)
     return {std::nullopt, "malformed stream entry (not [id, fields])"};
-  id = std::string(str(e->element[0]));
+  id = std::string(reply_text(e->element[0]));
   const redisReply* f = e->element[1];
   if (!f || f->type != REDIS_REPLY_ARRAY)
     return {std::nullopt, "malformed stream entry (no fields)"};
   std::vector<std::string_view> fields;
   fields.reserve(f->elements);
-  for (std::size_t i = 0; i < f->elements; ++i) fields.push_back(str(f->element[i]));
+  for (std::size_t i = 0; i < f->elements; ++i) fields.push_back(reply_text(f->element[i]));
   return detail::decode_task(fields, id);
 }
 
 }  // namespace
 
 struct RedisStreams::Impl {
-  // One hiredis connection, re-established with exponential backoff. Not thread-safe: each
-  // thread owns its own (the publisher's is guarded by pub_mu).
-  struct Conn {
-    Impl& im;
-    redisContext* ctx = nullptr;
-    std::chrono::milliseconds backoff{0};
-    bool ever_connected = false;
-    std::vector<const char*> argv;
-    std::vector<std::size_t> len;
-
-    explicit Conn(Impl& i) : im(i) {}
-    ~Conn() { drop(); }
-
-    void drop() noexcept {
-      if (ctx) redisFree(ctx);
-      ctx = nullptr;
-    }
-
-    // Connects if needed. `wait`: after a failure, sleep the backoff (cut short by stop()).
-    bool ensure(bool wait) {
-      if (ctx) return true;
-      const timeval connect_tv{1, 0};
-      ctx = redisConnectWithTimeout(im.cfg.host.c_str(), im.cfg.port, connect_tv);
-      if (ctx && ctx->err == 0) {
-        const auto io = std::chrono::duration_cast<std::chrono::microseconds>(
-            im.cfg.block + std::chrono::seconds(2));
-        const timeval io_tv{static_cast<time_t>(io.count() / 1'000'000),
-                            static_cast<suseconds_t>(io.count() % 1'000'000)};
-        redisSetTimeout(ctx, io_tv);
-        backoff = std::chrono::milliseconds(0);
-        im.succeeded();
-        if (ever_connected) im.reconnects.fetch_add(1, std::memory_order_relaxed);
-        ever_connected = true;
-        return true;
-      }
-      im.error(std::string("connect ") + im.cfg.host + ":" + std::to_string(im.cfg.port) + ": " +
-               (ctx ? ctx->errstr : "out of memory"));
-      if (ctx) redisFree(ctx);
-      ctx = nullptr;
-      backoff = std::clamp(backoff * 2, im.cfg.reconnect_base, im.cfg.reconnect_max);
-      if (wait) im.pause(backoff);
-      return false;
-    }
-
-    void append(const Command& c) {
-      c.fill(argv, len);
-      redisAppendCommandArgv(ctx, c.argc(), argv.data(), len.data());
-    }
-    // Reads one pipelined reply; nullptr (and the connection dropped) on an I/O error.
-    Reply read() {
-      void* r = nullptr;
-      if (redisGetReply(ctx, &r) != REDIS_OK || r == nullptr) {
-        im.error(std::string("redis I/O: ") + (ctx->errstr[0] ? ctx->errstr : "no reply"));
-        drop();
-        return nullptr;
-      }
-      im.succeeded();
-      return Reply(static_cast<redisReply*>(r));
-    }
-    Reply run(const Command& c) {
-      if (!ctx) return nullptr;
-      append(c);
-      return read();
-    }
+  // The connections' reports (see detail/connection.hpp).
+  struct Health final : detail::ConnectionHealth {
+    Impl* im = nullptr;
+    void succeeded() noexcept override { im->succeeded(); }
+    void reconnected() noexcept override { im->reconnects.fetch_add(1, std::memory_order_relaxed); }
+    void failed(std::string what) override { im->error(std::move(what)); }
+    void pause(std::chrono::milliseconds d) override { im->pause(d); }
   };
+  using Conn = detail::Connection;
 
   struct Arm {
     std::string name, stream, dead_stream;
@@ -161,8 +77,9 @@ struct RedisStreams::Impl {
     std::uint32_t window = 1;
     std::atomic<std::uint64_t> published{0}, fetched{0}, claimed{0}, acked{0}, dead{0};
     std::atomic<std::uint32_t> in_flight{0};
-    std::mutex mu;                 // keys, space
-    std::set<std::uint64_t> keys;  // durable keys of entries fetched, not yet acknowledged
+    octo::detail::Mutex mu;  // keys, space
+    // Durable keys of entries fetched, not yet acknowledged.
+    std::set<std::uint64_t> keys OCTO_GUARDED_BY(mu);
     std::condition_variable space;
     std::thread fetcher;
   };
@@ -198,6 +115,7 @@ struct RedisStreams::Impl {
     }
     if (cfg.consumer.empty()) cfg.consumer = default_consumer();
     forward.im = this;
+    health.im = this;
     ec.observers.insert(ec.observers.begin(), &forward);
     for (const auto& name : cfg.arms) {
       const auto it = std::find_if(ec.arms.begin(), ec.arms.end(),
@@ -222,7 +140,7 @@ struct RedisStreams::Impl {
     }
     for (const auto& a : arms) by_arm[a->id] = a.get();
     ex.emplace(std::move(ec));
-    pub = std::make_unique<Conn>(*this);  // connects on first use
+    pub = std::make_unique<Conn>(cfg, health);  // connects on first use
     acker = std::thread([this] { ack_loop(); });
     if (cfg.consume) {
       for (auto& a : arms) a->fetcher = std::thread([this, p = a.get()] { fetch_loop(*p); });
@@ -244,19 +162,20 @@ struct RedisStreams::Impl {
   void error(std::string what) {
     last_fail_ns.store(now_ns(), std::memory_order_relaxed);
     errors.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lock(err_mu);
+    LockGuard lock(err_mu);
     last_error = std::move(what);
   }
 
   void pause(std::chrono::milliseconds d) {
-    std::unique_lock lock(stop_mu);
+    // Only the atomic `stopping` is read: the predicate needs no annotation.
+    std::unique_lock lock(stop_mu.native());
     stop_cv.wait_for(lock, d, [&] { return stopping.load(); });
   }
 
   // --- consuming -----------------------------------------------------------------------------
 
   void fetch_loop(Arm& a) {
-    Conn conn(*this);
+    Conn conn(cfg, health);
     bool group_ready = false;
     auto next_claim = Clock::now();
     const auto refresh_every = std::max(cfg.claim_idle / 3, std::chrono::milliseconds(1));
@@ -268,8 +187,8 @@ struct RedisStreams::Impl {
                                      << "CREATE" << a.stream << cfg.group << "0"
                                      << "MKSTREAM");
         if (!r) continue;
-        if (is_error(r.get()) && !str(r.get()).starts_with("BUSYGROUP")) {
-          error("XGROUP CREATE " + a.stream + ": " + std::string(str(r.get())));
+        if (is_error(r.get()) && !reply_text(r.get()).starts_with("BUSYGROUP")) {
+          error("XGROUP CREATE " + a.stream + ": " + std::string(reply_text(r.get())));
           pause(cfg.reconnect_max);
           continue;
         }
@@ -281,7 +200,8 @@ struct RedisStreams::Impl {
       }
       const std::uint32_t busy = a.in_flight.load(std::memory_order_acquire);
       if (busy >= a.window) {
-        std::unique_lock lock(a.mu);
+        // The predicate reads atomics only.
+        std::unique_lock lock(a.mu.native());
         a.space.wait_for(lock, cfg.block, [&] {
           return a.in_flight.load(std::memory_order_acquire) < a.window || stopping.load();
         });
@@ -295,7 +215,7 @@ struct RedisStreams::Impl {
       if (!r) continue;
       if (is_error(r.get())) {
         // NOGROUP: the stream vanished (a Redis restarted without persistence): recreate it.
-        error("XREADGROUP " + a.stream + ": " + std::string(str(r.get())));
+        error("XREADGROUP " + a.stream + ": " + std::string(reply_text(r.get())));
         group_ready = false;
         continue;
       }
@@ -346,7 +266,7 @@ struct RedisStreams::Impl {
   // Key 0 (an id no key can hold) is counted in the window but not tracked for refresh.
   bool track(Arm& a, std::uint64_t key) {
     if (key != 0) {
-      std::lock_guard lock(a.mu);
+      LockGuard lock(a.mu);
       if (!a.keys.insert(key).second) return false;
     }
     a.in_flight.fetch_add(1, std::memory_order_acq_rel);
@@ -355,7 +275,7 @@ struct RedisStreams::Impl {
 
   void untrack(Arm& a, std::uint64_t key) {
     if (key != 0) {
-      std::lock_guard lock(a.mu);
+      LockGuard lock(a.mu);
       a.keys.erase(key);
     }
     a.in_flight.fetch_sub(1, std::memory_order_acq_rel);
@@ -368,7 +288,7 @@ struct RedisStreams::Impl {
     Command c;
     c << "XCLAIM" << a.stream << cfg.group << cfg.consumer << "0";
     {
-      std::lock_guard lock(a.mu);
+      LockGuard lock(a.mu);
       if (a.keys.empty()) return true;
       for (const std::uint64_t key : a.keys) c << id_of(key);
     }
@@ -387,15 +307,16 @@ struct RedisStreams::Impl {
                                    << "COUNT" << std::uint64_t{a.window - busy});
       if (!r) return false;
       if (is_error(r.get()) || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-        if (is_error(r.get())) error("XAUTOCLAIM " + a.stream + ": " + std::string(str(r.get())));
+        if (is_error(r.get()))
+          error("XAUTOCLAIM " + a.stream + ": " + std::string(reply_text(r.get())));
         return true;
       }
-      cursor = std::string(str(r->element[0]));
+      cursor = std::string(reply_text(r->element[0]));
       const redisReply* entries = r->element[1];
       for (std::size_t i = 0; i < entries->elements; ++i) {
         const redisReply* e = entries->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;  // deleted meanwhile
-        const std::string id(str(e->element[0]));
+        const std::string id(reply_text(e->element[0]));
         Reply p = conn.run(Command() << "XPENDING" << a.stream << cfg.group << id << id << "1");
         if (!p) return false;
         std::uint64_t deliveries = 1;
@@ -442,20 +363,20 @@ struct RedisStreams::Impl {
 
   void push_ack(Ack&& ack) {
     {
-      std::lock_guard lock(ack_mu);
+      LockGuard lock(ack_mu);
       acks.push_back(std::move(ack));
     }
     ack_cv.notify_one();
   }
 
   void ack_loop() {
-    Conn conn(*this);
+    Conn conn(cfg, health);
     std::vector<Ack> batch;
     for (;;) {
       auto retry_until = Clock::time_point::max();
       {
-        std::unique_lock lock(ack_mu);
-        ack_cv.wait(lock, [&] { return !acks.empty() || !batch.empty() || ack_stop; });
+        UniqueLock lock(ack_mu);
+        while (acks.empty() && batch.empty() && !ack_stop) ack_cv.wait(lock.native());
         if (ack_stop) {
           if ((acks.empty() && batch.empty()) || Clock::now() >= ack_deadline) break;
           retry_until = ack_deadline;
@@ -465,7 +386,7 @@ struct RedisStreams::Impl {
       }
       if (!conn.ensure(false)) {
         // Not cut short by stop(): the last acks are worth retrying until its deadline.
-        std::this_thread::sleep_until(std::min(Clock::now() + conn.backoff, retry_until));
+        std::this_thread::sleep_until(std::min(Clock::now() + conn.backoff(), retry_until));
         continue;
       }
       for (const Ack& k : batch) {
@@ -517,7 +438,7 @@ struct RedisStreams::Impl {
         out[i].error = std::string(to_string(r.error()));
       }
     }
-    std::lock_guard lock(pub_mu);
+    LockGuard lock(pub_mu);
     if (!pub->ensure(false)) {
       for (std::size_t i = 0; i < tasks.size(); ++i) {
         if (target[i]) out[i].error = "redis unavailable: " + current_error();
@@ -533,13 +454,13 @@ struct RedisStreams::Impl {
     }
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       if (!target[i]) continue;
-      Reply r = pub->ctx ? pub->read() : nullptr;
+      Reply r = pub->connected() ? pub->read() : nullptr;
       if (!r) {
         out[i].error = "redis connection lost: " + current_error();
       } else if (is_error(r.get())) {
-        out[i].error = "XADD: " + std::string(str(r.get()));
+        out[i].error = "XADD: " + std::string(reply_text(r.get()));
       } else {
-        out[i].entry_id = std::string(str(r.get()));
+        out[i].entry_id = std::string(reply_text(r.get()));
         target[i]->published.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -547,18 +468,18 @@ struct RedisStreams::Impl {
   }
 
   std::string current_error() const {
-    std::lock_guard lock(err_mu);
+    LockGuard lock(err_mu);
     return last_error;
   }
 
   // --- stopping ------------------------------------------------------------------------------
 
   void stop(std::chrono::nanoseconds deadline) {
-    std::lock_guard guard(stop_once);
+    LockGuard guard(stop_once);
     if (stopped) return;
     stopped = true;
     {
-      std::lock_guard lock(stop_mu);
+      LockGuard lock(stop_mu);
       stopping.store(true, std::memory_order_release);
     }
     stop_cv.notify_all();
@@ -570,7 +491,7 @@ struct RedisStreams::Impl {
     ex->shutdown(ShutdownMode::kDrain, deadline);
     {
       // The last acks get what is left of the deadline; unsent ones stay pending in Redis.
-      std::lock_guard lock(ack_mu);
+      LockGuard lock(ack_mu);
       ack_stop = true;
       ack_deadline = until;
     }
@@ -580,27 +501,29 @@ struct RedisStreams::Impl {
 
   RedisStreamsConfig cfg;
   Forward forward;
+  Health health;
   std::vector<std::unique_ptr<Arm>> arms;
   std::unordered_map<ArmId, Arm*> by_arm;
 
   std::atomic<bool> stopping{false};
-  std::mutex stop_mu, stop_once;
+  octo::detail::Mutex stop_mu;  // stop_cv
   std::condition_variable stop_cv;
-  bool stopped = false;
+  octo::detail::Mutex stop_once;
+  bool stopped OCTO_GUARDED_BY(stop_once) = false;
 
   std::atomic<std::int64_t> last_ok_ns{0}, last_fail_ns{0};
   std::atomic<std::uint64_t> reconnects{0}, errors{0};
-  mutable std::mutex err_mu;
-  std::string last_error;
+  mutable octo::detail::Mutex err_mu;
+  std::string last_error OCTO_GUARDED_BY(err_mu);
 
-  std::mutex pub_mu;
-  std::unique_ptr<Conn> pub;
+  octo::detail::Mutex pub_mu;
+  std::unique_ptr<Conn> pub OCTO_GUARDED_BY(pub_mu);
 
-  std::mutex ack_mu;
+  octo::detail::Mutex ack_mu;
   std::condition_variable ack_cv;
-  std::vector<Ack> acks;
-  bool ack_stop = false;
-  Clock::time_point ack_deadline{};
+  std::vector<Ack> acks OCTO_GUARDED_BY(ack_mu);
+  bool ack_stop OCTO_GUARDED_BY(ack_mu) = false;
+  Clock::time_point ack_deadline OCTO_GUARDED_BY(ack_mu){};
   std::thread acker;
 
   std::optional<Executor> ex;  // last: destroyed first
