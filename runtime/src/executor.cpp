@@ -19,10 +19,13 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "detail/arm_state.hpp"
 #include "detail/compiled_routes.hpp"
+#include "detail/dead_letter_store.hpp"
 #include "detail/observer_registry.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
+#include "octo/detail/annotated_mutex.hpp"
 #include "octo/histogram.hpp"
 
 // TBB hands a drainer to a worker through its own (uninstrumented) queues, and moodycamel orders
@@ -60,7 +63,10 @@ namespace octo {
 
 namespace {
 
+using Arm = detail::ArmState;
 using detail::TaskNode;
+using detail::Work;
+using detail::WorkQueue;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kBatch = 32;
@@ -91,38 +97,6 @@ double unit_random() noexcept {
   return std::generate_canonical<double, 32>(rng);
 }
 
-// One queue slot, 24 bytes and trivially copyable (the queue moves it with a plain copy).
-// Ownership is explicit: whoever holds a Work calls finish() on it exactly once.
-struct Work {
-  static constexpr std::uint64_t kStampMask = (std::uint64_t{1} << 48) - 1;
-
-  const detail::JobOps* ops = nullptr;  // submit(): the callable's ops; nullptr for typed tasks
-  std::uintptr_t word = 0;              // the callable (or its heap copy), or the TaskNode*
-  std::uint64_t meta = 0;  // submit() attempt << 48 | sampled enqueue time (48-bit ns; 0 = none)
-
-  TaskNode* node() const noexcept { return ops ? nullptr : reinterpret_cast<TaskNode*>(word); }
-  std::uint64_t stamp() const noexcept { return meta & kStampMask; }
-  std::uint32_t attempt() const noexcept {
-    const TaskNode* n = node();
-    return n ? n->task.attempt : static_cast<std::uint32_t>(meta >> 48);
-  }
-  // Counts a new run; returns its 1-based number.
-  std::uint32_t next_attempt() noexcept {
-    if (TaskNode* n = node()) return ++n->task.attempt;
-    meta = (meta & kStampMask) + (std::uint64_t{1} << 48);
-    return static_cast<std::uint32_t>(meta >> 48);
-  }
-};
-static_assert(sizeof(Work) == 24 && std::is_trivially_copyable_v<Work>);
-
-// Queue blocks of 512 slots (12 KiB) instead of moodycamel's 32: each block boundary costs the
-// producer a block from the free list and an index update, and the consumers a block return, all
-// on lines the other side touches. Measured: no-op submit() ~1.4x faster (docs/benchmarks.md).
-struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
-  static constexpr std::size_t BLOCK_SIZE = 512;
-};
-using WorkQueue = moodycamel::ConcurrentQueue<Work, QueueTraits>;
-
 std::uint64_t stamp_now() noexcept {
   const auto t = static_cast<std::uint64_t>(steady_ns()) & Work::kStampMask;
   return t == 0 ? 1 : t;
@@ -132,79 +106,6 @@ struct Retry {
   ArmId arm;
   Priority priority;
   Work work;
-};
-
-// Counters are grouped by writer so that producers and drainers do not share cache lines.
-struct alignas(64) Arm {
-  Arm(const ArmConfig& c, ArmId arm_id)
-      : name(c.name),
-        id(arm_id),
-        capacity(static_cast<std::int64_t>(std::min<std::size_t>(c.capacity, INT64_MAX))),
-        max_attempts(c.max_attempts),
-        backoff_base(c.backoff_base),
-        backoff_max(c.backoff_max),
-        handler(c.handler),
-        max_parallel(c.max_parallel),
-        enabled(c.enabled) {}
-
-  const std::string name;
-  const ArmId id;
-  const std::int64_t capacity;
-  const std::uint32_t max_attempts;
-  const std::chrono::milliseconds backoff_base, backoff_max;
-  const Handler handler;
-  std::atomic<std::uint32_t> max_parallel;
-  std::atomic<bool> enabled;
-
-  static_assert(kPriorityCount == 4, "one initializer per priority");
-  // One block ready per priority (moodycamel's default is six); more come on demand and are
-  // reused, never freed, until the arm dies.
-  WorkQueue queues[kPriorityCount]{
-      WorkQueue(QueueTraits::BLOCK_SIZE), WorkQueue(QueueTraits::BLOCK_SIZE),
-      WorkQueue(QueueTraits::BLOCK_SIZE), WorkQueue(QueueTraits::BLOCK_SIZE)};
-
-  // Queue depth is accepted + requeued - taken, split so that producers and drainers each write
-  // their own cache line. Producers bump `accepted` just before each push: it is the one RMW of
-  // the enqueue path and the signal of the lost-wake-up guard. The timer bumps `requeued` before
-  // re-pushing a retry; drainers bump `taken` once per batch. `taken_seen` is the producers'
-  // cached copy of `taken`, refreshed every few pushes and when the arm looks full.
-  alignas(64) std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> taken_seen{0};
-  std::atomic<std::uint64_t> requeued{0};
-  std::atomic<std::uint64_t> rejected{0};
-  alignas(64) std::atomic<std::uint64_t> taken{0};
-  alignas(64) std::atomic<std::uint32_t> active{0};
-  alignas(64) std::atomic<std::uint64_t> processed{0};
-  std::atomic<std::uint64_t> failed{0};
-  std::atomic<std::uint64_t> retried{0};
-  std::atomic<std::uint64_t> succeeded{0};
-  std::atomic<std::uint64_t> dead_lettered{0};
-  std::atomic<std::uint64_t> cancelled{0};
-  std::atomic<std::uint64_t> delayed{0};
-  std::atomic<std::int64_t> last_run_ns{0};
-  Histogram queue_wait;
-  Histogram run_time;
-  std::uint64_t watched_progress = 0;  // timer thread only
-
-  // Finished counters are read before `accepted`: a task is accepted before it can finish, and the
-  // seq_cst increments order the two, so the difference never goes negative.
-  std::uint64_t finished() const noexcept {
-    return succeeded.load(std::memory_order_seq_cst) +
-           dead_lettered.load(std::memory_order_seq_cst) +
-           cancelled.load(std::memory_order_seq_cst);
-  }
-  std::uint64_t pending() const noexcept {
-    const std::uint64_t done = finished();
-    return accepted.load(std::memory_order_seq_cst) - done;
-  }
-  // Tasks announced and not yet taken; `taken` is read first so the estimate can only be high.
-  // It counts a push still in flight (or being rolled back): a drainer that sees such a task but
-  // cannot dequeue it yet yields and looks again.
-  std::int64_t queued() const noexcept {
-    const std::uint64_t t = taken.load(std::memory_order_seq_cst);
-    const std::uint64_t r = requeued.load(std::memory_order_seq_cst);
-    return static_cast<std::int64_t>(accepted.load(std::memory_order_seq_cst) + r - t);
-  }
 };
 
 void validate(const ArmConfig& c) {
@@ -266,12 +167,12 @@ struct Executor::Impl {
       : context(std::move(cfg.context)),
         fairness_budget(std::max<std::uint32_t>(1, cfg.fairness_budget)),
         aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
-        dead_letter_capacity(cfg.dead_letter_capacity),
         threads(cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency()),
         journal(std::move(cfg.journal)),
         jr(journal.get()),
         journal_sync(jr != nullptr && jr->durability() == Durability::kSync),
-        arena(threads, 0) {
+        arena(threads, 0),
+        dead(cfg.dead_letter_capacity) {
     // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
     // join); our producers never join the arena, so it needs one worker per slot. TBB applies the
     // smallest max_allowed_parallelism of all live controls to the whole process, so add one only
@@ -298,7 +199,10 @@ struct Executor::Impl {
       arms[i] = std::make_unique<Arm>(cfg.arms[i], static_cast<ArmId>(i));
     }
     arm_count.store(static_cast<std::uint32_t>(cfg.arms.size()), std::memory_order_release);
-    install_routes(cfg.routes);
+    {
+      octo::detail::LockGuard lock(config_mu);  // alone here; keeps the analysis whole
+      install_routes(cfg.routes);
+    }
     for (Observer* o : cfg.observers)
       if (o != nullptr) observers.add(*o);
     // Read before any thread starts: a journal that cannot be read fails the constructor.
@@ -307,7 +211,7 @@ struct Executor::Impl {
     timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(r); },
                                                         [this] { watch(); }, cfg.stall_check);
     try {
-      for (DeadLetter& d : recovery.dead_letters) keep_dead_letter(std::move(d));
+      for (DeadLetter& d : recovery.dead_letters) dead.keep(std::move(d));
       for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
     } catch (...) {
       destroy();  // drainers of the tasks restored so far must not outlive this object
@@ -338,7 +242,7 @@ struct Executor::Impl {
       d.reason = std::move(reason);
       d.when = coarse_wall();
       d.task = std::move(jt.task);
-      keep_dead_letter(std::move(d));
+      dead.keep(std::move(d));
       return;
     }
     TaskNode* node = slab.acquire();
@@ -396,7 +300,7 @@ struct Executor::Impl {
     return std::nullopt;
   }
 
-  void install_routes(const RoutingTable& table) {
+  void install_routes(const RoutingTable& table) OCTO_REQUIRES(config_mu) {
     auto compiled =
         detail::compile_routes(table, [this](std::string_view name) { return find_arm(name); });
     // Release: readers see a fully built table. Old tables stay alive until the executor dies, so
@@ -816,19 +720,9 @@ struct Executor::Impl {
         d.id = n->task.id;
         d.task = n->task;
       }
-      keep_dead_letter(std::move(d));
+      dead.keep(std::move(d));
     } catch (...) {  // out of memory: the dead letter is counted but not kept
-      std::lock_guard lock(dead_mu);
-      ++dead_dropped;
-    }
-  }
-
-  void keep_dead_letter(DeadLetter&& d) {
-    std::lock_guard lock(dead_mu);
-    dead.push_back(std::move(d));
-    if (dead.size() > dead_letter_capacity) {
-      dead.pop_front();
-      ++dead_dropped;
+      dead.count_dropped();
     }
   }
 
@@ -967,7 +861,6 @@ struct Executor::Impl {
   Context context;
   const std::uint32_t fairness_budget;
   const std::uint32_t aging_period;
-  const std::size_t dead_letter_capacity;
   const int threads;
   const std::shared_ptr<Journal> journal;
   Journal* const jr;  // journal.get(): one load on the hot path
@@ -980,9 +873,9 @@ struct Executor::Impl {
 
   std::unique_ptr<Arm> arms[kMaxArms];
   std::atomic<std::uint32_t> arm_count{0};
-  std::mutex config_mu;  // add_arm, set_routes
+  octo::detail::Mutex config_mu;  // add_arm, set_routes
   std::atomic<const detail::CompiledRoutes*> routes{nullptr};
-  std::vector<std::unique_ptr<detail::CompiledRoutes>> retired_routes;
+  std::vector<std::unique_ptr<detail::CompiledRoutes>> retired_routes OCTO_GUARDED_BY(config_mu);
 
   const std::shared_ptr<detail::TaskSlab> slab_owner = detail::TaskSlab::create();
   detail::TaskSlab& slab = *slab_owner;
@@ -992,12 +885,10 @@ struct Executor::Impl {
   std::atomic<std::uint64_t> rejected_stopped{0};
   alignas(64) std::atomic<std::uint32_t> drainers{0};
   alignas(64) std::atomic<std::uint32_t> waiters{0};
-  std::mutex idle_mu;
+  std::mutex idle_mu;  // guards no field: orders notify_idle() with a waiter's check (atomics)
   std::condition_variable idle_cv;
-  mutable std::mutex dead_mu;
-  std::deque<DeadLetter> dead;
-  std::uint64_t dead_dropped = 0;
-  std::mutex shutdown_mu;
+  detail::DeadLetterStore dead;
+  std::mutex shutdown_mu;  // one shutdown() at a time; guards no field
   std::unique_ptr<detail::TimerQueue<Retry>> timer;
 };
 
@@ -1114,7 +1005,7 @@ std::size_t Executor::arm_count() const noexcept {
 
 ArmId Executor::add_arm(const ArmConfig& config) {
   validate(config);
-  std::lock_guard lock(impl_->config_mu);
+  octo::detail::LockGuard lock(impl_->config_mu);
   if (impl_->find_arm(config.name)) {
     throw std::invalid_argument("octo::Executor::add_arm: duplicate arm name '" + config.name +
                                 "'");
@@ -1145,37 +1036,12 @@ void Executor::set_max_parallel(ArmId arm, std::uint32_t max_parallel) {
 }
 
 void Executor::set_routes(const RoutingTable& routes) {
-  std::lock_guard lock(impl_->config_mu);
+  octo::detail::LockGuard lock(impl_->config_mu);
   impl_->install_routes(routes);
 }
 
 ArmStatus Executor::arm_status(ArmId arm) const {
-  const Arm& a = impl_->arm_or_throw(arm, "arm_status");
-  ArmStatus s;
-  s.name = a.name;
-  s.enabled = a.enabled.load(std::memory_order_relaxed);
-  s.max_parallel = a.max_parallel.load(std::memory_order_relaxed);
-  s.active = a.active.load(std::memory_order_relaxed);
-  s.pending = a.pending();
-  s.queued = static_cast<std::uint64_t>(std::max<std::int64_t>(0, a.queued()));
-  s.delayed = a.delayed.load(std::memory_order_relaxed);
-  s.accepted = a.accepted.load(std::memory_order_relaxed);
-  s.processed = a.processed.load(std::memory_order_relaxed);
-  s.succeeded = a.succeeded.load(std::memory_order_relaxed);
-  s.failed = a.failed.load(std::memory_order_relaxed);
-  s.retried = a.retried.load(std::memory_order_relaxed);
-  s.dead_lettered = a.dead_lettered.load(std::memory_order_relaxed);
-  s.cancelled = a.cancelled.load(std::memory_order_relaxed);
-  s.rejected = a.rejected.load(std::memory_order_relaxed);
-  s.last_run = std::chrono::system_clock::time_point(
-      std::chrono::system_clock::duration(a.last_run_ns.load(std::memory_order_relaxed)));
-  const auto wait = a.queue_wait.snapshot();
-  const auto run = a.run_time.snapshot();
-  s.queue_wait_p50 = std::chrono::nanoseconds(wait.quantile(0.50));
-  s.queue_wait_p99 = std::chrono::nanoseconds(wait.quantile(0.99));
-  s.run_time_p50 = std::chrono::nanoseconds(run.quantile(0.50));
-  s.run_time_p99 = std::chrono::nanoseconds(run.quantile(0.99));
-  return s;
+  return impl_->arm_or_throw(arm, "arm_status").status();
 }
 
 RuntimeStatus Executor::status() const {
@@ -1202,15 +1068,9 @@ RuntimeStatus Executor::status() const {
   return r;
 }
 
-std::vector<DeadLetter> Executor::dead_letters() const {
-  std::lock_guard lock(impl_->dead_mu);
-  return {impl_->dead.begin(), impl_->dead.end()};
-}
+std::vector<DeadLetter> Executor::dead_letters() const { return impl_->dead.snapshot(); }
 
-std::uint64_t Executor::dead_letters_dropped() const noexcept {
-  std::lock_guard lock(impl_->dead_mu);
-  return impl_->dead_dropped;
-}
+std::uint64_t Executor::dead_letters_dropped() const noexcept { return impl_->dead.dropped(); }
 
 const Context& Executor::context() const noexcept { return impl_->context; }
 
