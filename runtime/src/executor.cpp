@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -20,6 +21,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "detail/arm_state.hpp"
+#include "detail/asymmetric_fence.hpp"
 #include "detail/compiled_routes.hpp"
 #include "detail/dead_letter_store.hpp"
 #include "detail/observer_registry.hpp"
@@ -124,6 +126,12 @@ void validate(const ArmConfig& c) {
   }
 }
 
+// Per arena thread: 1 while its drainer runs a task (or is about to find it cancelled); read by
+// shutdown() after its heavy fence. A cache line each: every drainer writes its own per task.
+struct alignas(64) RunningSlot {
+  std::atomic<std::uint32_t> running{0};
+};
+
 struct Local {
   std::uint64_t processed = 0, ok = 0, failed = 0, retried = 0, dead = 0, cancelled = 0;
 };
@@ -148,6 +156,8 @@ std::string_view to_string(EnqueueError e) noexcept {
       return "executor stopped";
     case EnqueueError::kJournal:
       return "journal could not record the task";
+    case EnqueueError::kBadPriority:
+      return "priority outside 0-3";
   }
   return "unknown error";
 }
@@ -438,11 +448,14 @@ struct Executor::Impl {
 
   void drain(Arm& a) noexcept {
     const Impl* const outer = std::exchange(t_draining, this);
-    drain_batches(a);
+    // Drainers run only on this executor's arena threads, each on its own slot.
+    const int index = tbb::this_task_arena::current_thread_index();
+    assert(index >= 0 && index < threads);
+    drain_batches(a, running[static_cast<std::size_t>(index)]);
     t_draining = outer;
   }
 
-  void drain_batches(Arm& a) noexcept {
+  void drain_batches(Arm& a, RunningSlot& slot) noexcept {
     Work batch[kBatch];
     std::uint32_t budget = fairness_budget;
     std::uint32_t tick = 0;
@@ -459,7 +472,7 @@ struct Executor::Impl {
       }
       misses = 0;
       a.taken.fetch_add(n, std::memory_order_relaxed);
-      run_batch(a, batch, n, prio);
+      run_batch(a, batch, n, prio, slot);
       const std::int64_t t_now = steady_ns();
       const bool fast = (t_now - t_prev) < kFastTaskNs * static_cast<std::int64_t>(n);
       want = fast ? std::min(kBatch, want * 2) : 1;
@@ -511,7 +524,7 @@ struct Executor::Impl {
     }
   }
 
-  void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio) noexcept {
+  void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio, RunningSlot& slot) noexcept {
     Local l;
     // Finished typed tasks go back to the slab together: one free-list CAS per batch.
     static_assert(kBatch <= detail::TaskSlab::kMaxChain);
@@ -524,11 +537,16 @@ struct Executor::Impl {
         w.ops->destroy(w.word);
       }
     };
-    // Acquire: pairs with shutdown's store so that a cancelling shutdown is seen per batch.
-    const bool cancelling = cancel_all.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) {
       Work& w = batch[i];
-      if (cancelling) {
+      // Checked per task, not per batch: the rest of a batch taken before a cancelling shutdown
+      // must not start after it returns. The slot says "about to run" before the check, and
+      // shutdown's heavy fence after its store of cancel_all pairs with this light one: either
+      // this load sees the cancel, or shutdown sees the slot set (and reports the task running).
+      slot.running.store(1, std::memory_order_relaxed);
+      detail::light_fence();
+      if (cancel_all.load(std::memory_order_relaxed)) {
+        slot.running.store(0, std::memory_order_relaxed);
         discard(a, w);  // unless cancel(id) hit it, it stays journaled for the next run
         ++l.cancelled;
         continue;
@@ -540,6 +558,7 @@ struct Executor::Impl {
         if (!node->word.compare_exchange_strong(expect,
                                                 (expect & ~std::uint64_t{3}) | TaskNode::kRunning,
                                                 std::memory_order_acquire)) {
+          slot.running.store(0, std::memory_order_relaxed);
           discard(a, w);
           ++l.cancelled;
           continue;
@@ -555,6 +574,7 @@ struct Executor::Impl {
       }
       emit(TaskEventKind::kStarted, a, w, attempt);
       Outcome out = invoke(a, w);
+      slot.running.store(0, std::memory_order_relaxed);
       if (sampled) {
         a.run_time.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - t0)));
       }
@@ -581,7 +601,16 @@ struct Executor::Impl {
       ++l.dead;
       done(w);
     }
+    // GCC 12 at -O3 takes a const pointer argument for a read of the whole array; release()
+    // reads only freed[0, nfreed), all written above. Zeroing the array would cost every batch.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
     slab.release(freed, nfreed);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     flush(a, l);
   }
 
@@ -815,6 +844,9 @@ struct Executor::Impl {
     stopping.store(true, std::memory_order_seq_cst);
     if (mode == ShutdownMode::kDrain && !wait_idle_until(deadline)) report.deadline_hit = true;
     cancel_all.store(true, std::memory_order_seq_cst);
+    // From here no drainer starts a task (see run_batch): each either sees cancel_all or has its
+    // running slot set where the count below sees it.
+    detail::heavy_fence();
     // Late arrivals (a producer that passed the stopping check just before it was set, or a retry
     // scheduled by a task that was running) are swept again until nothing is pending.
     for (;;) {
@@ -826,7 +858,11 @@ struct Executor::Impl {
         break;
       }
     }
-    report.still_running = total_pending();
+    // Tasks in a handler now (a drainer between its check and a discard counts too, for the
+    // nanoseconds it takes). Tasks a drainer took but did not start are not running: it cancels
+    // them when its handler returns.
+    for (std::size_t i = 0; i < static_cast<std::size_t>(threads); ++i)
+      report.still_running += running[i].running.load(std::memory_order_relaxed);
     report.cancelled = total_cancelled() - cancelled_before;
     return report;
   }
@@ -870,6 +906,9 @@ struct Executor::Impl {
   tbb::task_arena arena;
   // One pin slot per arena thread (arena slots 0 .. threads-1).
   detail::ObserverRegistry observers{static_cast<std::size_t>(threads)};
+  // Per arena thread: its drainer's RunningSlot.
+  const std::unique_ptr<RunningSlot[]> running =
+      std::make_unique<RunningSlot[]>(static_cast<std::size_t>(threads));
 
   std::unique_ptr<Arm> arms[kMaxArms];
   std::atomic<std::uint32_t> arm_count{0};
@@ -932,6 +971,11 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
     a->rejected.fetch_add(1, std::memory_order_relaxed);
     return EnqueueResult::refused(a->handler ? EnqueueError::kDisabled : EnqueueError::kNoHandler);
   }
+  // A Priority cast from outside input could index past the four queues.
+  if (static_cast<unsigned>(task.priority) >= kPriorityCount) {
+    a->rejected.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kBadPriority);
+  }
   TaskNode* node = im.slab.acquire();
   if (node == nullptr) {
     a->rejected.fetch_add(1, std::memory_order_relaxed);
@@ -969,10 +1013,13 @@ EnqueueResult Executor::submit_job(ArmId arm, const detail::JobOps* ops, std::ui
     im.finish(w);
     return EnqueueResult::refused(EnqueueError::kUnknownArm);
   }
-  if (!a->enabled.load(std::memory_order_relaxed)) {
+  if (!a->enabled.load(std::memory_order_relaxed) ||
+      static_cast<unsigned>(priority) >= kPriorityCount) {
     a->rejected.fetch_add(1, std::memory_order_relaxed);
     im.finish(w);
-    return EnqueueResult::refused(EnqueueError::kDisabled);
+    return EnqueueResult::refused(a->enabled.load(std::memory_order_relaxed)
+                                      ? EnqueueError::kBadPriority
+                                      : EnqueueError::kDisabled);
   }
   return im.push(*a, w, priority, 0);
 }

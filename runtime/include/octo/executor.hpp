@@ -44,14 +44,15 @@
 namespace octo {
 
 enum class EnqueueError : std::uint8_t {
-  kEmptyType,   // Task::type is empty
-  kUnroutable,  // no route matches the type
-  kUnknownArm,  // the ArmId does not name an arm
-  kDisabled,    // the arm is disabled
-  kFull,        // the arm's queue is at capacity (backpressure: retry later or shed)
-  kNoHandler,   // a typed task for an arm that has no handler
-  kStopped,     // shutdown has begun
-  kJournal,     // the journal could not record the task (see the journal's status)
+  kEmptyType,    // Task::type is empty
+  kUnroutable,   // no route matches the type
+  kUnknownArm,   // the ArmId does not name an arm
+  kDisabled,     // the arm is disabled
+  kFull,         // the arm's queue is at capacity (backpressure: retry later or shed)
+  kNoHandler,    // a typed task for an arm that has no handler
+  kStopped,      // shutdown has begun
+  kJournal,      // the journal could not record the task (see the journal's status)
+  kBadPriority,  // the priority is not one of the four Priority values (a cast from bad input)
 };
 std::string_view to_string(EnqueueError e) noexcept;
 

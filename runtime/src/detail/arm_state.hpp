@@ -39,7 +39,9 @@ struct Work {
   // Counts a new run; returns its 1-based number.
   std::uint32_t next_attempt() noexcept {
     if (TaskNode* n = node()) return ++n->task.attempt;
-    meta = (meta & kStampMask) + (std::uint64_t{1} << 48);
+    // The count lives in the top 16 bits: adding keeps the runs before (max_attempts is at most
+    // 65535, so it cannot carry out).
+    meta += std::uint64_t{1} << 48;
     return static_cast<std::uint32_t>(meta >> 48);
   }
 };
