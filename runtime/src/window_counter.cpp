@@ -15,27 +15,37 @@ constinit thread_local TlsSlot tls_inline[kInlineSlots]{};
 constinit thread_local TlsShards tls_shards{nullptr, 0};
 
 CounterShard::CounterShard(std::uint32_t ring_size)
-    : ring(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
+    : counts(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
+      stamps(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
       mask(ring_size - 1) {}
 
-CounterShard::~CounterShard() { ::operator delete[](ring, std::align_val_t(64)); }
+CounterShard::~CounterShard() {
+  ::operator delete[](counts, std::align_val_t(64));
+  ::operator delete[](stamps, std::align_val_t(64));
+}
 
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept {
   const std::uint64_t bucket = epoch >> shift;
   CounterShard& s = *slot.shard;
-  std::atomic<std::uint64_t>& word = s.ring[bucket & s.mask];
-  const std::uint64_t w = word.load(std::memory_order_relaxed);
-  const auto stamp = static_cast<std::uint32_t>(bucket);
-  if (static_cast<std::uint32_t>(w >> 32) == stamp) {
-    word.store(w + n, std::memory_order_relaxed);  // a bucket this thread already started
+  const std::uint64_t i = bucket & s.mask;
+  std::atomic<std::uint64_t>& count = s.counts[i];
+  std::atomic<std::uint64_t>& stamp = s.stamps[i];
+  if (stamp.load(std::memory_order_relaxed) == bucket) {
+    count.store(count.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   } else {
-    // The word held a bucket that left the window: keep its count in the all-time total.
-    s.expired.store(s.expired.load(std::memory_order_relaxed) + (w & 0xffffffffu),
-                    std::memory_order_relaxed);
-    word.store((std::uint64_t{stamp} << 32) | n, std::memory_order_relaxed);
+    // The slot held a bucket that left the window: keep its count in the all-time total.
+    s.expired.store(
+        s.expired.load(std::memory_order_relaxed) + count.load(std::memory_order_relaxed),
+        std::memory_order_relaxed);
+    // Seqlock writer: marked, then (release fence) the count, then the stamp with release; a
+    // reader that sees the same stamp before and after its count read has a matching pair.
+    stamp.store(CounterShard::kRolling, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    count.store(n, std::memory_order_relaxed);
+    stamp.store(bucket, std::memory_order_release);
   }
   slot.epoch_end = (bucket + 1) << shift;
-  slot.current = &word;
+  slot.current = &count;
 }
 
 }  // namespace detail
@@ -185,15 +195,22 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
 }
 
 std::uint64_t WindowCounter::sum_buckets(std::uint32_t n) const {
-  const auto now = static_cast<std::uint32_t>(epoch_->load(std::memory_order_relaxed) >> shift_);
+  const std::uint64_t now = epoch_->load(std::memory_order_relaxed) >> shift_;
   std::uint64_t sum = 0;
   std::lock_guard lock(mu_);
   for (const auto& s : shards_) {
     for (std::uint64_t i = 0; i <= s->mask; ++i) {
-      const std::uint64_t w = s->ring[i].load(std::memory_order_relaxed);
+      // Seqlock reader (see roll). A bucket being restamped is skipped: what it held has left
+      // the window, and what it gets is at most the one record() in progress.
+      const std::uint64_t stamp = s->stamps[i].load(std::memory_order_acquire);
+      const std::uint64_t count = s->counts[i].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (stamp == detail::CounterShard::kRolling ||
+          s->stamps[i].load(std::memory_order_relaxed) != stamp)
+        continue;
       // Signed age: a writer may stamp the next bucket just before this reader's epoch moves on.
-      const auto age = static_cast<std::int32_t>(now - static_cast<std::uint32_t>(w >> 32));
-      if (age >= -1 && age < static_cast<std::int32_t>(n)) sum += w & 0xffffffffu;
+      const auto age = static_cast<std::int64_t>(now - stamp);
+      if (age >= -1 && age < static_cast<std::int64_t>(n)) sum += count;
     }
   }
   return sum;
@@ -214,7 +231,7 @@ std::uint64_t WindowCounter::total() const {
   for (const auto& s : shards_) {
     sum += s->expired.load(std::memory_order_relaxed);
     for (std::uint64_t i = 0; i <= s->mask; ++i) {
-      sum += s->ring[i].load(std::memory_order_relaxed) & 0xffffffffu;
+      sum += s->counts[i].load(std::memory_order_relaxed);
     }
   }
   return sum;

@@ -57,6 +57,28 @@ TEST(WindowCounter, SumsAcrossRolloverAndBucketsExpire) {
   EXPECT_DOUBLE_EQ(c.rate(), 1.0 / 0.1);
 }
 
+// A bucket's count once shared a word with its stamp, 32 bits each: record(2^32 - 1) then
+// record(1) carried into the stamp, and the counter read 0.
+TEST(WindowCounter, CountsPastThirtyTwoBitsDoNotWrapOrCorruptTheBucket) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10});
+  constexpr std::uint64_t k32 = std::uint64_t{1} << 32;
+  c.record(k32 - 1);
+  c.record(1);
+  EXPECT_EQ(c.sum(), k32);
+  EXPECT_EQ(c.sum(10ms), k32);
+  c.record(3 * k32);  // one record() past 32 bits
+  EXPECT_EQ(c.sum(), 4 * k32);
+  t.advance(10ms);  // a new bucket; the old one is still in the window
+  c.record(7);
+  EXPECT_EQ(c.sum(), 4 * k32 + 7);
+  EXPECT_EQ(c.sum(10ms), 7u);
+  t.advance(1s);  // both age out; the all-time total keeps them
+  c.record();
+  EXPECT_EQ(c.sum(), 1u);
+  EXPECT_EQ(c.total(), 4 * k32 + 8);
+}
+
 TEST(WindowCounter, AtMostOneBucketOfErrorAtTheEdge) {
   ManualTime t;
   octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10});

@@ -30,15 +30,20 @@ namespace octo {
 
 namespace detail {
 
-// One thread's ring of buckets for one counter. Each bucket is one word, stamp << 32 | count, so
-// a reader always sees a stamp with its own count. Only the owning thread writes.
+// One thread's ring of buckets for one counter: a 64-bit count per bucket (counts do not wrap
+// in practice: 2^64 events) and, beside it, the bucket's number (its stamp). Only the owning
+// thread writes. The hot path adds to the current bucket's count alone; a bucket is restamped
+// only when the thread moves to a new one (roll), under a seqlock on the stamp (kRolling while
+// it changes), so a reader never adds a count to the wrong bucket.
 struct alignas(64) CounterShard {
+  static constexpr std::uint64_t kRolling = ~std::uint64_t{0};
   explicit CounterShard(std::uint32_t ring_size);
   ~CounterShard();
   CounterShard(const CounterShard&) = delete;
   CounterShard& operator=(const CounterShard&) = delete;
 
-  std::atomic<std::uint64_t>* const ring;
+  std::atomic<std::uint64_t>* const counts;
+  std::atomic<std::uint64_t>* const stamps;
   const std::uint64_t mask;
   std::atomic<std::uint64_t> expired{0};
   bool orphaned = false;  // guarded by the counter's mutex
@@ -49,7 +54,7 @@ struct alignas(64) CounterShard {
 struct TlsSlot {
   std::uint64_t generation;  // the counter's; a mismatch means another (or a dead) counter
   std::uint64_t epoch_end;   // first epoch past the bucket being filled (0: none yet)
-  std::atomic<std::uint64_t>* current;
+  std::atomic<std::uint64_t>* current;  // the bucket's count
   CounterShard* shard;
 };
 // Counter ids below kInlineSlots index a fixed thread-local array (one TLS-relative load);
