@@ -1,5 +1,7 @@
 #include "halo/http/metrics.hpp"
 
+#include "halo/utf8.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -7,8 +9,10 @@ namespace halo {
 
 namespace {
 
-// Label values escape backslash, quote and newline (exposition format 0.0.4).
-std::string label(std::string_view v) {
+// Label values escape backslash, quote and newline (exposition format 0.0.4) and are valid UTF-8.
+std::string label(std::string_view raw) {
+  // Label values must be UTF-8: invalid bytes become U+FFFD first.
+  const std::string v = to_valid_utf8(raw);
   std::string out;
   for (const char c : v) {
     if (c == '\\' || c == '"') out += '\\';

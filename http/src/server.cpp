@@ -14,9 +14,12 @@ namespace halo {
 
 namespace {
 
+// Every string in a response is made valid UTF-8 (invalid bytes become U+FFFD) rather than
+// letting the JSON library throw on a byte that came from outside.
 void reply(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
 }
 
 void error(httplib::Response& res, int status, const std::string& message) {
@@ -68,23 +71,31 @@ struct HttpServer::Impl {
 
   void routes() {
     server.set_payload_max_length(config.max_body_bytes);
-    server.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      if (res.status == 413)
-        error(res, 413, "body larger than " + std::to_string(config.max_body_bytes) + " bytes");
-      else
-        error(res, res.status, res.status == 404 ? "no such route" : "request failed");
+    // Neither handler may throw: an exception leaving them would end the process.
+    server.set_error_handler([this](const httplib::Request&, httplib::Response& res) noexcept {
+      try {
+        if (!res.body.empty()) return;
+        if (res.status == 413)
+          error(res, 413, "body larger than " + std::to_string(config.max_body_bytes) + " bytes");
+        else
+          error(res, res.status, res.status == 404 ? "no such route" : "request failed");
+      } catch (...) {  // out of memory: the status goes out without a body
+      }
     });
     server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "internal error";
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) noexcept {
           try {
-            std::rethrow_exception(std::move(ep));
-          } catch (const std::exception& e) {
-            what = e.what();
+            std::string what = "internal error";
+            try {
+              std::rethrow_exception(std::move(ep));
+            } catch (const std::exception& e) {
+              what = e.what();
+            } catch (...) {
+            }
+            error(res, 500, what);
           } catch (...) {
+            res.status = 500;
           }
-          error(res, 500, what);
         });
 
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "halo/http/metrics.hpp"
+#include "halo/utf8.hpp"
 #include "manual_state.hpp"  // tests/support
 
 namespace {
@@ -132,6 +133,36 @@ TEST(HttpServer, StatusCyclesAndAudit) {
   auto missing = cli.Get("/nope");
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(body(missing)["error"], "no such route");
+}
+
+// An agent id (or endpoint path) with a byte that is not UTF-8 once made GET /audit end the
+// process (the JSON library threw inside the server's exception handler) and GET /cycles answer
+// 500; ?limit=%ff answered 500 too. Every response is valid UTF-8 JSON now.
+TEST(HttpServer, BytesThatAreNotUtf8NeverBreakAResponse) {
+  Rig rig;
+  rig.state.upsert_agent({.id = "caf\xe9", .online = false});
+  rig.engine->run_cycle("manual\xff");
+  rig.executor->wait_idle();
+  auto cli = rig.client();
+  const std::string fffd(halo::kReplacementCharacter);
+  for (const char* path : {"/audit", "/cycles", "/status"}) {
+    auto r = cli.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    EXPECT_TRUE(halo::is_valid_utf8(r->body)) << path;
+    EXPECT_TRUE(nlohmann::json::accept(r->body)) << path;
+  }
+  EXPECT_NE(cli.Get("/audit")->body.find("caf" + fffd), std::string::npos);
+  EXPECT_NE(cli.Get("/cycles")->body.find("manual" + fffd), std::string::npos);
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(halo::is_valid_utf8(m->body));
+  EXPECT_NE(m->body.find("trigger=\"manual" + fffd + "\""), std::string::npos);
+  auto bad = cli.Get("/audit?limit=%ff");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_TRUE(halo::is_valid_utf8(bad->body));
+  EXPECT_TRUE(body(bad).contains("error"));
 }
 
 TEST(HttpServer, TriggerRouteValidatesItsBody) {
