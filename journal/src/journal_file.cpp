@@ -1,8 +1,14 @@
 #include "detail/journal_file.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
+#include <system_error>
 #include <unordered_map>
 #include <utility>
 
@@ -37,7 +43,30 @@ INSERT OR IGNORE INTO meta VALUES ('key_limit', 1), ('succeeded', 0), ('cancelle
 
 }  // namespace
 
-JournalFile::JournalFile(const SqliteJournalOptions& options) : opt_(options) { open(); }
+JournalFile::JournalFile(const SqliteJournalOptions& options) : opt_(options) {
+  open();
+  struct stat st {};
+  if (::stat(opt_.path.c_str(), &st) == 0) {
+    device_ = static_cast<std::uint64_t>(st.st_dev);
+    inode_ = static_cast<std::uint64_t>(st.st_ino);
+  }
+}
+
+std::string JournalFile::identity_lost() const {
+  struct stat st {};
+  if (::stat(opt_.path.c_str(), &st) != 0) {
+    return std::string("the file was deleted or renamed while open (") +
+           std::error_code(errno, std::generic_category()).message() +
+           "); nothing written from now on would survive a restart: restart the process to "
+           "start a new journal there";
+  }
+  if (static_cast<std::uint64_t>(st.st_dev) != device_ ||
+      static_cast<std::uint64_t>(st.st_ino) != inode_) {
+    return "the file was replaced by another while open; nothing written from now on would "
+           "survive a restart: restart the process to open the file now at that path";
+  }
+  return {};
+}
 
 JournalFile::~JournalFile() {
   stmts_.clear();
@@ -80,6 +109,31 @@ std::int64_t JournalFile::pragma_int(const char* sql) {
 }
 
 void JournalFile::open() {
+  // SQLite's own words for these ("unable to open database file", "attempt to write a readonly
+  // database") name neither the file nor the fix.
+  {
+    const std::filesystem::path path(opt_.path);
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      fail_open("cannot open: the directory '" + dir.string() +
+                "' does not exist (create it, or choose another path)");
+    }
+    if (std::filesystem::is_directory(path, ec)) {
+      fail_open("cannot open: the path is a directory, not a journal file");
+    }
+    // The write-ahead log lives beside the file, so the directory must be writable too.
+    if (::access(dir.c_str(), W_OK) != 0) {
+      fail_open("cannot open: the directory '" + dir.string() +
+                "' is not writable (the journal keeps its write-ahead log beside the file): fix "
+                "its permissions, or choose another path");
+    }
+    if (std::filesystem::exists(path, ec) && ::access(path.c_str(), R_OK | W_OK) != 0) {
+      fail_open("cannot open: the file is not readable and writable by this process (" +
+                std::string(std::error_code(errno, std::generic_category()).message()) +
+                "): fix its permissions or owner");
+    }
+  }
   const int rc =
       sqlite3_open_v2(opt_.path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
@@ -87,6 +141,11 @@ void JournalFile::open() {
     fail_open(std::string("cannot open: ") + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
   }
   sqlite3_extended_result_codes(db_, 1);
+  if (sqlite3_db_readonly(db_, "main") == 1) {
+    fail_open(
+        "cannot open: the file could only be opened read-only (permissions, or a read-only "
+        "mount); the journal must be writable");
+  }
   try {
     // EXCLUSIVE before WAL: no shared-memory file, and the first write below takes a lock
     // held until close, so two processes can never run the same journal's tasks.

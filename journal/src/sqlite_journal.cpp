@@ -7,8 +7,10 @@
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,6 +30,9 @@ using octo::detail::UniqueLock;
 
 // Longest a kSync commit waits for producers still on their way (see Impl::gather).
 constexpr std::chrono::milliseconds kMaxGather{2};
+// Waits between tries after a failed commit: doubling from the first to the last.
+constexpr std::chrono::milliseconds kFirstRetry{50};
+constexpr std::chrono::milliseconds kMaxRetry{2'000};
 
 std::string targets_json(const std::vector<std::string>& targets) {
   std::string out = "[";
@@ -110,11 +115,15 @@ struct SqliteJournal::Impl {
       while (pending.size() >= opt.max_pending && !failed.load(std::memory_order_relaxed))
         space_cv.wait(lock.native());
     }
-    if (failed.load(std::memory_order_relaxed) || stopping) return 0;
+    // A failing journal refuses new tasks (bounded accepts) but still takes the retries and
+    // completions of those it holds, so its next successful commit leaves the file right; a
+    // broken one (its file gone) takes nothing.
+    if ((bounded && failed.load(std::memory_order_relaxed)) || broken || stopping) return 0;
     if (key != nullptr) r.key = *key = next_key++;
+    const std::uint64_t seq = ++appended_seq;
+    r.seq = seq;
     pending.push_back(std::move(r));
     ++records;
-    const std::uint64_t seq = ++appended_seq;
     // While the writer gathers (see gather()) only the accept it waits for wakes it.
     const bool wake =
         gathering ? (key != nullptr && ++gathered >= gather_target) || full() : writer_idle;
@@ -160,18 +169,45 @@ struct SqliteJournal::Impl {
 
   void write_loop() OCTO_EXCLUDES(mu) {
     std::vector<Record> batch;
+    auto retry_delay = kFirstRetry;
     for (;;) {
       std::uint64_t last = 0;
       detail::JournalFile::CommitExtras extras;
+      bool nothing_left = false;
       {
         UniqueLock lock(mu);
         // Group commit: whatever arrived while the last transaction was committing goes into the
         // next one, so a backlog (or many producers waiting on one fsync) shares a commit.
         writer_idle = true;
         while (pending.empty() && !stopping) writer_cv.wait(lock.native());
-        gather(lock);
+        if (failed.load(std::memory_order_relaxed)) {
+          // After a failed commit: wait before the next try (stop() cuts it short), and drop what
+          // no longer needs the disk (tasks accepted and finished since).
+          const auto until = Clock::now() + retry_delay;
+          while (!stopping &&
+                 writer_cv.wait_until(lock.native(), until) != std::cv_status::timeout) {
+          }
+          compact_pending();
+          if (pending.empty()) {
+            // Everything it held finished before it reached the disk: nothing is outstanding.
+            durable_seq.store(appended_seq, std::memory_order_relaxed);
+            failed.store(false, std::memory_order_relaxed);
+            retry_delay = kFirstRetry;
+            nothing_left = true;
+          }
+        } else {
+          gather(lock);
+        }
         writer_idle = false;
-        if (pending.empty()) return;  // stopping with nothing left
+        if (!nothing_left && pending.empty()) return;  // stopping with nothing left
+      }
+      if (nothing_left) {
+        wake_waiters();
+        space_cv.notify_all();
+        continue;
+      }
+      {
+        LockGuard lock(mu);
         if (pending.size() <= opt.max_batch) {
           batch.swap(pending);
         } else {
@@ -181,7 +217,9 @@ struct SqliteJournal::Impl {
           pending.erase(pending.begin(),
                         pending.begin() + static_cast<std::ptrdiff_t>(opt.max_batch));
         }
-        last = appended_seq - pending.size();
+        // Durable after this commit: everything appended before the first record left waiting
+        // (records compacted away needed no commit).
+        last = pending.empty() ? appended_seq : pending.front().seq - 1;
         gather_target = 0;
         if (opt.durability == Durability::kSync) {
           for (const Record& r : batch) gather_target += r.kind == Kind::kAccepted ? 1 : 0;
@@ -189,38 +227,86 @@ struct SqliteJournal::Impl {
         extras.recovered = std::exchange(pending_recovered, 0);
         if (key_limit - next_key < detail::JournalFile::kKeyBlock / 2) {
           key_limit += detail::JournalFile::kKeyBlock;
-          extras.key_limit = key_limit;
+          unsaved_key_limit = key_limit;
         }
+        // Until a commit records it: a restart must not hand out keys given out before.
+        extras.key_limit = unsaved_key_limit;
       }
       space_cv.notify_all();
       std::string error;
+      bool permanent = false;
       const auto t0 = Clock::now();
       try {
-        file->commit(batch, extras);
-        const auto took = Clock::now() - t0;
-        commit_ewma += (took - commit_ewma) / 8;
+        // A file deleted or replaced under the open connection would take every later commit
+        // with it (into an unlinked inode): nothing written from then on survives a restart.
+        if (const std::string lost = file->identity_lost(); !lost.empty()) {
+          error = lost;
+          permanent = true;
+        } else {
+          file->commit(batch, extras);
+          const auto took = Clock::now() - t0;
+          commit_ewma += (took - commit_ewma) / 8;
+        }
       } catch (const std::exception& e) {
         error = e.what();
       }
+      bool give_up = false;
       {
         LockGuard lock(mu);
         if (error.empty()) {
           durable_seq.store(last, std::memory_order_relaxed);
           ++commits;
           max_batch_seen = std::max<std::uint64_t>(max_batch_seen, batch.size());
+          failed.store(false, std::memory_order_relaxed);
+          unsaved_key_limit.reset();
+          retry_delay = kFirstRetry;
         } else {
+          ++commit_failures;
           failed.store(true, std::memory_order_relaxed);
+          broken = broken || permanent;
           last_error = "octo::SqliteJournal '" + opt.path + "': commit failed: " + error;
+          // Kept, in order, for the next try: accepted tasks are not dropped from the journal
+          // because one commit failed (a full disk frees up; finished tasks compact away).
+          // Given up only when the file is gone or at stop, and then counted as unwritten.
+          give_up = broken || stopping;
+          if (give_up) {
+            unwritten += batch.size() + pending.size();
+            pending.clear();
+          } else {
+            pending.insert(pending.begin(), std::make_move_iterator(batch.begin()),
+                           std::make_move_iterator(batch.end()));
+            pending_recovered += extras.recovered;
+            retry_delay = std::min(retry_delay * 2, kMaxRetry);
+          }
         }
       }
       wake_waiters();
       space_cv.notify_all();
       batch.clear();
-      if (!error.empty()) {
+      if (give_up) {
         LockGuard lock(mu);
-        pending.clear();
+        if (stopping) return;
       }
     }
+  }
+
+  // After a failed commit: an accept still waiting here whose task has since succeeded or been
+  // cancelled needs no disk at all, so the pair (and its retries between) is dropped; this is
+  // how a journal that filled its disk recovers once its tasks finish. Order is kept otherwise.
+  void compact_pending() OCTO_REQUIRES(mu) {
+    std::unordered_map<std::uint64_t, bool> finished;  // key -> accept here, then finished
+    for (const Record& r : pending) {
+      if (r.kind == Kind::kAccepted) {
+        finished.emplace(r.key, false);
+      } else if (r.kind == Kind::kSucceeded || r.kind == Kind::kCancelled) {
+        if (auto it = finished.find(r.key); it != finished.end()) it->second = true;
+      }
+    }
+    std::erase_if(pending, [&](const Record& r) {
+      if (r.kind == Kind::kDeadLettered) return false;
+      const auto it = finished.find(r.key);
+      return it != finished.end() && it->second;
+    });
   }
 
   // kSync group commit: each producer released by the last commit comes back with its next task
@@ -271,7 +357,13 @@ struct SqliteJournal::Impl {
   std::size_t gather_target OCTO_GUARDED_BY(mu) = 0;
   std::size_t gathered OCTO_GUARDED_BY(mu) = 0;
   std::string last_error OCTO_GUARDED_BY(mu);
+  std::uint64_t commit_failures OCTO_GUARDED_BY(mu) = 0;
+  // Records given up on (the file was deleted or replaced, or still failing at close).
+  std::uint64_t unwritten OCTO_GUARDED_BY(mu) = 0;
+  // The file is gone: nothing more is written (a restart creates a new journal).
+  bool broken OCTO_GUARDED_BY(mu) = false;
   Clock::duration commit_ewma{};  // writer thread only: one commit's smoothed duration
+  std::optional<std::uint64_t> unsaved_key_limit OCTO_GUARDED_BY(mu);
 
   std::thread writer;
 };
@@ -344,6 +436,8 @@ JournalStats SqliteJournal::stats() const {
   s.producer_waits = impl_->producer_waits;
   s.failed = impl_->failed.load(std::memory_order_relaxed);
   s.error = impl_->last_error;
+  s.commit_failures = impl_->commit_failures;
+  s.unwritten = impl_->unwritten;
   return s;
 }
 

@@ -433,7 +433,15 @@ TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
   }
   expect_error(foreign, "not an octohalo journal");
 
-  expect_error(dir.file("no/such/dir/tasks.db"), "cannot open");
+  expect_error(dir.file("no/such/dir/tasks.db"), "does not exist (create it");
+  fs::create_directories(dir.file("a-directory.db"));
+  expect_error(dir.file("a-directory.db"), "is a directory");
+  if (::geteuid() != 0) {  // root writes whatever the permissions say
+    const auto readonly = dir.file("readonly.db");
+    open_journal(readonly).reset();
+    fs::permissions(readonly, fs::perms::owner_read);
+    expect_error(readonly, "not readable and writable by this process");
+  }
 
   const auto busy = dir.file("busy.db");
   auto held = open_journal(busy);
@@ -490,6 +498,83 @@ TEST(Journal, AFailedCommitRefusesNewTasksAndSaysWhy) {
   release.set_value();
   EXPECT_TRUE(ex.wait_idle(kGenerous)) << "accepted tasks still run";
   EXPECT_EQ(ex.status().succeeded, static_cast<std::uint64_t>(accepted));
+}
+
+// A journal file deleted (or replaced) under a running executor once went unnoticed: every
+// later commit went into the unlinked file, and a restart recovered none of those tasks.
+TEST(Journal, ADeletedOrReplacedFileIsNoticedAndNewTasksAreRefused) {
+  for (const bool replace : {false, true}) {
+    SCOPED_TRACE(replace ? "replaced" : "deleted");
+    TempDir dir;
+    const auto file = dir.file("tasks.db");
+    auto journal = open_journal(file);
+    Executor ex(
+        config(journal, [](const Task&, const octo::Context&) { return Outcome::success(); }));
+    ASSERT_TRUE(ex.enqueue({.type = "job"}));
+    if (replace) {
+      std::ofstream(dir.file("other.db")) << "another file";
+      fs::rename(dir.file("other.db"), file);
+    } else {
+      fs::remove(file);
+    }
+    const auto r = ex.enqueue({.type = "job"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), EnqueueError::kJournal);
+    const auto st = journal->stats();
+    EXPECT_TRUE(st.failed);
+    EXPECT_NE(st.error.find(file.string()), std::string::npos) << st.error;
+    EXPECT_NE(st.error.find(replace ? "replaced" : "deleted"), std::string::npos) << st.error;
+    EXPECT_NE(st.error.find("restart"), std::string::npos) << st.error;
+    EXPECT_FALSE(ex.enqueue({.type = "job"})) << "it stays refused: the file is gone";
+    EXPECT_TRUE(ex.wait_idle(kGenerous));
+  }
+}
+
+// An async commit that failed (the file at its size cap, as a full disk) once dropped every
+// record it held and all that came after: tasks that ran were recovered again after a clean
+// restart, and the journal refused tasks until then. Now it keeps them, retries, and heals once
+// the tasks holding the space finish.
+TEST(Journal, AFailedAsyncCommitKeepsItsRecordsAndHealsWhenSpaceFreesUp) {
+  TempDir dir;
+  const auto file = dir.file("tasks.db");
+  std::atomic<int> ran{0};
+  {
+    auto journal = std::make_shared<SqliteJournal>(octo::SqliteJournalOptions{
+        .path = file.string(), .durability = Durability::kAsync, .max_bytes = 64 * 1024});
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    Executor ex(config(journal, [&](const Task&, const octo::Context&) {
+      released.wait();
+      ++ran;
+      return Outcome::success();
+    }));
+    int accepted = 0;
+    const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+    // Async accepts return before their commit: keep going until the failure shows.
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!ex.enqueue({.type = "job", .payload = std::string(1000, 'x')})) break;
+      ++accepted;
+    }
+    ASSERT_TRUE(journal->stats().failed) << "the cap was never reached";
+    EXPECT_GE(journal->stats().commit_failures, 1u);
+    EXPECT_EQ(journal->stats().unwritten, 0u) << "nothing is given up while it can retry";
+    release.set_value();
+    ASSERT_TRUE(ex.wait_idle(kGenerous));
+    EXPECT_EQ(ran.load(), accepted);
+    // The finished tasks free their rows (and their unwritten accepts need no disk): the next
+    // retry succeeds and the journal takes tasks again.
+    while (!journal->flush() && std::chrono::steady_clock::now() < deadline) {
+    }
+    const auto st = journal->stats();
+    EXPECT_FALSE(st.failed) << st.error;
+    EXPECT_NE(st.error.find("full"), std::string::npos) << "the last failure stays readable";
+    ASSERT_TRUE(ex.enqueue({.type = "job"})) << "healed";
+    ASSERT_TRUE(ex.wait_idle(kGenerous));
+    EXPECT_TRUE(journal->flush());
+  }
+  EXPECT_EQ(query(file, "SELECT count(*) FROM tasks"),
+            (std::vector<std::vector<std::string>>{{"0"}}))
+      << "every task ran, so none is left to run again";
 }
 
 TEST(Journal, BadOptionsThrowInvalidArgument) {

@@ -36,8 +36,10 @@ struct SqliteJournalOptions {
   // Records waiting for the writer at most: beyond it accepted() waits for the writer, so a
   // backlog (and the async loss window) cannot grow without bound.
   std::size_t max_pending = 65'536;
-  // Size cap of the file in bytes (0 = none). A commit that would exceed it fails, and a failed
-  // journal refuses new tasks (EnqueueError::kJournal) until the process restarts.
+  // Size cap of the file in bytes (0 = none). A commit that would exceed it fails; a failing
+  // journal refuses new tasks (EnqueueError::kJournal), keeps the records it holds and retries
+  // (50 ms doubling to 2 s), and takes new tasks again once a commit succeeds (finished tasks
+  // free rows, and accepts whose tasks finished meanwhile are dropped unwritten).
   std::uint64_t max_bytes = 0;
   // Dead letters kept in the file; the oldest are deleted first.
   std::size_t dead_letter_limit = 10'000;
@@ -50,8 +52,12 @@ struct JournalStats {
   std::uint64_t pending = 0;         // appended, not yet committed
   std::uint64_t recovered = 0;       // unfinished tasks handed to the executor at start
   std::uint64_t producer_waits = 0;  // accepted() calls that waited for a full backlog to drain
-  bool failed = false;               // a commit failed: new tasks are refused (kJournal)
-  std::string error{};               // why, naming the file
+  bool failed = false;  // the last commit failed: new tasks are refused (kJournal) until one
+                        // succeeds (the writer retries; a deleted or replaced file never does)
+  std::string error{};  // the last failure, naming the file (kept after a recovery)
+  std::uint64_t commit_failures = 0;  // commits that failed (each retried, see `failed`)
+  std::uint64_t unwritten = 0;  // records given up on: the file was deleted or replaced, or the
+                                // journal was still failing when it closed
   double mean_batch() const noexcept {
     return commits ? static_cast<double>(records - pending) / static_cast<double>(commits) : 0.0;
   }

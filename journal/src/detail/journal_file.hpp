@@ -53,6 +53,9 @@ class JournalFile {
   // One transaction with every record of `batch`. Throws std::runtime_error (SQLite's message)
   // on a failure, after rolling back.
   void commit(const std::vector<Record>& batch, const CommitExtras& extras);
+  // Non-empty (saying what happened) when the path no longer names the file opened: deleted,
+  // renamed away or replaced. One stat() of the path.
+  std::string identity_lost() const;
   // Writes the counters not yet written (at close); errors are ignored: the tasks themselves
   // are committed.
   void write_final_counters() noexcept;
@@ -86,6 +89,8 @@ class JournalFile {
   sqlite3* db_ = nullptr;
   std::vector<Stmt> stmts_;
   std::uint64_t first_key_ = 1;
+  // The file's identity at open (st_dev, st_ino).
+  std::uint64_t device_ = 0, inode_ = 0;
   std::uint64_t dead_count_ = 0;
   // Counters for operators in the meta table, written about once a second and at close.
   struct {

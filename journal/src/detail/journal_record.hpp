@@ -14,7 +14,8 @@ struct Record {
   std::uint8_t priority = 0;
   std::uint32_t count = 0;  // max_attempts for accepts, attempts otherwise
   std::uint64_t key = 0;
-  std::int64_t ms = 0;  // created (accepts) or finished (dead letters)
+  std::int64_t ms = 0;    // created (accepts) or finished (dead letters)
+  std::uint64_t seq = 0;  // the append's sequence number (durable once committed)
   std::string arm, type, payload, targets, reason;
 };
 

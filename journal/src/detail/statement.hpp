@@ -45,7 +45,11 @@ class Stmt {
     const int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(sqlite3_errmsg(sqlite3_db_handle(s_)));
+    // Reset before throwing: a statement left in its error state refuses the next bindings, so
+    // every later use (a retried commit) would fail too.
+    std::string message = sqlite3_errmsg(sqlite3_db_handle(s_));
+    reset();
+    throw std::runtime_error(message);
   }
   void run() {
     while (step()) {
