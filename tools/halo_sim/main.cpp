@@ -104,6 +104,15 @@ class Sim {
         counters_(static_cast<std::size_t>(opt_.fast_threads + 2)) {
     if (opt_.duration_s > 0) scenario_.duration_s = opt_.duration_s;
   }
+  // run() may leave by an exception (an --http address that cannot be bound) with the request
+  // threads running: they are stopped and joined here, not left to std::terminate.
+  ~Sim() {
+    stop_ = true;
+    for (auto& th : threads_)
+      if (th.joinable()) th.join();
+  }
+  Sim(const Sim&) = delete;
+  Sim& operator=(const Sim&) = delete;
 
   int run();
 
@@ -580,10 +589,20 @@ int main(int argc, char** argv) {
   Options opt;
   app.add_option("--scenario", opt.scenario, "default (~40 s), quick (~10 s) or a JSON file")
       ->capture_default_str();
+  // CLI::Range lets NaN through (every comparison with it is false).
+  const auto finite = CLI::Validator(
+      [](const std::string& v) -> std::string {
+        try {
+          return std::isfinite(std::stod(v)) ? std::string() : "must be a finite number";
+        } catch (const std::exception&) {
+          return "must be a number";
+        }
+      },
+      "FINITE");
   app.add_option("--duration", opt.duration_s, "override the scenario's length, seconds")
-      ->check(CLI::Range(1.0, 3600.0));
+      ->check(finite & CLI::Range(1.0, 3600.0));
   app.add_option("--rate", opt.paced_rate, "requests/s of the paced request thread")
-      ->check(CLI::Range(0.0, 1e7))
+      ->check(finite & CLI::Range(0.0, 1e7))
       ->capture_default_str();
   app.add_option("--fast-threads", opt.fast_threads, "request threads running flat out")
       ->check(CLI::Range(0, 16))

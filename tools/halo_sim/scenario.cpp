@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -62,20 +63,43 @@ double number(const nlohmann::json& j, const char* key, double fallback, const s
 Scenario load_scenario(const std::string& arg) {
   if (arg == "default") return builtin_default();
   if (arg == "quick") return builtin_quick();
-  std::ifstream in(arg);
-  if (!in)
+  const std::string where = "scenario file '" + arg + "'";
+  // Read whole first, bounded, so that a directory, a device or an endless file is refused by
+  // name instead of failing somewhere inside the JSON parser.
+  constexpr std::uintmax_t kMaxBytes = 1 << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(arg, ec);
+  if (ec || !std::filesystem::exists(status))
     throw std::runtime_error("scenario '" + arg +
                              "': not 'default', 'quick' or a readable JSON file");
+  if (!std::filesystem::is_regular_file(status)) fail(where, "not a regular file");
+  std::ifstream in(arg, std::ios::binary);
+  if (!in) fail(where, "cannot be opened for reading");
+  std::string text;
+  try {
+    char buf[4096];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      text.append(buf, static_cast<std::size_t>(in.gcount()));
+      if (text.size() > kMaxBytes) fail(where, "larger than 1 MiB");
+    }
+    if (in.bad()) fail(where, "read error");
+  } catch (const std::ios_base::failure& e) {
+    fail(where, std::string("read error: ") + e.what());
+  }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("scenario file '" + arg + "'", std::string("invalid JSON: ") + e.what());
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    // Includes numbers out of range ("1e400"), not only syntax errors.
+    fail(where, std::string("invalid JSON: ") + e.what());
   }
-  const std::string where = "scenario file '" + arg + "'";
   if (!j.is_object()) fail(where, "top level must be an object");
   Scenario s;
-  s.name = j.value("name", arg);
+  s.name = arg;
+  if (const auto name = j.find("name"); name != j.end()) {
+    if (!name->is_string()) fail(where, "\"name\" must be a string");
+    s.name = name->get<std::string>();
+  }
   s.duration_s = number(j, "duration_s", 40, where, 1, 3600);
   s.cycle_interval_s = number(j, "cycle_interval_s", 2, where, 0.1, 600);
   s.approve_after_s = number(j, "approve_after_s", 1.5, where, 0, 600);
