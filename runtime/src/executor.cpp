@@ -784,10 +784,11 @@ struct Executor::Impl {
     idle_cv.notify_all();
   }
 
-  bool wait_idle_until(Clock::time_point deadline) {
+  // Until no more than `own` tasks are pending (the caller's own, when a handler calls).
+  bool wait_idle_until(Clock::time_point deadline, std::uint64_t own = 0) {
     waiters.fetch_add(1, std::memory_order_seq_cst);
     std::unique_lock lock(idle_mu);
-    const auto idle_now = [this] { return total_pending() == 0; };
+    const auto idle_now = [this, own] { return total_pending() <= own; };
     bool idle = true;
     if (deadline == Clock::time_point::max()) {
       idle_cv.wait(lock, idle_now);
@@ -840,9 +841,11 @@ struct Executor::Impl {
         limit >= Clock::time_point::max() - now ? Clock::time_point::max() : now + limit;
     ShutdownReport report;
     const std::uint64_t cancelled_before = total_cancelled();
+    // Called by a handler of this executor: its own task cannot finish while it waits here.
+    const std::uint64_t own = t_draining == this ? 1 : 0;
     // enqueue() calls that begin after this see it (they load with acquire).
     stopping.store(true, std::memory_order_seq_cst);
-    if (mode == ShutdownMode::kDrain && !wait_idle_until(deadline)) report.deadline_hit = true;
+    if (mode == ShutdownMode::kDrain && !wait_idle_until(deadline, own)) report.deadline_hit = true;
     cancel_all.store(true, std::memory_order_seq_cst);
     // From here no drainer starts a task (see run_batch): each either sees cancel_all or has its
     // running slot set where the count below sees it.
@@ -852,7 +855,7 @@ struct Executor::Impl {
     for (;;) {
       sweep();
       const auto step = std::min(deadline, Clock::now() + std::chrono::milliseconds(10));
-      if (wait_idle_until(step)) break;
+      if (wait_idle_until(step, own)) break;
       if (Clock::now() >= deadline) {
         report.deadline_hit = true;
         break;
@@ -1122,6 +1125,7 @@ std::uint64_t Executor::dead_letters_dropped() const noexcept { return impl_->de
 const Context& Executor::context() const noexcept { return impl_->context; }
 
 bool Executor::wait_idle(std::chrono::nanoseconds timeout) {
+  if (Impl::t_draining == impl_.get()) return false;  // a handler waiting for its own task
   const auto now = Clock::now();
   const auto deadline =
       timeout >= Clock::time_point::max() - now ? Clock::time_point::max() : now + timeout;

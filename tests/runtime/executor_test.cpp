@@ -632,6 +632,34 @@ TEST(Shutdown, NoTaskStartsAfterACancellingShutdownReturns) {
   EXPECT_EQ(cancelled.n.load(), kFast) << "the rest of its batch is cancelled when it returns";
 }
 
+// A handler that waits for its own executor once deadlocked (wait_idle) or sat out the whole
+// deadline (shutdown): its own task was among those waited for.
+TEST(Shutdown, AHandlerCallingWaitIdleOrShutdownOnItsExecutorDoesNotWaitForItself) {
+  auto ex = std::make_unique<Executor>(config_with({arm("a", 1), arm("b", 2)}));
+  std::promise<bool> waited;
+  ASSERT_TRUE(ex->submit(0, [&] { waited.set_value(ex->wait_idle(kGenerous)); }));
+  auto w = waited.get_future();
+  ASSERT_EQ(w.wait_for(kGenerous), std::future_status::ready);
+  EXPECT_FALSE(w.get()) << "its own task is not finished";
+
+  std::atomic<int> others{0};
+  std::latch others_queued(1);
+  std::promise<octo::ShutdownReport> report;
+  ASSERT_TRUE(ex->submit(0, [&] {
+    others_queued.wait();
+    report.set_value(ex->shutdown(octo::ShutdownMode::kDrain, kGenerous));
+  }));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(ex->submit(1, [&] { ++others; }));
+  others_queued.count_down();
+  auto r = report.get_future();
+  ASSERT_EQ(r.wait_for(kGenerous), std::future_status::ready);
+  const auto rep = r.get();
+  EXPECT_FALSE(rep.deadline_hit) << "it drained the others and did not wait for itself";
+  EXPECT_EQ(rep.still_running, 1u) << "the calling task";
+  EXPECT_EQ(others.load(), 10);
+  ex.reset();
+}
+
 // Counts the terminal events it sees, and whether the executor said it was going away.
 struct Terminals : octo::Observer {
   std::atomic<int> terminal{0};

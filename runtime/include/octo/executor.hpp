@@ -177,10 +177,14 @@ class Executor {
   const Context& context() const noexcept;
 
   // Blocks until every accepted task has finished, or the timeout passes; true when idle.
+  // From a handler of this executor it returns false at once: its own task is not finished,
+  // so waiting would deadlock.
   bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 
   // Stops accepting work (enqueue returns kStopped from here on) and winds down. Idempotent.
   // With a journal, tasks this cancels stay journaled and the next executor on it runs them.
+  // From a handler of this executor it does not wait for the calling task (it counts in
+  // still_running); the executor's destructor, which waits for every task, must not run there.
   ShutdownReport shutdown(ShutdownMode mode = ShutdownMode::kDrain,
                           std::chrono::nanoseconds deadline = std::chrono::seconds(30));
 
