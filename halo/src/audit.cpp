@@ -111,7 +111,7 @@ void AuditLog::take_oldest_slot(AuditEntry& e) noexcept {
 
 void AuditLog::append(AuditEntry e) {
   if (e.when == std::chrono::system_clock::time_point{}) e.when = std::chrono::system_clock::now();
-  std::lock_guard lock(mu_);
+  octo::detail::LockGuard lock(mu_);
   e.seq = next_seq_++;
   if (ring_.size() < capacity_) {
     grow();
@@ -126,7 +126,7 @@ std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
   std::size_t skip = 0;    // batch[0, skip): newest entries would push them out at once
   std::size_t filled = 0;  // batch[skip, skip + filled): moved into free slots
   {
-    std::lock_guard lock(mu_);
+    octo::detail::LockGuard lock(mu_);
     skip = batch.size() > capacity_ ? batch.size() - capacity_ : 0;
     dropped_ += skip;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -155,7 +155,7 @@ std::vector<AuditEntry> AuditLog::append(std::vector<AuditEntry> batch) {
 }
 
 std::vector<AuditEntry> AuditLog::entries(std::size_t limit) const {
-  std::lock_guard lock(mu_);
+  octo::detail::LockGuard lock(mu_);
   const std::size_t size = ring_.size();
   const std::size_t n = std::min(limit, size);
   std::vector<AuditEntry> out;
@@ -170,12 +170,12 @@ void AuditLog::write_json_lines(std::ostream& out, std::size_t limit) const {
 }
 
 std::uint64_t AuditLog::appended() const {
-  std::lock_guard lock(mu_);
+  octo::detail::LockGuard lock(mu_);
   return next_seq_ - 1;
 }
 
 std::uint64_t AuditLog::dropped() const {
-  std::lock_guard lock(mu_);
+  octo::detail::LockGuard lock(mu_);
   return dropped_;
 }
 

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "detail/wal_check.hpp"
+
 namespace octo::detail {
 
 namespace {
@@ -134,6 +136,8 @@ void JournalFile::open() {
                 "): fix its permissions or owner");
     }
   }
+  // Before SQLite replays (and then removes) the write-ahead log: what it will leave out.
+  recovery_problem_ = check_wal(opt_.path + "-wal").problem;
   const int rc =
       sqlite3_open_v2(opt_.path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
@@ -261,15 +265,15 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
       } else if (attempts < 0 || attempts > (max_attempts != 0 ? max_attempts : kMaxCount)) {
         bad = "attempts " + std::to_string(attempts) + " is outside 0-" +
               std::to_string(max_attempts != 0 ? max_attempts : kMaxCount);
-      } else if (created_ms < 0) {
-        bad = "created_ms " + std::to_string(created_ms) + " is negative";
+      } else if (!time_from_ms(created_ms)) {
+        bad = "created_ms " + std::to_string(created_ms) + " is outside 0-" +
+              std::to_string(kMaxTimeMs);
       }
       task.type = q.text(2);
       task.payload = q.text(3);
       task.priority = bad.empty() ? static_cast<Priority>(priority) : Priority::kLow;
       task.max_attempts = bad.empty() ? static_cast<std::uint32_t>(max_attempts) : 0;
-      task.created = std::chrono::system_clock::time_point(
-          std::chrono::milliseconds(std::max<std::int64_t>(created_ms, 0)));
+      task.created = time_from_ms(created_ms).value_or(std::chrono::system_clock::time_point{});
       task.attempt = bad.empty() ? static_cast<std::uint32_t>(attempts) : 0;
       if (auto it = targets.find(task.durable_key); it != targets.end()) {
         task.target_agents = std::move(it->second);
@@ -282,7 +286,7 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
         d.attempts = task.attempt;
         if (dead) {
           d.reason = q.text(9);
-          d.when = std::chrono::system_clock::time_point(std::chrono::milliseconds(q.i64(10)));
+          d.when = time_from_ms(q.i64(10)).value_or(std::chrono::system_clock::time_point{});
         } else {
           d.reason = "journal row " + std::to_string(task.durable_key) + ": " + bad;
           d.when = std::chrono::system_clock::now();

@@ -437,6 +437,9 @@ JournalStats SqliteJournal::stats() const {
   s.failed = impl_->failed.load(std::memory_order_relaxed);
   s.error = impl_->last_error;
   s.commit_failures = impl_->commit_failures;
+  if (!impl_->file->recovery_problem().empty())
+    s.recovery_problem = "octo::SqliteJournal '" + impl_->opt.path +
+                         "': opened after a crash, but " + impl_->file->recovery_problem();
   s.unwritten = impl_->unwritten;
   return s;
 }

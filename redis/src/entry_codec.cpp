@@ -97,10 +97,11 @@ DecodedTask decode_task(std::span<const std::string_view> fields, std::string_vi
       t.max_attempts = *m;
     } else if (name == "created_ms") {
       const auto ms = to_number<std::int64_t>(value);
-      if (!ms)
+      const auto when = ms ? time_from_ms(*ms) : std::nullopt;
+      if (!when)
         return refuse("malformed stream entry: created_ms '" + shown(value) +
-                      "' is not milliseconds");
-      t.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
+                      "' is not milliseconds from 0 to " + std::to_string(kMaxTimeMs));
+      t.created = *when;
     } else if (name == "target") {
       t.target_agents.emplace_back(value);
     }

@@ -53,6 +53,10 @@ TEST(EntryCodec, OutOfRangeAndMalformedValuesAreRefusedByName) {
       {{"type", "t", "priority", "99999999999999999999"}, "is not 0-3"},
       {{"type", "t", "max_attempts", "-3"}, "max_attempts '-3' is not a count"},
       {{"type", "t", "created_ms", "soon"}, "created_ms 'soon' is not milliseconds"},
+      // Found by entry_codec_fuzzer: milliseconds past 2262 overflowed the conversion to
+      // system_clock's nanoseconds (signed overflow, UBSan).
+      {{"type", "t", "created_ms", "170000000000000000"}, "created_ms '170000000000000000' is not"},
+      {{"type", "t", "created_ms", "-1"}, "created_ms '-1' is not milliseconds from 0"},
       {{"type", "t", "priority", std::string("\xe9\x01", 2)}, "priority '\\xe9\\x01'"},
       {{"payload", "p"}, "no type field"},
       {{"type", ""}, "no type field"},

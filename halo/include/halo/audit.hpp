@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "octo/detail/annotated_mutex.hpp"
 #include "octo/task.hpp"
 
 namespace halo {
@@ -72,17 +73,17 @@ class AuditLog {
   std::uint64_t dropped() const;
 
  private:
-  void grow();
+  void grow() OCTO_REQUIRES(mu_);
   // Full ring: `e` takes the oldest entry's slot and gets the oldest entry in exchange.
-  void take_oldest_slot(AuditEntry& e) noexcept;
+  void take_oldest_slot(AuditEntry& e) noexcept OCTO_REQUIRES(mu_);
 
   const std::size_t capacity_;
-  mutable std::mutex mu_;
+  mutable octo::detail::Mutex mu_;
   // A ring: grows to capacity_, then each entry takes the oldest one's slot.
-  std::vector<AuditEntry> ring_;
-  std::size_t head_ = 0;  // the oldest entry, once the ring is full
-  std::uint64_t next_seq_ = 1;
-  std::uint64_t dropped_ = 0;
+  std::vector<AuditEntry> ring_ OCTO_GUARDED_BY(mu_);
+  std::size_t head_ OCTO_GUARDED_BY(mu_) = 0;  // the oldest entry, once the ring is full
+  std::uint64_t next_seq_ OCTO_GUARDED_BY(mu_) = 1;
+  std::uint64_t dropped_ OCTO_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace halo

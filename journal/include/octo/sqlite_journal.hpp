@@ -58,6 +58,9 @@ struct JournalStats {
   std::uint64_t commit_failures = 0;  // commits that failed (each retried, see `failed`)
   std::uint64_t unwritten = 0;  // records given up on: the file was deleted or replaced, or the
                                 // journal was still failing when it closed
+  // Set when opening found commits it could not recover (a damaged write-ahead log after a
+  // crash): what and how much, naming the file. Recovery goes on with what could be read.
+  std::string recovery_problem{};
   double mean_batch() const noexcept {
     return commits ? static_cast<double>(records - pending) / static_cast<double>(commits) : 0.0;
   }

@@ -36,6 +36,10 @@ class JournalFile {
   JournalFile(const JournalFile&) = delete;
   JournalFile& operator=(const JournalFile&) = delete;
 
+  // What opening found it could not recover (a damaged write-ahead log: see detail/
+  // wal_check.hpp), empty when nothing was lost.
+  const std::string& recovery_problem() const noexcept { return recovery_problem_; }
+
   // The first key of the block reserved at open; keys below key_limit() are free to hand out.
   std::uint64_t first_key() const noexcept { return first_key_; }
 
@@ -89,6 +93,7 @@ class JournalFile {
   sqlite3* db_ = nullptr;
   std::vector<Stmt> stmts_;
   std::uint64_t first_key_ = 1;
+  std::string recovery_problem_;
   // The file's identity at open (st_dev, st_ino).
   std::uint64_t device_ = 0, inode_ = 0;
   std::uint64_t dead_count_ = 0;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,17 @@ enum class Priority : std::uint8_t { kLow = 0, kNormal = 1, kHigh = 2, kCritical
 inline constexpr int kPriorityCount = 4;
 
 std::string_view to_string(Priority p) noexcept;
+
+// The last millisecond system_clock (nanoseconds in 64 bits) can hold: 2262-04-11.
+inline constexpr std::int64_t kMaxTimeMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::duration::max())
+                                               .count();
+// Milliseconds since the epoch as a time point, or nullopt when negative or past kMaxTimeMs (the
+// conversion would overflow): the check each decoder of stored or received times makes.
+inline std::optional<std::chrono::system_clock::time_point> time_from_ms(std::int64_t ms) noexcept {
+  if (ms < 0 || ms > kMaxTimeMs) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
 
 struct Task {
   std::string type{};

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "octo/detail/annotated_mutex.hpp"
+
 namespace octo::detail {
 
 template <class Item>
@@ -30,7 +32,7 @@ class TimerQueue {
         thread_([this] { run(); }) {}
   ~TimerQueue() {
     {
-      std::lock_guard lock(mu_);
+      LockGuard lock(mu_);
       stop_ = true;
     }
     cv_.notify_one();
@@ -40,7 +42,7 @@ class TimerQueue {
   void schedule(Clock::time_point when, Item item) {
     bool earliest;
     {
-      std::lock_guard lock(mu_);
+      LockGuard lock(mu_);
       earliest = heap_.empty() || when < heap_.top().when;
       heap_.push(Entry{when, seq_++, std::move(item)});
     }
@@ -51,7 +53,7 @@ class TimerQueue {
   template <class Pred>
   std::vector<Item> take_if(Pred pred) {
     std::vector<Item> out;
-    std::lock_guard lock(mu_);
+    LockGuard lock(mu_);
     std::vector<Entry> keep;
     while (!heap_.empty()) {
       Entry& e = const_cast<Entry&>(heap_.top());
@@ -69,7 +71,7 @@ class TimerQueue {
   // Removes and returns every waiting item (shutdown).
   std::vector<Item> take_all() {
     std::vector<Item> out;
-    std::lock_guard lock(mu_);
+    LockGuard lock(mu_);
     while (!heap_.empty()) {
       out.push_back(std::move(const_cast<Entry&>(heap_.top()).item));
       heap_.pop();
@@ -88,7 +90,7 @@ class TimerQueue {
   };
 
   void run() {
-    std::unique_lock lock(mu_);
+    UniqueLock lock(mu_);
     const bool ticking = period_.count() > 0;
     auto next_tick = Clock::now() + period_;
     while (!stop_) {
@@ -104,9 +106,9 @@ class TimerQueue {
         auto until = heap_.empty() ? Clock::time_point::max() : heap_.top().when;
         if (ticking) until = std::min(until, next_tick);
         if (until == Clock::time_point::max()) {
-          cv_.wait(lock);
+          cv_.wait(lock.native());
         } else {
-          cv_.wait_until(lock, until);
+          cv_.wait_until(lock.native(), until);
         }
         continue;
       }
@@ -121,11 +123,11 @@ class TimerQueue {
   Fire fire_;
   std::function<void()> tick_;
   std::chrono::nanoseconds period_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
-  std::uint64_t seq_ = 0;
-  bool stop_ = false;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_ OCTO_GUARDED_BY(mu_);
+  std::uint64_t seq_ OCTO_GUARDED_BY(mu_) = 0;
+  bool stop_ OCTO_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members it uses
 };
 
