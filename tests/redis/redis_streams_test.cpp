@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -221,6 +222,35 @@ TEST(RedisStreams, ConnectionLossIsReportedRetriedAndSurvived) {
   ASSERT_TRUE(eventually([&] { return static_cast<bool>(rs.publish({.type = "job"})); }));
   ASSERT_TRUE(eventually([&] { return done.load() == 2; }));
   EXPECT_GE(rs.status().reconnects, 1u);
+}
+
+// A frozen server (SIGSTOP) still accepts connections in its kernel, so reconnecting "worked"
+// and status said connected while no command was answered. Commands time out, a connection
+// counts only once PING is answered, and status shows the stall until the server is back.
+TEST(RedisStreams, AFrozenServerIsDetectedByCommandTimeoutsAndShownInStatus) {
+  RedisServer server;
+  std::atomic<int> done{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++done;
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  ASSERT_TRUE(rs.publish({.type = "job"}));
+  ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
+
+  server.signal(SIGSTOP);
+  ASSERT_TRUE(eventually([&] { return !rs.status().connected; }));
+  EXPECT_NE(rs.status().last_error.find("no reply within"), std::string::npos)
+      << rs.status().last_error;
+  // Reconnects reach the kernel but get no PONG: it stays shown as not connected.
+  const auto errors = rs.status().errors;
+  ASSERT_TRUE(eventually([&] { return rs.status().errors >= errors + 2; }));
+  EXPECT_FALSE(rs.status().connected);
+
+  server.signal(SIGCONT);
+  ASSERT_TRUE(eventually([&] { return rs.status().connected; }));
+  ASSERT_TRUE(eventually([&] { return static_cast<bool>(rs.publish({.type = "job"})); }));
+  ASSERT_TRUE(eventually([&] { return done.load() == 2; }));
 }
 
 TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {

@@ -83,6 +83,12 @@ class RedisServer {
     throw std::runtime_error("redis-server did not answer PING within 10 s");
   }
 
+  // Sends `sig` to the server (SIGSTOP freezes it: connections are still accepted by the
+  // kernel, commands get no answer; SIGCONT thaws it).
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   void kill() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);

@@ -75,8 +75,8 @@ class Connection {
   // The wait after the last failed connect (0 once connected).
   std::chrono::milliseconds backoff() const noexcept { return backoff_; }
   void drop() noexcept;
-  // Connects if needed; false when it could not. `wait`: after a failure, pause for the backoff
-  // (doubling from reconnect_base to reconnect_max).
+  // Connects if needed and checks the server answers PING; false when it could not. `wait`:
+  // after a failure, pause for the backoff (doubling from reconnect_base to reconnect_max).
   bool ensure(bool wait);
   // Pipelines `c` (sent with the next read).
   void append(const Command& c);
@@ -84,6 +84,8 @@ class Connection {
   Reply read();
   // append() and read(); nullptr when not connected.
   Reply run(const Command& c);
+  // How long a command may wait for its reply: `block` plus two seconds.
+  std::chrono::milliseconds io_timeout() const noexcept;
 
  private:
   const RedisStreamsConfig& cfg_;
