@@ -1,203 +1,261 @@
 #include "halo/http/server.hpp"
 
-#include <httplib.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include <atomic>
-#include <charconv>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
-#include "halo/http/json.hpp"
-#include "halo/http/metrics.hpp"
+#include "detail/router.hpp"
 
 namespace halo {
 
 namespace {
 
-// Every string in a response is made valid UTF-8 (invalid bytes become U+FFFD) rather than
-// letting the JSON library throw on a byte that came from outside.
-void reply(httplib::Response& res, int status, const nlohmann::json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
-}
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 
-void error(httplib::Response& res, int status, const std::string& message) {
-  reply(res, status, {{"error", message}});
-}
+// One connection: read a head (bounded in size and time), let the router refuse it before any
+// body is read, read the body (bounded however it is encoded), answer, repeat while kept alive.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const HttpConfig& config, const detail::Router& router,
+          std::atomic<std::size_t>& open)
+      : stream_(std::move(socket)), config_(config), router_(router), open_(open) {}
+  ~Session() { open_.fetch_sub(1, std::memory_order_relaxed); }
 
-// Parses ?limit=N (1..max); writes a 400 and returns false on anything else.
-bool parse_limit(const httplib::Request& req, httplib::Response& res, std::size_t fallback,
-                 std::size_t max, std::size_t& out) {
-  out = fallback;
-  if (!req.has_param("limit")) return true;
-  const std::string v = req.get_param_value("limit");
-  std::size_t n = 0;
-  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || end != v.data() + v.size() || n == 0 || n > max) {
-    error(res, 400,
-          "limit must be an integer from 1 to " + std::to_string(max) + ", got '" + v + "'");
-    return false;
+  void start() { read_head(); }
+  // Closes the connection from any thread (on the session's strand): what stop() does to each.
+  void shut() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
   }
-  out = n;
-  return true;
-}
 
-bool parse_id(const std::string& text, std::uint64_t& id) {
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  return ec == std::errc() && end == text.data() + text.size();
-}
+ private:
+  void read_head() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
+    // No body limit while the head is read: a declared length over it is the router's 413, but
+    // only after the route and the token (an unknown route is a 404 whatever its body). The
+    // largest value, not boost::none: Beast 1.74 compares a declared length with an empty limit
+    // as "over it".
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    // The whole request (head and body) must arrive within request_timeout; a connection kept
+    // alive with no request for that long is closed too.
+    stream_.expires_after(config_.request_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_head(ec); });
+  }
+
+  void on_head(beast::error_code ec) {
+    if (ec) return fail_read(ec);
+    const auto& req = parser_->get();
+    head_storage();
+    if (auto early = router_.check_head(head_)) return send(std::move(*early), false);
+    if (parser_->is_done()) return answer();
+    parser_->body_limit(config_.max_body_bytes);  // chunked bodies: counted as they arrive
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec2, std::size_t) {
+                       if (ec2) return self->fail_read(ec2);
+                       self->answer();
+                     });
+    (void)req;
+  }
+
+  // The head's fields as the router sees them (views into the parser's message).
+  void head_storage() {
+    const auto& req = parser_->get();
+    head_.method = std::string_view(req.method_string().data(), req.method_string().size());
+    head_.target = std::string_view(req.target().data(), req.target().size());
+    const auto auth = req[http::field::authorization];
+    head_.authorization = std::string_view(auth.data(), auth.size());
+    const auto enc = req[http::field::content_encoding];
+    head_.content_encoding = std::string_view(enc.data(), enc.size());
+    head_.content_length.reset();
+    if (const auto n = parser_->content_length()) head_.content_length = *n;
+  }
+
+  void answer() {
+    const auto& req = parser_->get();
+    send(router_.handle(head_, req.body()), req.keep_alive());
+  }
+
+  void fail_read(beast::error_code ec) {
+    if (ec == http::error::body_limit)
+      return send(detail::Router::error(
+                      413, "body larger than " + std::to_string(config_.max_body_bytes) + " bytes"),
+                  false);
+    if (ec == http::error::header_limit)
+      return send(
+          detail::Router::error(431, "request head larger than " +
+                                         std::to_string(config_.max_header_bytes) + " bytes"),
+          false);
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      return close();
+    // Anything else is a request that is not HTTP/1.x: answer 400 and close.
+    send(detail::Router::error(400, "malformed request: " + ec.message()), false);
+  }
+
+  void send(detail::Response r, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), 11);
+    res->set(http::field::content_type, r.content_type);
+    if (r.www_authenticate) res->set(http::field::www_authenticate, "Bearer");
+    res->keep_alive(keep_alive);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    stream_.expires_after(config_.request_timeout);
+    http::async_write(
+        stream_, *res,
+        [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+          if (ec || !keep_alive) return self->close();
+          self->read_head();
+        });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  const HttpConfig& config_;
+  const detail::Router& router_;
+  std::atomic<std::size_t>& open_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  detail::RequestHead head_;
+};
 
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(HttpConfig c, Engine& e, const octo::Executor* x, Triggers* t)
-      : config(std::move(c)), engine(e), executor(x), triggers(t) {}
+      : config(std::move(c)), router(config, e, x, t) {}
+
+  void accept() {
+    acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+        return accept();  // a failed accept (out of descriptors, say) does not stop the server
+      }
+      if (open.load(std::memory_order_relaxed) >= config.max_connections) {
+        // Over the cap: closed at once, so idle clients cannot hold every slot for long and the
+        // server's memory stays bounded.
+        beast::error_code ignored;
+        s.close(ignored);
+      } else {
+        open.fetch_add(1, std::memory_order_relaxed);
+        auto session = std::make_shared<Session>(std::move(s), config, router, open);
+        {
+          // Under the lock stop() closes sessions with: one accepted as it runs is closed too.
+          std::lock_guard lock(sessions_mu);
+          if (stopping) return;
+          std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+          sessions.push_back(session);
+        }
+        session->start();
+      }
+      accept();
+    });
+  }
 
   HttpConfig config;
-  Engine& engine;
-  const octo::Executor* executor;
-  Triggers* triggers;
-  httplib::Server server;
-  std::atomic<bool> listener_done{false};
-
-  bool authorized(const httplib::Request& req, httplib::Response& res) const {
-    if (config.token.empty()) return true;
-    if (req.get_header_value("Authorization") == "Bearer " + config.token) return true;
-    res.set_header("WWW-Authenticate", "Bearer");
-    error(res, 401, "missing or wrong bearer token");
-    return false;
-  }
-
-  void routes() {
-    server.set_payload_max_length(config.max_body_bytes);
-    // Neither handler may throw: an exception leaving them would end the process.
-    server.set_error_handler([this](const httplib::Request&, httplib::Response& res) noexcept {
-      try {
-        if (!res.body.empty()) return;
-        if (res.status == 413)
-          error(res, 413, "body larger than " + std::to_string(config.max_body_bytes) + " bytes");
-        else
-          error(res, res.status, res.status == 404 ? "no such route" : "request failed");
-      } catch (...) {  // out of memory: the status goes out without a body
-      }
-    });
-    server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) noexcept {
-          try {
-            std::string what = "internal error";
-            try {
-              std::rethrow_exception(std::move(ep));
-            } catch (const std::exception& e) {
-              what = e.what();
-            } catch (...) {
-            }
-            error(res, 500, what);
-          } catch (...) {
-            res.status = 500;
-          }
-        });
-
-    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(prometheus_text(&engine, executor, triggers),
-                      "text/plain; version=0.0.4; charset=utf-8");
-    });
-    server.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
-      nlohmann::json j = {{"engine", to_json(engine.status())}};
-      if (executor != nullptr) j["executor"] = to_json(executor->status());
-      if (triggers != nullptr) j["triggers"] = to_json(triggers->status());
-      reply(res, 200, j);
-    });
-    server.Get("/cycles", [this](const httplib::Request& req, httplib::Response& res) {
-      std::size_t limit = 0;
-      if (!parse_limit(req, res, 20, 1000, limit)) return;
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& c : engine.history(limit)) arr.push_back(to_json(*c));
-      reply(res, 200, arr);
-    });
-    server.Get("/audit", [this](const httplib::Request& req, httplib::Response& res) {
-      std::size_t limit = 0;
-      if (!parse_limit(req, res, 100, 100'000, limit)) return;
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& e : engine.audit().entries(limit)) arr.push_back(to_json(e));
-      reply(res, 200, arr);
-    });
-    server.Post("/trigger", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
-      if (triggers == nullptr) return error(res, 503, "no triggers registered");
-      const auto body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-      if (body.is_discarded() || !body.is_object())
-        return error(res, 400, "body must be a JSON object {\"type\", \"severity\"}");
-      const auto type = body.find("type");
-      const auto severity = body.find("severity");
-      if (type == body.end() || !type->is_string() || severity == body.end() ||
-          !severity->is_string())
-        return error(res, 400, "\"type\" and \"severity\" must be strings");
-      try {
-        const auto outcome =
-            triggers->trigger_from_event(type->get<std::string>(), severity->get<std::string>());
-        reply(res, outcome == EventOutcome::kFired ? 202 : 200, {{"outcome", to_string(outcome)}});
-      } catch (const std::invalid_argument& e) {
-        error(res, 400, e.what());
-      }
-    });
-    auto decide = [this](bool approve) {
-      return [this, approve](const httplib::Request& req, httplib::Response& res) {
-        if (!authorized(req, res)) return;
-        std::uint64_t id = 0;
-        if (!parse_id(req.matches[1], id)) return error(res, 404, "unknown approval id");
-        const auto outcome = approve ? engine.approve(id) : engine.reject(id, "rejected over HTTP");
-        if (outcome == ApprovalOutcome::kUnknownId)
-          return error(res, 404, "unknown approval id " + std::to_string(id));
-        reply(res, outcome == ApprovalOutcome::kDispatchFailed ? 409 : 200,
-              {{"id", id}, {"outcome", to_string(outcome)}});
-      };
-    };
-    server.Post(R"(/approve/(\d+))", decide(true));
-    server.Post(R"(/reject/(\d+))", decide(false));
-  }
+  detail::Router router;
+  asio::io_context ioc{kThreads};
+  std::optional<tcp::acceptor> acceptor;
+  std::atomic<std::size_t> open{0};
+  std::mutex sessions_mu;  // sessions
+  std::vector<std::weak_ptr<Session>> sessions;
+  bool stopping = false;  // under sessions_mu
+  std::vector<std::thread> threads;
+  static constexpr int kThreads = 2;
 };
 
 HttpServer::HttpServer(HttpConfig config, Engine& engine, const octo::Executor* executor,
                        Triggers* triggers)
     : impl_(std::make_unique<Impl>(std::move(config), engine, executor, triggers)) {
-  if (impl_->config.port < 0 || impl_->config.port > 65535)
-    throw std::invalid_argument("halo::HttpConfig: port " + std::to_string(impl_->config.port) +
+  const auto& c = impl_->config;
+  if (c.port < 0 || c.port > 65535)
+    throw std::invalid_argument("halo::HttpConfig: port " + std::to_string(c.port) +
                                 " is not in 0..65535");
-  if (impl_->config.max_body_bytes == 0)
+  if (c.max_body_bytes == 0)
     throw std::invalid_argument("halo::HttpConfig: max_body_bytes must be at least 1");
-  impl_->routes();
+  if (c.max_header_bytes < 512 || c.max_header_bytes > std::size_t{1024} * 1024)
+    throw std::invalid_argument("halo::HttpConfig: max_header_bytes " +
+                                std::to_string(c.max_header_bytes) + " is not in 512..1048576");
+  if (c.max_connections == 0)
+    throw std::invalid_argument("halo::HttpConfig: max_connections must be at least 1");
+  if (c.request_timeout.count() <= 0)
+    throw std::invalid_argument("halo::HttpConfig: request_timeout must be positive");
 }
 
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::start() {
-  if (thread_.joinable()) return;
-  auto& s = impl_->server;
-  const auto& c = impl_->config;
-  if (c.port == 0) {
-    port_ = s.bind_to_any_port(c.host);
-    if (port_ < 0) port_ = 0;
-  } else if (s.bind_to_port(c.host, c.port)) {
-    port_ = c.port;
-  }
-  if (port_ == 0)
+  if (!impl_->threads.empty()) return;
+  auto& im = *impl_;
+  const auto& c = im.config;
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(c.host, ec);
+  if (ec)
     throw std::runtime_error("halo::HttpServer: cannot bind " + c.host + ":" +
-                             std::to_string(c.port));
-  impl_->listener_done = false;
-  thread_ = std::thread([this, &s] {
-    s.listen_after_bind();
-    impl_->listener_done = true;
-  });
-  // stop() before the listener has started would be lost (cpp-httplib only stops a running
-  // server), so start() returns once it runs: a short, bounded wait for the thread's first steps.
-  while (!s.is_running() && !impl_->listener_done.load()) std::this_thread::yield();
+                             std::to_string(c.port) + ": not an IP address");
+  im.ioc.restart();
+  im.stopping = false;
+  im.acceptor.emplace(im.ioc);
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(c.port));
+  im.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) im.acceptor->bind(endpoint, ec);
+  if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    im.acceptor.reset();
+    throw std::runtime_error("halo::HttpServer: cannot bind " + c.host + ":" +
+                             std::to_string(c.port) + ": " + ec.message());
+  }
+  port_ = im.acceptor->local_endpoint().port();
+  im.accept();
+  for (int i = 0; i < Impl::kThreads; ++i)
+    im.threads.emplace_back([&im] {
+      for (;;) {
+        try {
+          im.ioc.run();
+          return;
+        } catch (...) {  // a handler threw (out of memory): keep serving
+        }
+      }
+    });
 }
 
 void HttpServer::stop() {
-  if (!thread_.joinable()) return;
-  impl_->server.stop();
-  thread_.join();
+  auto& im = *impl_;
+  if (im.threads.empty()) return;
+  // Close the acceptor and every connection (idle and half-sent ones included); their pending
+  // operations end with operation_aborted, nothing new starts, and the loop runs out of work.
+  asio::post(im.ioc, [&im] {
+    beast::error_code ignored;
+    if (im.acceptor) im.acceptor->close(ignored);
+    std::lock_guard lock(im.sessions_mu);
+    im.stopping = true;
+    for (auto& w : im.sessions)
+      if (auto s = w.lock()) s->shut();
+    im.sessions.clear();
+  });
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+  im.acceptor.reset();
 }
 
 }  // namespace halo

@@ -231,6 +231,16 @@ TEST(HttpServer, BadConfigAndBusyPort) {
   halo::Engine engine(state);
   EXPECT_THROW(halo::HttpServer({.port = 70000}, engine), std::invalid_argument);
   EXPECT_THROW(halo::HttpServer({.max_body_bytes = 0}, engine), std::invalid_argument);
+  EXPECT_THROW(halo::HttpServer({.max_header_bytes = 100}, engine), std::invalid_argument);
+  EXPECT_THROW(halo::HttpServer({.max_connections = 0}, engine), std::invalid_argument);
+  EXPECT_THROW(halo::HttpServer({.request_timeout = std::chrono::milliseconds(0)}, engine),
+               std::invalid_argument);
+  try {
+    halo::HttpServer({.host = "not-an-address"}, engine).start();
+    ADD_FAILURE() << "bound a host that is not an address";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("not-an-address"), std::string::npos) << e.what();
+  }
   // A port held by a plain listening socket (no SO_REUSEPORT) cannot be taken.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);

@@ -1,7 +1,7 @@
 # The installed package from another project. Two modes:
 #   -DMODE=install   install the build tree BUILD_DIR into PREFIX
 #   -DMODE=consumer  configure, build and run the project SOURCE_DIR against PREFIX in WORK_DIR;
-#                    HIDE=ON first makes SQLite, hiredis, cpp-httplib and nlohmann-json
+#                    HIDE=ON first makes SQLite, hiredis, Boost and nlohmann-json
 #                    invisible to CMake (pkg-config looks nowhere, find_package of the others is
 #                    disabled); EXPECT_ERROR=<regex> expects configuring to fail with that output.
 function(run)
@@ -29,7 +29,8 @@ set(hide "")
 if(HIDE)
   set(env ${CMAKE_COMMAND} -E env PKG_CONFIG_LIBDIR=${WORK_DIR}/no-pkgconfig
           PKG_CONFIG_PATH=${WORK_DIR}/no-pkgconfig)
-  set(hide -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
+  set(hide -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON
+           -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON)
 endif()
 set(configure ${env} ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${PREFIX} ${hide} ${EXTRA_ARGS}

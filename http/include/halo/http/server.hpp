@@ -1,4 +1,4 @@
-// halo/http/server.hpp — an HTTP face for an embedding service (cpp-httplib).
+// halo/http/server.hpp — an HTTP face for an embedding service (Boost.Beast on two threads).
 //
 //   GET  /metrics            Prometheus text (see metrics.hpp)
 //   GET  /status             engine, executor and trigger status (JSON)
@@ -7,18 +7,23 @@
 //   POST /trigger            {"type": "...", "severity": "..."}: the event trigger
 //   POST /approve/{id}       approve a pending repair
 //   POST /reject/{id}        reject it
-// Mutating routes need `Authorization: Bearer <token>` when a token is configured. Errors are
-// JSON {"error": "..."} with a 4xx status: malformed JSON, bad limits, unknown ids, bodies over
-// max_body_bytes (413). Binds 127.0.0.1 by default.
+// Mutating routes need `Authorization: Bearer <token>` when a token is configured; it is checked
+// from the request's head, before any body is read. Errors are JSON {"error": "..."}: 400
+// malformed requests, JSON or limits, 401 token, 404 routes and ids, 405 methods, 413 bodies over
+// max_body_bytes however they are sent (Content-Length or chunked), 415 compressed bodies, 431
+// heads over max_header_bytes. Every response is valid UTF-8. A request must arrive whole within
+// request_timeout (a kept-alive connection idle that long is closed); connections beyond
+// max_connections are closed on accept; stop() drops every connection at once. Binds 127.0.0.1
+// by default.
 //
 //   halo::HttpServer http({.port = 9464, .token = "s3cret"}, engine, &executor, &*loop);
 //   http.start();   // serves on its own threads until stop() or destruction
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "halo/engine.hpp"
 #include "halo/triggers.hpp"
@@ -31,6 +36,10 @@ struct HttpConfig {
   int port = 0;         // 0: any free port (see HttpServer::port())
   std::string token{};  // empty: mutating routes are open (bind to loopback only, then)
   std::size_t max_body_bytes = std::size_t{64} * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;  // request line and headers
+  // Each connection buffers at most max_header_bytes + max_body_bytes.
+  std::size_t max_connections = 512;
+  std::chrono::milliseconds request_timeout{10'000};
 };
 
 class HttpServer {
@@ -44,13 +53,13 @@ class HttpServer {
 
   // Binds and starts serving; throws std::runtime_error naming host and port when binding fails.
   void start();
+  // Stops serving and closes every connection; returns once the server's threads have left.
   void stop();
   int port() const noexcept { return port_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::thread thread_;
   int port_ = 0;
 };
 
