@@ -35,6 +35,14 @@ class Engine::Feedback final : public octo::Observer {
 
 namespace {
 
+// A Mode cast from outside input is refused by name (misuse on a cold path).
+void check_mode(Mode mode, const char* who) {
+  if (mode != Mode::kFull && mode != Mode::kLight)
+    throw std::invalid_argument(std::string("halo::Engine::") + who + ": mode " +
+                                std::to_string(static_cast<int>(mode)) +
+                                " is neither kFull nor kLight");
+}
+
 void validate(const EngineConfig& c) {
   auto bad = [](const std::string& field, const std::string& value, const char* expected) {
     throw std::invalid_argument("halo::EngineConfig: " + field + " = " + value + ": expected " +
@@ -174,6 +182,7 @@ std::vector<AnalyzerResult> Engine::analyze_state(Mode mode) {
 std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
                                                      std::map<std::string, std::string> context,
                                                      Mode mode) {
+  check_mode(mode, "run_cycle");
   {
     LockGuard lock(flight_mu_);
     if (running_) {
@@ -198,6 +207,7 @@ std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
 }
 
 void Engine::request(const CycleRequest& request) {
+  check_mode(request.mode, "request");
   LockGuard lock(flight_mu_);
   if (!stopping_) merge_pending(request);
 }

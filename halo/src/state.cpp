@@ -18,6 +18,12 @@ void require_id(std::string_view what, std::string_view id) {
                                 " id");
 }
 
+void require_graft_status(GraftStatus s) {
+  if (s != GraftStatus::kInstalled && s != GraftStatus::kPending && s != GraftStatus::kFailed)
+    throw std::invalid_argument("halo::SystemState: graft status " +
+                                std::to_string(static_cast<int>(s)) + " is not one of the three");
+}
+
 void require_check(std::string_view kind, const Check& c) {
   if (c.name.empty())
     throw std::invalid_argument("halo::SystemState: " + std::string(kind) +
@@ -280,6 +286,7 @@ bool SystemState::remove_artifact(std::string_view path) {
 
 void SystemState::upsert_graft(GraftInfo graft) {
   require_id("graft", graft.id);
+  require_graft_status(graft.status);
   std::lock_guard lock(mu_);
   GraftInfo& g = grafts_.upsert(graft.id);
   graft.present = true;
@@ -287,6 +294,7 @@ void SystemState::upsert_graft(GraftInfo graft) {
 }
 
 bool SystemState::set_graft_status(std::string_view id, GraftStatus status, std::string error) {
+  require_graft_status(status);
   std::lock_guard lock(mu_);
   GraftInfo* g = grafts_.find(id);
   if (g == nullptr || !g->present) return false;

@@ -64,9 +64,10 @@ struct SqliteJournal::Impl {
   explicit Impl(SqliteJournalOptions o) : opt(std::move(o)) {
     if (opt.path.empty())
       throw std::invalid_argument("octo::SqliteJournal: path must not be empty");
-    if (opt.durability == Durability::kNone) {
-      throw std::invalid_argument("octo::SqliteJournal '" + opt.path +
-                                  "': durability must be kAsync or kSync (kNone means no journal)");
+    if (opt.durability != Durability::kAsync && opt.durability != Durability::kSync) {
+      throw std::invalid_argument("octo::SqliteJournal '" + opt.path + "': durability " +
+                                  std::to_string(static_cast<int>(opt.durability)) +
+                                  " must be kAsync or kSync (kNone means no journal)");
     }
     if (opt.max_batch == 0 || opt.max_pending == 0) {
       throw std::invalid_argument("octo::SqliteJournal '" + opt.path +

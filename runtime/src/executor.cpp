@@ -1133,6 +1133,10 @@ bool Executor::wait_idle(std::chrono::nanoseconds timeout) {
 }
 
 ShutdownReport Executor::shutdown(ShutdownMode mode, std::chrono::nanoseconds deadline) {
+  if (mode != ShutdownMode::kDrain && mode != ShutdownMode::kCancel)
+    throw std::invalid_argument("octo::Executor::shutdown: mode " +
+                                std::to_string(static_cast<int>(mode)) +
+                                " is neither kDrain nor kCancel");
   return impl_->shutdown(mode, deadline);
 }
 

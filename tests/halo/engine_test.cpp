@@ -111,6 +111,21 @@ TEST(EngineConfig, RejectsBadValuesByName) {
   expect_throw(c, "history_limit");
 }
 
+// Enum values cast from outside input are refused by name where they enter.
+TEST(Engine, AModeOutsideTheEnumIsRefused) {
+  halo::SystemState state;
+  halo::Engine engine(state);
+  const auto bad = static_cast<halo::Mode>(7);
+  EXPECT_THROW(engine.run_cycle("manual", {}, bad), std::invalid_argument);
+  EXPECT_THROW(engine.request({halo::TriggerKind::kEvent, "x", {}, bad}), std::invalid_argument);
+  EXPECT_THROW(state.upsert_graft({.id = "g", .status = static_cast<halo::GraftStatus>(9)}),
+               std::invalid_argument);
+  state.upsert_graft({.id = "g"});
+  EXPECT_THROW(state.set_graft_status("g", static_cast<halo::GraftStatus>(3)),
+               std::invalid_argument);
+  EXPECT_NE(engine.run_cycle("manual"), nullptr) << "still works";
+}
+
 TEST(Engine, CycleRecordsIdTimestampAndSummary) {
   Rig rig(open_rails());
   rig.state.upsert_agent({.id = "a1", .online = false});

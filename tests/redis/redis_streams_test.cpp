@@ -11,7 +11,7 @@
 #include <set>
 
 #include "octo/redis_streams.hpp"
-#include "redis_server.hpp"  // tests/support
+#include "redis_rig.hpp"  // tests/support
 
 namespace {
 
@@ -19,53 +19,11 @@ using namespace std::chrono_literals;
 using octo::Outcome;
 using octo::RedisStreams;
 using octo::Task;
+using octo_test::config;
+using octo_test::eventually;
+using octo_test::first_dead_reason;
+using octo_test::redis;
 using octo_test::RedisServer;
-
-constexpr auto kGenerous = 30s;  // an upper bound for a failing test, never a synchronisation
-
-octo::ExecutorConfig config(octo::Handler h, std::uint32_t parallel = 2,
-                            std::uint32_t max_attempts = 3) {
-  octo::ExecutorConfig cfg;
-  octo::ArmConfig work;
-  work.name = "work";
-  work.max_parallel = parallel;
-  work.max_attempts = max_attempts;
-  work.backoff_base = 1ms;
-  work.backoff_max = 1ms;
-  work.handler = std::move(h);
-  octo::ArmConfig local = work;
-  local.name = "local";
-  cfg.arms = {work, local};
-  cfg.routes = {};
-  cfg.routes.add_exact("job", "work").add_exact("here", "local");
-  cfg.threads = 2;
-  return cfg;
-}
-
-octo::RedisStreamsConfig redis(int port) {
-  return {.port = port,
-          .arms = {"work"},
-          .block = 50ms,
-          .reconnect_base = 10ms,
-          .reconnect_max = 100ms};
-}
-
-// The fourth field (the reason) of the oldest entry in the arm's dead-letter stream.
-std::string first_dead_reason(const RedisServer& server) {
-  return server.command(
-      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1", "octo:work:dead"});
-}
-
-// Waits (bounded) for a condition the system reaches on its own, such as a drained stream.
-template <class F>
-bool eventually(F&& done, std::chrono::seconds limit = 30s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
 
 TEST(RedisStreams, TasksCrossTheStreamWithEverythingTheyCarryAndLeaveNothingBehind) {
   RedisServer server;
@@ -136,40 +94,6 @@ TEST(RedisStreams, ExhaustedRetriesGoToTheDeadStreamWithTheirReason) {
   EXPECT_EQ(first_dead_reason(server), "disk on fire");
 }
 
-// A private redis-server and stream arms whose handler only counts its runs.
-struct CountingConsumer {
-  RedisServer server;
-  std::atomic<int> runs{0};
-  RedisStreams rs{config([this](const Task&, const octo::Context&) {
-                    ++runs;
-                    return Outcome::success();
-                  }),
-                  redis(server.port())};
-};
-
-TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
-  CountingConsumer c;
-  auto& [server, runs, rs] = c;
-  // Written by something other than publish(): no "type" field.
-  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "payload", "x"}).empty());
-  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1; }));
-  EXPECT_EQ(runs.load(), 0);
-  EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
-  EXPECT_EQ(first_dead_reason(server), "malformed stream entry (no type field)");
-  EXPECT_EQ(rs.status().arms[0].in_flight, 0u);
-}
-
-// A priority outside 0-3 once became Priority(255) and crashed every consumer (queue index out of
-// bounds); it is dead-lettered with the value named, and a good entry behind it still runs.
-TEST(RedisStreams, AnEntryWithABadPriorityIsDeadLetteredAndTheNextOneRuns) {
-  CountingConsumer c;
-  auto& [server, runs, rs] = c;
-  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "-1"}).empty());
-  ASSERT_FALSE(server.command({"XADD", "octo:work", "*", "type", "t", "priority", "2"}).empty());
-  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].dead_lettered == 1 && runs == 1; }));
-  EXPECT_EQ(first_dead_reason(server), "malformed stream entry: priority '-1' is not 0-3");
-}
-
 TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
   RedisServer server;
   constexpr int kTasks = 200;
@@ -195,62 +119,6 @@ TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
   EXPECT_LE(peak.load(), 2) << "one for the stream arm, one for the local arm";
   EXPECT_EQ(rs.status().arms[0].published, static_cast<std::uint64_t>(kTasks));
   EXPECT_FALSE(rs.publish({.type = "nowhere"}));
-}
-
-TEST(RedisStreams, ConnectionLossIsReportedRetriedAndSurvived) {
-  RedisServer server;
-  std::atomic<int> done{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
-                    ++done;
-                    return Outcome::success();
-                  }),
-                  redis(server.port()));
-  ASSERT_TRUE(rs.publish({.type = "job"}));
-  ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
-
-  server.kill();
-  ASSERT_TRUE(eventually([&] { return !rs.status().connected; }));
-  const auto down = rs.status();
-  EXPECT_FALSE(down.last_error.empty());
-  EXPECT_GT(down.errors, 0u);
-  const auto refused = rs.publish({.type = "job"});
-  EXPECT_FALSE(refused);
-  EXPECT_NE(refused.error.find("redis"), std::string::npos) << refused.error;
-
-  server.start();  // same port, empty (no persistence): the group is created again
-  ASSERT_TRUE(eventually([&] { return rs.status().connected; }));
-  ASSERT_TRUE(eventually([&] { return static_cast<bool>(rs.publish({.type = "job"})); }));
-  ASSERT_TRUE(eventually([&] { return done.load() == 2; }));
-  EXPECT_GE(rs.status().reconnects, 1u);
-}
-
-// A frozen server (SIGSTOP) still accepts connections in its kernel, so reconnecting "worked"
-// and status said connected while no command was answered. Commands time out, a connection
-// counts only once PING is answered, and status shows the stall until the server is back.
-TEST(RedisStreams, AFrozenServerIsDetectedByCommandTimeoutsAndShownInStatus) {
-  RedisServer server;
-  std::atomic<int> done{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
-                    ++done;
-                    return Outcome::success();
-                  }),
-                  redis(server.port()));
-  ASSERT_TRUE(rs.publish({.type = "job"}));
-  ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
-
-  server.signal(SIGSTOP);
-  ASSERT_TRUE(eventually([&] { return !rs.status().connected; }));
-  EXPECT_NE(rs.status().last_error.find("no reply within"), std::string::npos)
-      << rs.status().last_error;
-  // Reconnects reach the kernel but get no PONG: it stays shown as not connected.
-  const auto errors = rs.status().errors;
-  ASSERT_TRUE(eventually([&] { return rs.status().errors >= errors + 2; }));
-  EXPECT_FALSE(rs.status().connected);
-
-  server.signal(SIGCONT);
-  ASSERT_TRUE(eventually([&] { return rs.status().connected; }));
-  ASSERT_TRUE(eventually([&] { return static_cast<bool>(rs.publish({.type = "job"})); }));
-  ASSERT_TRUE(eventually([&] { return done.load() == 2; }));
 }
 
 TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {

@@ -232,7 +232,7 @@ class Engine {
   std::vector<AnalyzerResult> analyze_state(Mode mode = Mode::kFull);
   // Runs one cycle on the calling thread and returns it; returns nullptr when a cycle was
   // already running, in which case this request joins the one follow-up cycle (none after
-  // stop()).
+  // stop()). Both throw std::invalid_argument for a Mode that is not kFull or kLight.
   std::shared_ptr<const CycleResult> run_cycle(std::string trigger = "manual",
                                                std::map<std::string, std::string> context = {},
                                                Mode mode = Mode::kFull);

@@ -30,7 +30,7 @@ namespace octo {
 struct SqliteJournalOptions {
   std::string path{};
   // kAsync or kSync (kNone is no journal at all and is rejected).
-  Durability durability = Durability::kAsync;
+  Durability durability = Durability::kAsync;  // anything else: std::invalid_argument
   // Records in one transaction at most; a longer backlog is committed in several.
   std::size_t max_batch = 16'384;
   // Records waiting for the writer at most: beyond it accepted() waits for the writer, so a

@@ -185,6 +185,7 @@ class Executor {
   // With a journal, tasks this cancels stay journaled and the next executor on it runs them.
   // From a handler of this executor it does not wait for the calling task (it counts in
   // still_running); the executor's destructor, which waits for every task, must not run there.
+  // Throws std::invalid_argument for a mode that is not kDrain or kCancel.
   ShutdownReport shutdown(ShutdownMode mode = ShutdownMode::kDrain,
                           std::chrono::nanoseconds deadline = std::chrono::seconds(30));
 
