@@ -121,40 +121,36 @@ void SafetyRails::settle_one(const GeneratedTask& task, const DispatchResult& re
   if (sends_open_ == 0) early_.clear();
 }
 
-std::optional<PendingApproval> SafetyRails::approve(std::uint64_t approval_id) {
-  LockGuard decisions(decisions_mu_);
+std::optional<PendingApproval> SafetyRails::decide(std::uint64_t approval_id, AuditKind kind,
+                                                   std::string reason) {
   auto it = approvals_.find(approval_id);
   if (it == approvals_.end()) return std::nullopt;
   PendingApproval p = std::move(it->second);
   approvals_.erase(it);
   approval_by_wp_.erase(p.planned.fingerprint);
-  audit_.append(AuditEntry{.kind = AuditKind::kApproved,
-                           .cycle_id = p.cycle_id,
-                           .weak_point = p.planned.weak_point,
-                           .task_type = p.planned.task.type,
-                           .subject = p.planned.task.payload,
-                           .approval_id = approval_id});
-  // Reserved before decisions_mu_ is let go: no cycle can dispatch the same weak point between.
-  LockGuard outcomes(outcomes_mu_);
-  reserve(p.planned);
-  return p;
-}
-
-bool SafetyRails::reject(std::uint64_t approval_id, std::string reason) {
-  LockGuard decisions(decisions_mu_);
-  auto it = approvals_.find(approval_id);
-  if (it == approvals_.end()) return false;
-  const PendingApproval p = std::move(it->second);
-  approvals_.erase(it);
-  approval_by_wp_.erase(p.planned.fingerprint);
-  audit_.append(AuditEntry{.kind = AuditKind::kRejected,
+  audit_.append(AuditEntry{.kind = kind,
                            .cycle_id = p.cycle_id,
                            .weak_point = p.planned.weak_point,
                            .task_type = p.planned.task.type,
                            .subject = p.planned.task.payload,
                            .approval_id = approval_id,
                            .reason = std::move(reason)});
-  return true;
+  return p;
+}
+
+std::optional<PendingApproval> SafetyRails::approve(std::uint64_t approval_id) {
+  LockGuard decisions(decisions_mu_);
+  auto p = decide(approval_id, AuditKind::kApproved, {});
+  if (!p) return std::nullopt;
+  // Reserved before decisions_mu_ is let go: no cycle can dispatch the same weak point between.
+  LockGuard outcomes(outcomes_mu_);
+  reserve(p->planned);
+  return p;
+}
+
+bool SafetyRails::reject(std::uint64_t approval_id, std::string reason) {
+  LockGuard decisions(decisions_mu_);
+  return decide(approval_id, AuditKind::kRejected, std::move(reason)).has_value();
 }
 
 std::vector<PendingApproval> SafetyRails::pending_approvals() const {

@@ -134,6 +134,16 @@ void validate(const TriggerConfig& c) {
       fail("cooldown of trigger '" + std::string(to_string(static_cast<TriggerKind>(k))) +
            "' must be >= 0");
     }
+    // Checked here, not when a trigger fires on the ticker's thread.
+    if (c.mode[k] != Mode::kFull && c.mode[k] != Mode::kLight) {
+      fail("mode of trigger '" + std::string(to_string(static_cast<TriggerKind>(k))) + "' is " +
+           std::to_string(static_cast<int>(c.mode[k])) + ", neither kFull nor kLight");
+    }
+  }
+  for (const auto& [type, severity] : c.events) {
+    if (static_cast<int>(severity) > static_cast<int>(Severity::kCritical))
+      fail("event '" + type + "' has severity " + std::to_string(static_cast<int>(severity)) +
+           ", not one of info, warning, error, critical");
   }
 }
 

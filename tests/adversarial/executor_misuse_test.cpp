@@ -127,9 +127,11 @@ TEST(Shutdown, NoTaskStartsAfterACancellingShutdownReturns) {
   ex.reset();  // waits for the blocker, and for its batch's rest to be cancelled
   EXPECT_EQ(started_after.load(), 0);
   EXPECT_EQ(ran.load(), kFast + 1);
-  EXPECT_LT(rep.cancelled, static_cast<std::uint64_t>(kFast))
-      << "the blocker's batch held tasks behind it (the case under test)";
   EXPECT_EQ(cancelled.n.load(), kFast) << "the rest of its batch is cancelled when it returns";
+  // Batches grow only while tasks take under 2 us each: in a slow build (ThreadSanitizer) the
+  // blocker can be alone in its batch, and the case this test is for did not occur.
+  if (rep.cancelled == static_cast<std::uint64_t>(kFast))
+    GTEST_SKIP() << "the blocker's batch held no task behind it (a slow build): not exercised";
 }
 
 // A handler that waits for its own executor once deadlocked (wait_idle) or sat out the whole

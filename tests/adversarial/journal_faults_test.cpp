@@ -1,9 +1,12 @@
 // Journal faults: rows no task can hold, files that are foreign, busy, corrupt, deleted or
-// replaced, a disk that fills up, a write-ahead log damaged by a crash.
+// replaced, on a read-only mount, a disk that fills up, a write-ahead log damaged by a crash.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -145,6 +148,34 @@ TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
     f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
   expect_error(damaged, "corrupt");
+}
+
+// A journal on a read-only mount: SQLite's own words were "attempt to write a readonly
+// database". Root writes whatever a file's mode says, so the read-only case is a mount here (a
+// tmpfs remounted read-only; skipped where mounting is not allowed).
+TEST(Journal, AJournalOnAReadOnlyMountIsRefusedNamingTheFile) {
+  TempDir dir;
+  const auto mnt = dir.file("ro");
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  struct Unmount {
+    std::string at;
+    ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
+  } unmount{mnt.string()};
+  const auto file = mnt / "tasks.db";
+  open_journal(file).reset();  // written while the mount was writable
+  ASSERT_EQ(::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0)
+      << std::strerror(errno);
+  try {
+    open_journal(file);
+    ADD_FAILURE() << "opened a journal on a read-only mount";
+  } catch (const JournalError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(file.string()), std::string::npos) << what;
+    EXPECT_NE(what.find("not writable"), std::string::npos) << what;
+    EXPECT_EQ(what.find("attempt to write a readonly database"), std::string::npos) << what;
+  }
 }
 
 TEST(Journal, AFailedCommitRefusesNewTasksAndSaysWhy) {

@@ -8,15 +8,9 @@
 namespace {
 
 using namespace std::chrono_literals;
-using octo::Outcome;
-using octo::RedisStreams;
-using octo::Task;
-using octo_test::config;
 using octo_test::CountingConsumer;
 using octo_test::eventually;
 using octo_test::first_dead_reason;
-using octo_test::redis;
-using octo_test::RedisServer;
 
 TEST(RedisStreams, AnEntryWithoutATypeIsDeadLetteredNotRun) {
   CountingConsumer c;
@@ -42,13 +36,8 @@ TEST(RedisStreams, AnEntryWithABadPriorityIsDeadLetteredAndTheNextOneRuns) {
 }
 
 TEST(RedisStreams, ConnectionLossIsReportedRetriedAndSurvived) {
-  RedisServer server;
-  std::atomic<int> done{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
-                    ++done;
-                    return Outcome::success();
-                  }),
-                  redis(server.port()));
+  CountingConsumer c;
+  auto& [server, done, rs] = c;
   ASSERT_TRUE(rs.publish({.type = "job"}));
   ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
 
@@ -72,13 +61,8 @@ TEST(RedisStreams, ConnectionLossIsReportedRetriedAndSurvived) {
 // and status said connected while no command was answered. Commands time out, a connection
 // counts only once PING is answered, and status shows the stall until the server is back.
 TEST(RedisStreams, AFrozenServerIsDetectedByCommandTimeoutsAndShownInStatus) {
-  RedisServer server;
-  std::atomic<int> done{0};
-  RedisStreams rs(config([&](const Task&, const octo::Context&) {
-                    ++done;
-                    return Outcome::success();
-                  }),
-                  redis(server.port()));
+  CountingConsumer c;
+  auto& [server, done, rs] = c;
   ASSERT_TRUE(rs.publish({.type = "job"}));
   ASSERT_TRUE(eventually([&] { return done.load() == 1 && rs.status().connected; }));
 

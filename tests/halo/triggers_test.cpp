@@ -188,6 +188,13 @@ TEST(Triggers, ConfigurationErrorsNameTheField) {
   bad.error_rate_clear = 0.3;
   EXPECT_THROW(halo::register_loop(rig.signals, bad, rig.recorder()), std::invalid_argument);
   EXPECT_THROW(halo::register_loop(rig.signals, quiet(), nullptr), std::invalid_argument);
+  // Enum values cast from bad input are refused at construction, not when a trigger fires.
+  bad = quiet();
+  bad.mode[1] = static_cast<halo::Mode>(9);
+  EXPECT_THROW(halo::register_loop(rig.signals, bad, rig.recorder()), std::invalid_argument);
+  bad = quiet();
+  bad.events["x.y"] = static_cast<halo::Severity>(12);
+  EXPECT_THROW(halo::register_loop(rig.signals, bad, rig.recorder()), std::invalid_argument);
   EXPECT_EQ(halo::parse_severity("warn"), halo::Severity::kWarning);
 }
 

@@ -3,13 +3,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
+#include "busy_port.hpp"  // tests/support
 #include "halo/http/metrics.hpp"
 #include "halo/utf8.hpp"
 #include "manual_state.hpp"  // tests/support
@@ -241,25 +237,16 @@ TEST(HttpServer, BadConfigAndBusyPort) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("not-an-address"), std::string::npos) << e.what();
   }
-  // A port held by a plain listening socket (no SO_REUSEPORT) cannot be taken.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  halo::HttpServer busy({.port = ntohs(addr.sin_port)}, engine);
+  // A port held by a plain listening socket cannot be taken.
+  const octo_test::BusyPort held;
+  halo::HttpServer busy({.port = held.port()}, engine);
   try {
     busy.start();
     ADD_FAILURE() << "bound a busy port";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find(std::to_string(ntohs(addr.sin_port))), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find(std::to_string(held.port())), std::string::npos)
         << e.what();
   }
-  ::close(fd);
 }
 
 TEST(HttpServer, StopRightAfterStartDoesNotHang) {

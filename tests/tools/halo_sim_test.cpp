@@ -1,9 +1,6 @@
 // End to end: the real halo-sim binary, its HTTP endpoints scraped while it runs, its report.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+
+#include "busy_port.hpp"  // tests/support
 
 namespace {
 
@@ -125,15 +124,8 @@ TEST(HaloSim, BadInputExitsTwoNamingTheProblem) {
   const auto named = scratch("named.json");
   std::ofstream(named) << R"({"name": 42, "faults": [{"kind": "deploy"}]})";
   // A port some other socket holds: binding it fails (it once aborted, exit 134).
-  const int busy = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(busy, 1), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const std::string busy_port = std::to_string(ntohs(addr.sin_port));
+  const octo_test::BusyPort busy;
+  const std::string busy_port = std::to_string(busy.port());
   const std::pair<std::string, std::string> cases[] = {
       {"--rate -5", "--rate"},
       {"--rate nan --duration 1", "--rate"},  // once a run that never ended
@@ -154,7 +146,6 @@ TEST(HaloSim, BadInputExitsTwoNamingTheProblem) {
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
   }
-  ::close(busy);
   std::ofstream(file) << "{ not json";
   const auto r = run_sim("--scenario " + file.string());
   EXPECT_EQ(r.exit_code, 2);

@@ -112,6 +112,9 @@ class SafetyRails {
     std::string reason;
   };
 
+  // Removes a pending approval and audits the decision; nullopt for an unknown id.
+  std::optional<PendingApproval> decide(std::uint64_t approval_id, AuditKind kind,
+                                        std::string reason) OCTO_REQUIRES(decisions_mu_);
   void reserve(const GeneratedTask& task) OCTO_REQUIRES(outcomes_mu_);
   void settle_one(const GeneratedTask& task, const DispatchResult& result)
       OCTO_REQUIRES(outcomes_mu_);
