@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 
+#include "detail/beast_head.hpp"
 #include "detail/router.hpp"
 #include "halo/engine.hpp"
 #include "halo/utf8.hpp"
@@ -57,15 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (used == 0) break;
   }
   if (!parser.is_header_done()) return 0;
-  const auto& req = parser.get();
-  halo::detail::RequestHead head;
-  head.method = std::string_view(req.method_string().data(), req.method_string().size());
-  head.target = std::string_view(req.target().data(), req.target().size());
-  const auto auth = req[http::field::authorization];
-  head.authorization = std::string_view(auth.data(), auth.size());
-  const auto enc = req[http::field::content_encoding];
-  head.content_encoding = std::string_view(enc.data(), enc.size());
-  if (const auto n = parser.content_length()) head.content_length = *n;
+  const halo::detail::RequestHead head = halo::detail::head_of(parser);
   if (auto early = world->router.check_head(head)) return check(*early), 0;
   parser.body_limit(world->config.max_body_bytes);
   parser.eager(true);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/beast_head.hpp"
 #include "detail/router.hpp"
 
 namespace halo {
@@ -58,8 +59,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_head(beast::error_code ec) {
     if (ec) return fail_read(ec);
-    const auto& req = parser_->get();
-    head_storage();
+    head_ = detail::head_of(*parser_);
     if (auto early = router_.check_head(head_)) return send(std::move(*early), false);
     if (parser_->is_done()) return answer();
     parser_->body_limit(config_.max_body_bytes);  // chunked bodies: counted as they arrive
@@ -68,20 +68,6 @@ class Session : public std::enable_shared_from_this<Session> {
                        if (ec2) return self->fail_read(ec2);
                        self->answer();
                      });
-    (void)req;
-  }
-
-  // The head's fields as the router sees them (views into the parser's message).
-  void head_storage() {
-    const auto& req = parser_->get();
-    head_.method = std::string_view(req.method_string().data(), req.method_string().size());
-    head_.target = std::string_view(req.target().data(), req.target().size());
-    const auto auth = req[http::field::authorization];
-    head_.authorization = std::string_view(auth.data(), auth.size());
-    const auto enc = req[http::field::content_encoding];
-    head_.content_encoding = std::string_view(enc.data(), enc.size());
-    head_.content_length.reset();
-    if (const auto n = parser_->content_length()) head_.content_length = *n;
   }
 
   void answer() {
