@@ -111,8 +111,11 @@ class SquadEfficiency final : public Analyzer {
     std::size_t idle = 0;
     s.squads.for_each([&](const SquadInfo& q) {
       if (!q.present) return;
-      const std::uint64_t total = q.completed + q.failed;
-      if (total == 0) {
+      // Tasks since the last repair finished (all of them before any repair).
+      const std::uint64_t completed = q.completed - q.completed_before;
+      const std::uint64_t failed = q.failed - q.failed_before;
+      const std::uint64_t total = completed + failed;
+      if (q.completed + q.failed == 0) {
         if (q.running == 0) {
           ++idle;
           r.issues.push_back(make_issue(name(), Level::kLow, "squad", q.id, "idle", "squad-idle-",
@@ -120,7 +123,8 @@ class SquadEfficiency final : public Analyzer {
         }
         return;
       }
-      const double rate = static_cast<double>(q.failed) / static_cast<double>(total);
+      if (total == 0) return;
+      const double rate = static_cast<double>(failed) / static_cast<double>(total);
       if (total >= min_tasks_ && rate > rate_) {
         r.issues.push_back(
             make_issue(name(), Level::kCritical, "squad", q.id, "failure-rate", "squad-failure-",

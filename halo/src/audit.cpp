@@ -32,6 +32,12 @@ std::string_view to_string(AuditKind k) noexcept {
       return "failed";
     case AuditKind::kCancelled:
       return "cancelled";
+    case AuditKind::kStateChanged:
+      return "state-changed";
+    case AuditKind::kSilenced:
+      return "silenced";
+    case AuditKind::kBreaker:
+      return "breaker";
   }
   return "?";
 }

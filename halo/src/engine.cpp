@@ -13,6 +13,7 @@
 #include "detail/grouping.hpp"
 #include "detail/parallel.hpp"
 #include "detail/safety_rails.hpp"
+#include "detail/subject_types.hpp"
 
 namespace halo {
 
@@ -61,6 +62,26 @@ void validate(const EngineConfig& c) {
   if (c.escalate_after == 0) bad("escalate_after", "0", "at least 1");
   if (c.history_limit == 0) bad("history_limit", "0", "at least 1");
   if (c.audit_capacity == 0) bad("audit_capacity", "0", "at least 1");
+  auto positive = [&](const char* field, std::chrono::nanoseconds v, bool zero_ok) {
+    if (v.count() < 0 || (!zero_ok && v.count() == 0))
+      bad(std::string("safety.") + field, std::to_string(v.count()) + " ns",
+          zero_ok ? ">= 0" : "> 0");
+  };
+  positive("verify_timeout", s.verify_timeout, true);
+  positive("verify_interval", s.verify_interval, true);
+  positive("repair_timeout", s.repair_timeout, false);
+  positive("budget_window", s.budget_window, false);
+  positive("auto_clear_after", s.auto_clear_after, true);
+  positive("flap_window", s.flap_window, false);
+  positive("breaker_window", s.breaker_window, false);
+  positive("breaker_settle", s.breaker_settle, true);
+  if (s.max_repairs == 0) bad("safety.max_repairs", "0", "at least 1");
+  if (!(s.max_unhealthy_percent > 0 && s.max_unhealthy_percent <= 100))
+    bad("safety.max_unhealthy_percent", std::to_string(s.max_unhealthy_percent), "in (0, 100]");
+  if (s.breaker_min_subjects == 0) bad("safety.breaker_min_subjects", "0", "at least 1");
+  if (s.breaker_min_repairs == 0) bad("safety.breaker_min_repairs", "0", "at least 1");
+  if (!(s.breaker_failure_ratio > 0 && s.breaker_failure_ratio < 1))
+    bad("safety.breaker_failure_ratio", std::to_string(s.breaker_failure_ratio), "in (0, 1)");
   if (c.concurrency < 0) bad("concurrency", std::to_string(c.concurrency), ">= 0");
   if (c.thresholds.check_timeout.count() <= 0)
     bad("thresholds.check_timeout", std::to_string(c.thresholds.check_timeout.count()) + " ns",
@@ -74,8 +95,16 @@ Engine::Engine(SystemState& state, EngineConfig config)
       config_((validate(config), std::move(config))),
       arena_(std::make_unique<Arena>(config_.concurrency)),
       audit_(config_.audit_capacity),
-      rails_(std::make_unique<detail::SafetyRails>(config_.safety, state_, audit_)),
+      rails_(std::make_unique<detail::SafetyRails>(
+          config_.safety,
+          config_.safety.verify_timeout.count() > 0
+              ? config_.safety.verify_timeout
+              : std::max<std::chrono::nanoseconds>(2 * state_.endpoint_window(),
+                                                   std::chrono::seconds(30)),
+          config_.thresholds.squad_min_tasks, state_, audit_,
+          [this](Event e) { emit(std::move(e)); })),
       feedback_(std::make_unique<Feedback>(*this)),
+      events_(std::make_unique<Events>()),
       rng_(std::random_device{}()) {
   // The constructor runs alone: the locks below only satisfy the thread-safety analysis.
   LockGuard plugins(plugins_mu_);
@@ -104,6 +133,7 @@ Engine::~Engine() {
     while (running_) flight_cv_.wait(lock.native());
   }
   detach();
+  events_->stop();
 }
 
 void Engine::stop() {
@@ -190,6 +220,7 @@ std::shared_ptr<const CycleResult> Engine::run_cycle(std::string trigger,
       return nullptr;
     }
     running_ = true;
+    last_cycle_at_ = state_.now();
   }
   std::shared_ptr<const CycleResult> result;
   try {
@@ -228,9 +259,23 @@ void Engine::merge_pending(const CycleRequest& request) {
 }
 
 void Engine::worker_loop() {
+  const std::chrono::nanoseconds every = config_.safety.verify_interval;
   UniqueLock lock(flight_mu_);
   for (;;) {
-    while (!stopping_ && !(pending_ && !running_)) flight_cv_.wait(lock.native());
+    while (!stopping_ && !(pending_ && !running_)) {
+      if (every.count() == 0 || !rails_->watching()) {
+        flight_cv_.wait(lock.native());
+        continue;
+      }
+      // A repair is in flight or verifying: a full "verify" cycle every verify_interval on the
+      // state's clock (woken at least that often in real time to look). Every cycle's end
+      // notifies, so a repair dispatched while this thread waited untimed is seen then.
+      if (!running_ && state_.now() - last_cycle_at_ >= every) {
+        merge_pending({TriggerKind::kEvent, "verify", {}, Mode::kFull});
+        break;
+      }
+      flight_cv_.wait_for(lock.native(), every);
+    }
     if (stopping_) return;
     CycleRequest r = std::move(pending_request_);
     std::vector<std::string> folded;
@@ -239,6 +284,7 @@ void Engine::worker_loop() {
     pending_ = false;
     pending_triggers_.clear();
     running_ = true;
+    last_cycle_at_ = state_.now();
     lock.unlock();
     try {
       execute(r.trigger, r.context, r.mode, std::move(folded));
@@ -337,6 +383,8 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   // dispatch results are small and start clean.
   const std::size_t n = cycle->weak_points.size();
   std::vector<AuditEntry> entries;
+  detail::TypeCounts unhealthy{};
+  std::vector<octo::TaskId> timed_out;
   auto sized = [n](auto& to, auto* from, bool clear) {
     if (from != nullptr) {
       if (clear) from->clear();
@@ -346,7 +394,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   };
   arena_->arena.execute([&] {
     detail::parallel_invoke(
-        n >= detail::kParallelMin, [&] { track(*cycle, seq); },
+        n >= detail::kParallelMin, [&] { track(*cycle, seq, unhealthy); },
         [&] {
           sized(cycle->generated_tasks, old != nullptr ? &old->generated_tasks : nullptr, false);
         },
@@ -354,15 +402,19 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
           sized(cycle->dispatch_results, old != nullptr ? &old->dispatch_results : nullptr, true);
         },
         [&] { sized(entries, &audit_spare_, false); });
+    // The lives the rails remember, against this cycle's weak points (still in fingerprint
+    // order): verification, flaps, lost repairs, the breaker; states and steps for planning.
+    rails_->review(*cycle, *snapshot, state_.now(), unhealthy, timed_out);
     detail::parallel_sort(cycle->weak_points.begin(), cycle->weak_points.end(),
                           detail::worse_first);
   });
+  cancel_repairs(timed_out);
   tm.track = lap();
   plan(*cycle);
   tm.plan = lap();
   // The old analysis is freed beside the audit append, dispatch's serial end: freeing does not
   // split well (the allocator's cross-thread frees contend), so it gets a stretch of its own.
-  dispatch(*cycle, *snapshot, entries, [old] {
+  dispatch(*cycle, entries, [old] {
     if (old != nullptr) old->analysis = {};
   });
   evicted.reset();
@@ -497,6 +549,15 @@ void Engine::send(const GeneratedTask& gt, DispatchResult& result) {
   }
 }
 
+void Engine::cancel_repairs(const std::vector<octo::TaskId>& ids) {
+  if (ids.empty()) return;
+  SharedLock lock(exec_mu_);
+  if (executor_ == nullptr) return;
+  // Not started: cancelled (its event finds nothing in flight). Running: left to finish; its
+  // outcome is ignored, the repair already counted failed.
+  for (const octo::TaskId id : ids) executor_->cancel(id);
+}
+
 void Engine::fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std::string& cycle_id,
                               const DispatchResult& d) {
   AuditKind kind = AuditKind::kSuppressed;
@@ -529,10 +590,10 @@ void Engine::fill_audit_entry(AuditEntry& e, const GeneratedTask& gt, const std:
   e.reason = d.reason;
 }
 
-void Engine::dispatch(CycleResult& cycle, const Snapshot& snapshot,
-                      std::vector<AuditEntry>& entries, const std::function<void()>& beside) {
+void Engine::dispatch(CycleResult& cycle, std::vector<AuditEntry>& entries,
+                      const std::function<void()>& beside) {
   std::vector<std::size_t> sent;  // indices of the tasks that passed the rails
-  rails_->decide(cycle, state_.now(), snapshot.agent_count, sent);
+  rails_->decide(cycle, state_.now(), sent);
 
   // Enqueued with no lock the outcome path takes (the token bucket keeps them few).
   for (const std::size_t i : sent) send(cycle.generated_tasks[i], cycle.dispatch_results[i]);

@@ -62,6 +62,22 @@ std::vector<PendingApproval> Engine::pending_approvals() const {
   return rails_->pending_approvals();
 }
 
+bool Engine::clear(std::string_view weak_point_id) { return rails_->clear(weak_point_id); }
+
+std::uint64_t Engine::silence(Silence silence) { return rails_->silence(std::move(silence)); }
+
+bool Engine::unsilence(std::uint64_t silence_id) { return rails_->unsilence(silence_id); }
+
+std::vector<Silence> Engine::silences() const { return rails_->silences(); }
+
+void Engine::add_dependency(const SubjectRef& child, const SubjectRef& parent) {
+  rails_->add_dependency(child, parent);
+}
+
+bool Engine::remove_dependency(const SubjectRef& child, const SubjectRef& parent) {
+  return rails_->remove_dependency(child, parent);
+}
+
 EngineStatus Engine::status() const {
   EngineStatus s;
   {
@@ -77,6 +93,20 @@ EngineStatus Engine::status() const {
   s.repairs_succeeded = c.succeeded;
   s.repairs_failed = c.failed;
   s.suppressed_by_reason = c.suppressed_by_reason;
+  s.weak_points_by_state = c.by_state;
+  s.weak_points_by_flag = c.by_flag;
+  s.lifecycle = c.lives;
+  s.breaker_open = c.breaker_open;
+  s.breaker_reason = c.breaker_reason;
+  s.silences = c.silences;
+  s.escalations = c.escalations;
+  s.heals = c.heals;
+  {
+    LockGuard lock(events_->mu);
+    s.events_delivered = events_->delivered;
+    s.events_dropped = events_->dropped;
+    s.events_failed = events_->failed;
+  }
   LockGuard lock(mu_);
   apply_track_updates();
   if (!history_.empty()) {

@@ -7,6 +7,7 @@
 #include "detail/engine_internals.hpp"
 #include "detail/parallel.hpp"
 #include "detail/safety_rails.hpp"
+#include "detail/subject_types.hpp"
 #include "halo/engine.hpp"
 
 namespace halo {
@@ -33,7 +34,7 @@ std::uint64_t Engine::analyzer_bit(std::string_view name) {
   return bit;
 }
 
-void Engine::track(CycleResult& cycle, std::uint64_t seq) {
+void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy) {
   LockGuard lock(mu_);
   apply_track_updates();
   // The parallel part below reads and writes these under mu_, held by this thread for it; the
@@ -71,11 +72,14 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq) {
     }
     return bits;
   };
+  // Per shard, summed after the parallel part.
+  std::array<detail::TypeCounts, kTrackShards> by_type{};
   auto shards = [&](std::size_t sb, std::size_t se) {
     for (std::size_t s = sb; s != se; ++s) {
       auto& map = (*tracked)[s];
       for (std::size_t k = bounds[s]; k != bounds[s + 1]; ++k) {
         WeakPoint& wp = wps[k];
+        ++by_type[s][detail::subject_type_index(wp.subject_type)];
         Tracked& t = map[wp.fingerprint];
         t.cycles_seen += 1;
         t.last_seen = seq;
@@ -95,6 +99,8 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq) {
   } else {
     shards(0, kTrackShards);
   }
+  for (const auto& counts : by_type)
+    for (std::size_t t = 0; t < counts.size(); ++t) unhealthy[t] += counts[t];
   if (unnamed.load(std::memory_order_relaxed)) {
     for (const WeakPoint& wp : wps) {
       Tracked& t = tracked_[track_shard(wp.fingerprint)][wp.fingerprint];

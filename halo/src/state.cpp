@@ -113,9 +113,23 @@ void EndpointCounters::record(double latency_ms, bool error) noexcept {
   latency_us_.record(us > 0 ? static_cast<std::uint64_t>(std::llround(us)) : 0);
 }
 
+std::uint64_t EndpointCounters::count(const octo::WindowCounter& c) const {
+  // Relaxed: the mark is a hint about which buckets to count; a reader that misses a fresh
+  // mark counts the old window once more.
+  const std::uint64_t m = marked_bucket_.load(std::memory_order_relaxed);
+  return m == kUnmarked ? c.sum() : c.sum_after(m);
+}
+
+std::uint64_t EndpointCounters::requests() const { return count(requests_); }
+std::uint64_t EndpointCounters::errors() const { return count(errors_); }
+
 double EndpointCounters::mean_latency_ms() const {
-  const std::uint64_t n = requests_.sum();
-  return n == 0 ? 0.0 : static_cast<double>(latency_us_.sum()) / 1000.0 / static_cast<double>(n);
+  const std::uint64_t n = requests();
+  return n == 0 ? 0.0 : static_cast<double>(count(latency_us_)) / 1000.0 / static_cast<double>(n);
+}
+
+void EndpointCounters::mark() noexcept {
+  marked_bucket_.store(requests_.current_bucket(), std::memory_order_relaxed);
 }
 
 std::optional<std::string> checksum_file(const std::string& path) {
@@ -199,6 +213,8 @@ void SystemState::upsert_squad(SquadInfo squad) {
   std::lock_guard lock(mu_);
   SquadInfo& s = squads_.upsert(squad.id);
   squad.present = true;
+  squad.completed_before = std::min(s.completed_before, squad.completed);
+  squad.failed_before = std::min(s.failed_before, squad.failed);
   s = std::move(squad);
 }
 
@@ -251,9 +267,11 @@ void SystemState::set_env_baseline(std::map<std::string, std::string> baseline) 
 void SystemState::set_env_snapshot(std::string_view name,
                                    std::map<std::string, std::string> values) {
   require_id("environment snapshot", name);
+  const auto now = clock_->now();
   std::lock_guard lock(mu_);
   auto next = std::make_shared<EnvState>(*env_);
   next->snapshots[std::string(name)] = std::move(values);
+  next->reported_at[std::string(name)] = now;
   env_ = std::move(next);
 }
 
@@ -287,18 +305,22 @@ bool SystemState::remove_artifact(std::string_view path) {
 void SystemState::upsert_graft(GraftInfo graft) {
   require_id("graft", graft.id);
   require_graft_status(graft.status);
+  const auto now = clock_->now();
   std::lock_guard lock(mu_);
   GraftInfo& g = grafts_.upsert(graft.id);
   graft.present = true;
+  graft.reported_at = now;
   g = std::move(graft);
 }
 
 bool SystemState::set_graft_status(std::string_view id, GraftStatus status, std::string error) {
   require_graft_status(status);
+  const auto now = clock_->now();
   std::lock_guard lock(mu_);
   GraftInfo* g = grafts_.find(id);
   if (g == nullptr || !g->present) return false;
   g->status = status;
+  g->reported_at = now;
   g->error = std::move(error);
   return true;
 }
@@ -330,6 +352,66 @@ std::shared_ptr<const Snapshot> SystemState::snapshot() const {
   s->patrol_checks = patrol_checks_;
   s->agent_count = agents_present_;
   return s;
+}
+
+std::optional<std::chrono::nanoseconds> SystemState::evidence_at(
+    const Snapshot& snapshot, std::string_view subject_type, std::string_view subject_id,
+    std::uint64_t squad_min_tasks) const {
+  using std::chrono::nanoseconds;
+  // Slots are stable: an entry's slot in the live table is its index in every snapshot taken
+  // since it was added (a newer entry is past the snapshot's end).
+  auto slot = [&](const auto& table, std::size_t size) -> std::optional<std::size_t> {
+    std::lock_guard lock(mu_);
+    auto s = table.slot_of(subject_id);
+    if (!s || *s >= size) return std::nullopt;
+    return *s;
+  };
+  if (subject_type == "agent") {
+    auto s = slot(agents_, snapshot.agents.size());
+    if (!s) return std::nullopt;
+    return snapshot.agents[*s].last_heartbeat;
+  }
+  if (subject_type == "endpoint") {
+    auto s = slot(endpoints_, snapshot.endpoints.size());
+    if (!s) return std::nullopt;
+    const EndpointInfo& e = snapshot.endpoints[*s];
+    nanoseconds at{-1};
+    if (e.probe) at = e.probe->when;
+    if (e.counters && e.counters->requests() > 0) at = std::max(at, snapshot.taken_at);
+    return at;
+  }
+  if (subject_type == "graft") {
+    auto s = slot(grafts_, snapshot.grafts.size());
+    if (!s) return std::nullopt;
+    return snapshot.grafts[*s].reported_at;
+  }
+  if (subject_type == "squad") {
+    auto s = slot(squads_, snapshot.squads.size());
+    if (!s) return std::nullopt;
+    const SquadInfo& q = snapshot.squads[*s];
+    const std::uint64_t since = (q.completed - q.completed_before) + (q.failed - q.failed_before);
+    return since >= std::max<std::uint64_t>(squad_min_tasks, 1) ? snapshot.taken_at
+                                                                : nanoseconds{-1};
+  }
+  if (subject_type == "env") {
+    if (!snapshot.env) return std::nullopt;
+    auto it = snapshot.env->reported_at.find(std::string(subject_id));
+    if (it == snapshot.env->reported_at.end()) return std::nullopt;
+    return it->second;
+  }
+  return snapshot.taken_at;
+}
+
+void SystemState::mark_repaired(std::string_view subject_type, std::string_view subject_id) {
+  std::lock_guard lock(mu_);
+  if (subject_type == "endpoint") {
+    if (auto it = counters_.find(subject_id); it != counters_.end()) it->second->mark();
+  } else if (subject_type == "squad") {
+    if (SquadInfo* q = squads_.find(subject_id)) {
+      q->completed_before = q->completed;
+      q->failed_before = q->failed;
+    }
+  }
 }
 
 }  // namespace halo

@@ -25,7 +25,8 @@ class ReviveAgent final : public Strategy {
   std::string_view name() const noexcept override { return "revive-agent"; }
   std::optional<octo::Task> plan(const WeakPoint& wp) const override {
     if (wp.subject_type != "agent" || !wp.has_rule("offline")) return std::nullopt;
-    return task("agent.revive", wp,
+    // The ladder: a revive that did not bring the agent back is followed by a redeploy.
+    return task(wp.step == 0 ? "agent.revive" : "agent.redeploy", wp,
                 wp.severity == Level::kCritical ? octo::Priority::kCritical : octo::Priority::kHigh,
                 "dreamops");
   }
@@ -36,7 +37,9 @@ class RepairEndpoint final : public Strategy {
   std::string_view name() const noexcept override { return "repair-endpoint"; }
   std::optional<octo::Task> plan(const WeakPoint& wp) const override {
     if (wp.subject_type != "endpoint") return std::nullopt;
-    return task("repair.api.endpoint", wp, high_if_critical(wp), "deploykeeper");
+    // The ladder: an endpoint the repair did not heal is redeployed.
+    return task(wp.step == 0 ? "repair.api.endpoint" : "repair.api.redeploy", wp,
+                high_if_critical(wp), "deploykeeper");
   }
 };
 

@@ -39,7 +39,7 @@ std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& resu
   return detail::group_weak_points(results, true);
 }
 
-static_assert(detail::field_count<WeakPoint>() == 10,
+static_assert(detail::field_count<WeakPoint>() == 13,
               "WeakPoint gained a field: set it in group_weak_points below, which writes weak "
               "points over recycled ones");
 
@@ -103,6 +103,9 @@ std::vector<WeakPoint> detail::group_weak_points(const std::vector<AnalyzerResul
       if (e - b > 1) wp.summary.append(" (+").append(std::to_string(e - b - 1)).append(" more)");
       wp.cycles_seen = 1;
       wp.escalation = 0;
+      wp.state = WeakPointState::kOpen;
+      wp.flags = 0;
+      wp.step = 0;
     }
   });
   if (!sorted) return out;

@@ -194,7 +194,7 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
   }
 }
 
-std::uint64_t WindowCounter::sum_buckets(std::uint32_t n) const {
+std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_bucket) const {
   const std::uint64_t now = epoch_->load(std::memory_order_relaxed) >> shift_;
   std::uint64_t sum = 0;
   std::lock_guard lock(mu_);
@@ -210,7 +210,7 @@ std::uint64_t WindowCounter::sum_buckets(std::uint32_t n) const {
         continue;
       // Signed age: a writer may stamp the next bucket just before this reader's epoch moves on.
       const auto age = static_cast<std::int64_t>(now - stamp);
-      if (age >= -1 && age < static_cast<std::int64_t>(n)) sum += count;
+      if (age >= -1 && age < static_cast<std::int64_t>(n) && stamp >= min_bucket) sum += count;
     }
   }
   return sum;
@@ -219,6 +219,10 @@ std::uint64_t WindowCounter::sum_buckets(std::uint32_t n) const {
 std::uint64_t WindowCounter::sum(std::chrono::nanoseconds window) const {
   const auto n = (window.count() + bucket_width_.count() - 1) / bucket_width_.count();
   return sum_buckets(static_cast<std::uint32_t>(std::clamp<std::int64_t>(n, 1, buckets_)));
+}
+
+std::uint64_t WindowCounter::sum_after(std::uint64_t bucket) const {
+  return sum_buckets(buckets_, bucket + 1);
 }
 
 double WindowCounter::rate() const {

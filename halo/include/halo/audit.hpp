@@ -32,6 +32,9 @@ enum class AuditKind : std::uint8_t {
   kSucceeded,       // outcome: the repair task succeeded
   kFailed,          // outcome: the repair task was dead-lettered
   kCancelled,       // outcome: the repair task was cancelled
+  kStateChanged,    // a weak point's life cycle moved; `reason` is "from -> to: why"
+  kSilenced,        // a silence was added or ended early
+  kBreaker,         // the systemic breaker opened or closed; `reason` says why
 };
 std::string_view to_string(AuditKind k) noexcept;
 

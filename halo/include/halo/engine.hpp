@@ -56,6 +56,9 @@
 
 #include "halo/analyzer.hpp"
 #include "halo/audit.hpp"
+#include "halo/event.hpp"
+#include "halo/lifecycle.hpp"
+#include "halo/silence.hpp"
 #include "halo/state.hpp"
 #include "halo/strategy.hpp"
 #include "halo/triggers.hpp"
@@ -77,6 +80,40 @@ struct SafetyConfig {
   double blast_radius_percent = 10.0;
   // Task types that wait for approve()/reject().
   std::set<std::string, std::less<>> approval_required{};
+
+  // Verification. A repair that reports success leaves its weak point `verifying`; a full cycle
+  // heals it once the subject is healthy on evidence gathered after the repair finished
+  // (SystemState::evidence_at). Still unhealthy at verify_timeout = a failed repair.
+  // 0 = max(2 x the state's endpoint window, 30 s).
+  std::chrono::nanoseconds verify_timeout{0};
+  // While a repair is in flight or verifying, the engine's worker runs a full "verify" cycle
+  // this often (on the state's clock); 0 = only the triggers' cycles verify.
+  std::chrono::nanoseconds verify_interval = std::chrono::seconds(2);
+  // A repair without an outcome this long after its dispatch counts as failed and is cancelled
+  // (if it has not started): a lost outcome or a hung handler cannot hold a subject.
+  std::chrono::nanoseconds repair_timeout = std::chrono::minutes(5);
+  // Repair budget: at most max_repairs dispatches per subject (ladder steps included) within
+  // budget_window; beyond it the weak point is escalated until Engine::clear() or until it has
+  // been healthy for auto_clear_after (0 = only clear()).
+  std::uint32_t max_repairs = 3;
+  std::chrono::nanoseconds budget_window = std::chrono::hours(1);
+  std::chrono::nanoseconds auto_clear_after = std::chrono::hours(1);
+  // Flapping: broken again within flap_window of healing. Each flap doubles the wait before the
+  // next repair (backoff_base * 2^(flaps-1), at most backoff_max); more than flap_threshold
+  // flaps within the window escalate.
+  std::chrono::nanoseconds flap_window = std::chrono::minutes(10);
+  std::uint32_t flap_threshold = 3;
+  // Systemic breaker: automatic repair pauses (cycles only suggest) while more than
+  // max_unhealthy_percent of a subject type is unhealthy (types with at least
+  // breaker_min_subjects subjects), or while more than breaker_failure_ratio of the repairs
+  // judged within breaker_window failed (once at least breaker_min_repairs were). It resumes
+  // after breaker_settle below both levels.
+  double max_unhealthy_percent = 50.0;
+  std::size_t breaker_min_subjects = 5;
+  std::chrono::nanoseconds breaker_window = std::chrono::minutes(10);
+  std::uint32_t breaker_min_repairs = 6;
+  double breaker_failure_ratio = 0.5;
+  std::chrono::nanoseconds breaker_settle = std::chrono::seconds(30);
 };
 
 struct EngineConfig {
@@ -122,8 +159,11 @@ struct DispatchResult {
   DispatchStatus status = DispatchStatus::kSuggested;
   octo::TaskId task_id = 0;       // kDispatched
   std::uint64_t approval_id = 0;  // kPendingApproval
-  std::string reason{};           // kSuppressed: in-flight, awaiting-approval, backoff,
-                                  // blast-radius, rate-limited; kFailed: the error
+  // kSuppressed: "in-flight", "awaiting-approval", "verifying", "escalated", "backoff",
+  // "flapping", "silenced by <silence id>", "inhibited by <parent weak point id>",
+  // "blast-radius", "rate-limited"; kSuggested while the breaker is open: "breaker-open";
+  // kFailed: the error.
+  std::string reason{};
 };
 
 struct CycleSummary {
@@ -163,6 +203,8 @@ struct CycleResult {
   std::vector<GeneratedTask> generated_tasks{};
   std::vector<DispatchResult> dispatch_results{};
   std::vector<std::string> errors{};  // strategies that threw
+  // Why the systemic breaker held this cycle's repairs back; empty when it was closed.
+  std::string breaker{};
   CycleSummary summary{};
   double duration_ms = 0.0;
   CycleTimings timings{};
@@ -195,6 +237,20 @@ struct EngineStatus {
   std::uint64_t repairs_succeeded = 0;
   std::uint64_t repairs_failed = 0;
   std::map<std::string, std::uint64_t> suppressed_by_reason{};
+  // Weak points per state and per flag (see lifecycle.hpp): the last cycle's, and the
+  // remembered subjects it did not see (verifying, escalated, healed).
+  std::map<std::string, std::size_t> weak_points_by_state{};
+  std::map<std::string, std::size_t> weak_points_by_flag{};
+  // Every subject the safety rails remember (repaired within budget_window, escalated, flapping).
+  std::vector<WeakPointLife> lifecycle{};
+  bool breaker_open = false;
+  std::string breaker_reason{};
+  std::size_t silences = 0;  // active or scheduled
+  std::uint64_t escalations = 0;
+  std::uint64_t heals = 0;  // verified
+  std::uint64_t events_delivered = 0;
+  std::uint64_t events_dropped = 0;  // the queue was full
+  std::uint64_t events_failed = 0;   // a handler threw
   // Cycle wall time: cumulative counts per upper bound in seconds (the last bound is +inf), as
   // a Prometheus histogram wants them.
   std::vector<std::pair<double, std::uint64_t>> cycle_seconds{};
@@ -203,7 +259,8 @@ struct EngineStatus {
 
 namespace detail {
 class SafetyRails;
-}
+using TypeCounts = std::array<std::size_t, 9>;  // see detail/subject_types.hpp
+}  // namespace detail
 
 class Engine {
  public:
@@ -246,6 +303,27 @@ class Engine {
   // Blocks until no cycle is running or queued, or the timeout passes; true when idle.
   bool wait_idle(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 
+  // Ends an escalation (or a flapping history): the weak point is open again with a fresh
+  // repair budget, audited. False when it is neither escalated nor flapping.
+  bool clear(std::string_view weak_point_id);
+
+  // Silences (see silence.hpp). Throws std::invalid_argument when until <= from or the reason
+  // is empty. Returns the silence's id.
+  std::uint64_t silence(Silence silence);
+  bool unsilence(std::uint64_t silence_id);
+  // Active and scheduled ones (expired silences end by themselves).
+  std::vector<Silence> silences() const;
+
+  // `child` depends on `parent` (an endpoint on the agent serving it): while the parent is
+  // unhealthy or under repair, the child's repairs are inhibited. Throws std::invalid_argument
+  // for an empty type or id, or a subject depending on itself.
+  void add_dependency(const SubjectRef& child, const SubjectRef& parent);
+  bool remove_dependency(const SubjectRef& child, const SubjectRef& parent);
+
+  // Events (see event.hpp); returns the subscription's id.
+  std::uint64_t subscribe(EventHandler handler);
+  bool unsubscribe(std::uint64_t subscription_id);
+
   ApprovalOutcome approve(std::uint64_t approval_id);
   ApprovalOutcome reject(std::uint64_t approval_id, std::string reason = {});
   std::vector<PendingApproval> pending_approvals() const;
@@ -264,6 +342,7 @@ class Engine {
   class Feedback;
   struct Arena;
   struct Tracked;
+  struct Events;
 
   std::shared_ptr<const CycleResult> execute(std::string trigger,
                                              std::map<std::string, std::string> context, Mode mode,
@@ -271,11 +350,17 @@ class Engine {
       OCTO_EXCLUDES(mu_);
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode)
       OCTO_EXCLUDES(plugins_mu_);
-  void track(CycleResult& cycle, std::uint64_t seq) OCTO_EXCLUDES(mu_);
+  // Also counts the cycle's weak points per subject type into `unhealthy`.
+  void track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy)
+      OCTO_EXCLUDES(mu_);
+  // Queues an event for the subscribers (nothing when there are none). Never blocks on them.
+  void emit(Event event);
+  // Cancels the repairs the rails timed out.
+  void cancel_repairs(const std::vector<octo::TaskId>& ids) OCTO_EXCLUDES(exec_mu_);
   void plan(CycleResult& cycle) OCTO_EXCLUDES(plugins_mu_);
   // The rails decide, the repairs that passed are sent, the audit entries appended, then the
   // sent ones settled. `beside` runs next to the audit append (work for the other thread).
-  void dispatch(CycleResult& cycle, const Snapshot& snapshot, std::vector<AuditEntry>& entries,
+  void dispatch(CycleResult& cycle, std::vector<AuditEntry>& entries,
                 const std::function<void()>& beside);
   // Enqueues a repair the rails reserved, under no lock the outcome path takes, into `result`.
   void send(const GeneratedTask& gt, DispatchResult& result) OCTO_EXCLUDES(exec_mu_);
@@ -308,6 +393,7 @@ class Engine {
   // locks (see detail/safety_rails.hpp).
   std::unique_ptr<detail::SafetyRails> rails_;
   std::unique_ptr<Feedback> feedback_;
+  std::unique_ptr<Events> events_;
   // The audit entries the last cycle pushed out: the next cycle writes its own batch over them
   // (their strings keep their buffers). Touched by the cycle in flight only.
   std::vector<AuditEntry> audit_spare_;
@@ -327,6 +413,8 @@ class Engine {
   CycleRequest pending_request_ OCTO_GUARDED_BY(flight_mu_);
   std::vector<std::string> pending_triggers_ OCTO_GUARDED_BY(flight_mu_);
   std::uint64_t coalesced_ OCTO_GUARDED_BY(flight_mu_) = 0;
+  // State-clock time the last cycle started: the worker's verify cycles keep verify_interval.
+  std::chrono::nanoseconds last_cycle_at_ OCTO_GUARDED_BY(flight_mu_){0};
   octo::detail::Mutex join_mu_;
   std::thread worker_ OCTO_GUARDED_BY(join_mu_);
 

@@ -15,6 +15,7 @@
 // Times are nanoseconds on the state's clock (octo::SteadyClock unless one is given).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -50,6 +51,10 @@ struct SquadInfo {
   std::uint64_t completed = 0;
   std::uint64_t failed = 0;
   double average_duration_ms = 0.0;
+  // The counts when a repair of the squad last finished: analyzers judge the tasks since then
+  // (SystemState keeps them across upsert_squad).
+  std::uint64_t completed_before = 0;
+  std::uint64_t failed_before = 0;
   bool present = true;
 };
 
@@ -59,15 +64,26 @@ class EndpointCounters {
  public:
   EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window);
   void record(double latency_ms, bool error) noexcept;
-  std::uint64_t requests() const { return requests_.sum(); }
-  std::uint64_t errors() const { return errors_.sum(); }
+  // The window's requests and errors; after mark(), only those recorded after it.
+  std::uint64_t requests() const;
+  std::uint64_t errors() const;
   // Mean latency of the window's requests, 0 when there were none.
   double mean_latency_ms() const;
+  // From now on the window counts only what is recorded after this call (bucket-exact: events
+  // in the bucket being filled are left out), until the mark has aged out of the window. HALO
+  // marks an endpoint when a repair of it finishes, so that older errors are not taken for a
+  // failed repair.
+  void mark() noexcept;
 
  private:
+  static constexpr std::uint64_t kUnmarked = ~std::uint64_t{0};
+  std::uint64_t count(const octo::WindowCounter& c) const;
+
   octo::WindowCounter requests_;
   octo::WindowCounter errors_;
   octo::WindowCounter latency_us_;
+  // The bucket that was filling at mark(), or kUnmarked.
+  std::atomic<std::uint64_t> marked_bucket_{kUnmarked};
 };
 
 struct ProbeResult {
@@ -98,6 +114,8 @@ struct GraftInfo {
   std::string name{};
   GraftStatus status = GraftStatus::kInstalled;
   std::string error{};
+  // Clock time of the last upsert_graft / set_graft_status.
+  std::chrono::nanoseconds reported_at{0};
   bool present = true;
 };
 
@@ -105,6 +123,8 @@ struct EnvState {
   std::map<std::string, std::string> baseline{};
   // Named live snapshots ("prod", "canary", ...) compared against the baseline.
   std::map<std::string, std::map<std::string, std::string>> snapshots{};
+  // Clock time each snapshot was last set.
+  std::map<std::string, std::chrono::nanoseconds> reported_at{};
 };
 
 enum class CheckStatus : std::uint8_t { kGreen, kAmber, kRed };
@@ -193,6 +213,21 @@ class SystemState {
 
   std::shared_ptr<const Snapshot> snapshot() const;
   std::chrono::nanoseconds now() const noexcept { return clock_->now(); }
+  std::chrono::nanoseconds endpoint_window() const noexcept { return endpoint_window_; }
+
+  // What HALO's verification reads. The newest time `snapshot` holds a report about the
+  // subject: an agent's heartbeat, an endpoint's probe (or the snapshot's time when its window
+  // holds requests after its mark), a graft's or environment snapshot's report, a squad's time
+  // once it has `squad_min_tasks` tasks since its mark; subjects a cycle re-examines itself
+  // (artifacts, checks, patrol checks, other types) have the snapshot's time. nullopt for a
+  // known type whose subject the snapshot does not hold.
+  std::optional<std::chrono::nanoseconds> evidence_at(const Snapshot& snapshot,
+                                                      std::string_view subject_type,
+                                                      std::string_view subject_id,
+                                                      std::uint64_t squad_min_tasks) const;
+  // A repair of the subject finished: endpoints mark their window, squads their counts (see
+  // EndpointCounters::mark, SquadInfo::completed_before); other types need nothing.
+  void mark_repaired(std::string_view subject_type, std::string_view subject_id);
   const octo::Clock& clock() const noexcept { return *clock_; }
 
  private:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "halo/issue.hpp"
+#include "halo/lifecycle.hpp"
 
 namespace halo {
 
@@ -28,6 +29,12 @@ struct WeakPoint {
   std::vector<Issue> issues{};
   std::uint32_t cycles_seen = 1;  // consecutive cycles, this one included
   std::uint32_t escalation = 0;   // levels added (persistence, failed repairs)
+  // Where its repair stands (see lifecycle.hpp), set by the engine's cycle.
+  WeakPointState state = WeakPointState::kOpen;
+  std::uint8_t flags = 0;  // WeakPointFlag bits
+  // The escalation ladder's step a strategy should plan: how many repairs of this subject
+  // failed (or failed their verification) since it last was healthy.
+  std::uint32_t step = 0;
 
   // True when some issue of the group has this rule.
   bool has_rule(std::string_view rule) const noexcept;

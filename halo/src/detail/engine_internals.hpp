@@ -5,8 +5,14 @@
 
 #include <tbb/task_arena.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "detail/parallel.hpp"
 #include "halo/engine.hpp"
@@ -29,6 +35,26 @@ struct Engine::Tracked {
   std::uint32_t failure_escalation = 0;
   std::uint64_t last_seen = 0;
   std::uint64_t analyzers = 0;
+};
+
+// The subscribers and their queue; the thread that delivers starts with the first subscribe().
+struct Engine::Events {
+  octo::detail::Mutex mu;
+  std::condition_variable cv;
+  std::deque<Event> queue OCTO_GUARDED_BY(mu);
+  // Shared: a handler being called survives its unsubscribe().
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<const EventHandler>>> subscribers
+      OCTO_GUARDED_BY(mu);
+  std::uint64_t next_id OCTO_GUARDED_BY(mu) = 1;
+  bool stopping OCTO_GUARDED_BY(mu) = false;
+  bool started OCTO_GUARDED_BY(mu) = false;
+  std::uint64_t delivered OCTO_GUARDED_BY(mu) = 0;
+  std::uint64_t dropped OCTO_GUARDED_BY(mu) = 0;
+  std::uint64_t failed OCTO_GUARDED_BY(mu) = 0;
+  std::thread thread;  // started under mu, joined by the engine's destructor
+
+  void deliver_loop();
+  void stop();
 };
 
 namespace detail {

@@ -128,6 +128,12 @@ class WindowCounter {
   std::uint64_t sum() const { return sum_buckets(buckets_); }
   // Events in the last `window` (rounded up to whole buckets, at most the whole window).
   std::uint64_t sum(std::chrono::nanoseconds window) const;
+  // The number of the bucket being filled now (a value for sum_after).
+  std::uint64_t current_bucket() const noexcept {
+    return epoch_->load(std::memory_order_relaxed) >> shift_;
+  }
+  // Events in the window's buckets after bucket `bucket` (the one filling when it was read).
+  std::uint64_t sum_after(std::uint64_t bucket) const;
   // Events per second over the whole window.
   double rate() const;
   // Every event ever recorded, including those of threads that have exited.
@@ -171,7 +177,8 @@ class WindowCounter {
     return s->generation == generation_ ? s : nullptr;
   }
   void record_slow(std::uint64_t n) noexcept;
-  std::uint64_t sum_buckets(std::uint32_t n) const;
+  // Events in the newest n buckets whose number is at least `min_bucket`.
+  std::uint64_t sum_buckets(std::uint32_t n, std::uint64_t min_bucket = 0) const;
   detail::CounterShard* take_shard();  // under mu_
 
   const std::atomic<std::uint64_t>* epoch_;

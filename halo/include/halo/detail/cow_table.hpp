@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,6 +81,12 @@ class CowTable {
   const T* find_const(std::string_view id) const {
     auto it = index_.find(id);
     return it == index_.end() ? nullptr : &at(it->second);
+  }
+  // The slot of the entry with this id: its index in every Table frozen since it was added.
+  std::optional<std::uint32_t> slot_of(std::string_view id) const {
+    auto it = index_.find(id);
+    if (it == index_.end()) return std::nullopt;
+    return it->second;
   }
   // The entry with this id, appended (default-constructed with `id` set) when absent.
   T& upsert(std::string_view id, bool* inserted = nullptr) {
