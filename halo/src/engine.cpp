@@ -101,8 +101,9 @@ Engine::Engine(SystemState& state, EngineConfig config)
               ? config_.safety.verify_timeout
               : std::max<std::chrono::nanoseconds>(2 * state_.endpoint_window(),
                                                    std::chrono::seconds(30)),
-          config_.thresholds.squad_min_tasks, state_, audit_,
-          [this](Event e) { emit(std::move(e)); })),
+          SystemState::EvidenceNeeds{config_.thresholds.endpoint_min_requests,
+                                     config_.thresholds.squad_min_tasks},
+          state_, audit_, [this](Event e) { emit(std::move(e)); })),
       feedback_(std::make_unique<Feedback>(*this)),
       events_(std::make_unique<Events>()),
       rng_(std::random_device{}()) {

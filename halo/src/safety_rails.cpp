@@ -39,11 +39,11 @@ constexpr const char* kReasons[] = {"in-flight",    "awaiting-approval", "verify
 }  // namespace
 
 SafetyRails::SafetyRails(const SafetyConfig& config, ns verify_timeout,
-                         std::uint64_t squad_min_tasks, SystemState& state, AuditLog& audit,
+                         SystemState::EvidenceNeeds needs, SystemState& state, AuditLog& audit,
                          Emit emit)
     : config_(config),
       verify_timeout_(verify_timeout),
-      squad_min_tasks_(squad_min_tasks),
+      needs_(needs),
       state_(state),
       audit_(audit),
       emit_(std::move(emit)),
@@ -114,11 +114,6 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
     }
     if (why >= 0) {
       ++held_flags;
-    } else if (breaker_open_) {
-      d.status = DispatchStatus::kSuggested;
-      d.reason = kReasons[kWhyBreaker];
-      ++suppressed[kWhyBreaker];
-      continue;
     } else if (in_flight_by_wp_.count(gt.fingerprint) != 0) {
       why = kWhyInFlight;
     } else if (approval_by_wp_.count(gt.fingerprint) != 0) {
@@ -126,6 +121,12 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
     } else if (auto l = lives_.find(gt.fingerprint);
                l != lives_.end() && (why = held_by_life(l->second, now)) >= 0) {
       // held: escalated, verifying, over its budget (escalated now), backing off or flapping
+    } else if (breaker_open_) {
+      // The cycle is a dry run for what would otherwise go out.
+      d.status = DispatchStatus::kSuggested;
+      d.reason = kReasons[kWhyBreaker];
+      ++suppressed[kWhyBreaker];
+      continue;
     } else if (types_at_cap != 0 && in_flight_by_type_[subject_type_index(gt.subject_type)] >=
                                         caps_[subject_type_index(gt.subject_type)]) {
       why = kWhyBlast;

@@ -51,18 +51,19 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
 
   by_state_.fill(0);
   by_flag_.fill(0);
+  std::vector<std::uint64_t> healed_now;  // parents whose children verify with them
   for (auto it = lives_.begin(); it != lives_.end();) {
     Life& life = it->second;
     const std::uint64_t fp = it->first;
     WeakPoint* wp = find_weak_point(wps, fp);
+    const WeakPointState before = life.state;
     while (!life.flaps.empty() && now - life.flaps.front() >= config_.flap_window)
       life.flaps.pop_front();
     if (life.flaps.empty()) life.flags &= static_cast<std::uint8_t>(~kFlapping);
     if (judge) {
       switch (life.state) {
         case WeakPointState::kVerifying: {
-          const auto ev =
-              state_.evidence_at(snapshot, life.subject_type, life.subject_id, squad_min_tasks_);
+          const auto ev = state_.evidence_at(snapshot, life.subject_type, life.subject_id, needs_);
           const bool fresh = ev && *ev > life.finished;
           const bool timed_out = now - life.finished >= verify_timeout_;
           if (fresh && wp == nullptr) {
@@ -120,6 +121,9 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
           break;
       }
     }
+    if (before != WeakPointState::kHealed && life.state == WeakPointState::kHealed &&
+        !parents_.empty())
+      healed_now.push_back(fp);
     // Forgotten once nothing about it counts any more: healed, no repair in the budget window,
     // no flap in its window, and quiet for a flap window.
     if (life.state == WeakPointState::kHealed && wp == nullptr && life.flaps.empty() &&
@@ -137,6 +141,27 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
     }
     if ((life.flags & kFlapping) != 0) ++by_flag_[0];
     ++it;
+  }
+  // A healed parent's repair covers the children it inhibited: those still unhealthy verify
+  // now, on evidence after this moment, instead of being repaired themselves.
+  for (const std::uint64_t parent : healed_now) {
+    for (const auto& [child, deps] : parents_) {
+      if (std::none_of(deps.begin(), deps.end(),
+                       [&](const Dependency& d) { return d.parent == parent; }))
+        continue;
+      WeakPoint* wp = find_weak_point(wps, child);
+      if (wp == nullptr || in_flight_by_wp_.count(child) != 0) continue;
+      Life& life = life_of(child, wp->id, wp->subject_type, wp->subject_id);
+      if (life.state == WeakPointState::kVerifying || life.state == WeakPointState::kEscalated)
+        continue;
+      state_.mark_repaired(life.subject_type, life.subject_id);
+      life.finished = now;
+      transition(life, WeakPointState::kVerifying,
+                 "its parent " + lives_.at(parent).weak_point +
+                     " healed: verifying without a repair of its own",
+                 now);
+      wp->state = life.state;
+    }
   }
   for (const WeakPoint& wp : wps) ++by_state_[static_cast<std::size_t>(wp.state)];
 

@@ -354,9 +354,10 @@ std::shared_ptr<const Snapshot> SystemState::snapshot() const {
   return s;
 }
 
-std::optional<std::chrono::nanoseconds> SystemState::evidence_at(
-    const Snapshot& snapshot, std::string_view subject_type, std::string_view subject_id,
-    std::uint64_t squad_min_tasks) const {
+std::optional<std::chrono::nanoseconds> SystemState::evidence_at(const Snapshot& snapshot,
+                                                                 std::string_view subject_type,
+                                                                 std::string_view subject_id,
+                                                                 EvidenceNeeds needs) const {
   using std::chrono::nanoseconds;
   // Slots are stable: an entry's slot in the live table is its index in every snapshot taken
   // since it was added (a newer entry is past the snapshot's end).
@@ -377,7 +378,8 @@ std::optional<std::chrono::nanoseconds> SystemState::evidence_at(
     const EndpointInfo& e = snapshot.endpoints[*s];
     nanoseconds at{-1};
     if (e.probe) at = e.probe->when;
-    if (e.counters && e.counters->requests() > 0) at = std::max(at, snapshot.taken_at);
+    if (e.counters && e.counters->requests() >= std::max<std::uint64_t>(needs.min_requests, 1))
+      at = std::max(at, snapshot.taken_at);
     return at;
   }
   if (subject_type == "graft") {
@@ -390,8 +392,8 @@ std::optional<std::chrono::nanoseconds> SystemState::evidence_at(
     if (!s) return std::nullopt;
     const SquadInfo& q = snapshot.squads[*s];
     const std::uint64_t since = (q.completed - q.completed_before) + (q.failed - q.failed_before);
-    return since >= std::max<std::uint64_t>(squad_min_tasks, 1) ? snapshot.taken_at
-                                                                : nanoseconds{-1};
+    return since >= std::max<std::uint64_t>(needs.min_squad_tasks, 1) ? snapshot.taken_at
+                                                                      : nanoseconds{-1};
   }
   if (subject_type == "env") {
     if (!snapshot.env) return std::nullopt;

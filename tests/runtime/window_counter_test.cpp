@@ -57,6 +57,27 @@ TEST(WindowCounter, SumsAcrossRolloverAndBucketsExpire) {
   EXPECT_DOUBLE_EQ(c.rate(), 1.0 / 0.1);
 }
 
+// sum_after(b) leaves out bucket b itself and everything before it: what HALO's endpoint
+// mark uses to judge a repaired endpoint on the traffic after its repair only.
+TEST(WindowCounter, SumAfterCountsOnlyLaterBuckets) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10});
+  c.record(5);
+  t.advance(20ms);
+  c.record(3);
+  const std::uint64_t mark = c.current_bucket();
+  c.record(2);  // in the marked bucket: left out
+  EXPECT_EQ(c.sum_after(mark), 0u);
+  t.advance(10ms);
+  c.record(4);
+  EXPECT_EQ(c.sum_after(mark), 4u);
+  EXPECT_EQ(c.sum(), 14u);
+  t.advance(1s);  // the window moved past everything
+  EXPECT_EQ(c.sum_after(mark), 0u);
+  c.record(1);
+  EXPECT_EQ(c.sum_after(mark), 1u);
+}
+
 // A bucket's count once shared a word with its stamp, 32 bits each: record(2^32 - 1) then
 // record(1) carried into the stamp, and the counter read 0.
 TEST(WindowCounter, CountsPastThirtyTwoBitsDoNotWrapOrCorruptTheBucket) {

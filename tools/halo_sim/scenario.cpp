@@ -16,7 +16,7 @@ Scenario builtin_default() {
   Scenario s{.name = "default", .duration_s = 40, .cycle_interval_s = 2, .approve_after_s = 1.5};
   s.faults = {
       {.kind = "agent-crash", .at_s = 3, .deadline_s = 12, .count = 12},
-      {.kind = "endpoint-errors", .at_s = 7, .deadline_s = 14, .count = 12, .error_rate = 1.0},
+      {.kind = "endpoint-errors", .at_s = 7, .deadline_s = 14, .count = 8, .error_rate = 1.0},
       {.kind = "request-surge", .at_s = 11, .deadline_s = 8, .duration_s = 2},
       {.kind = "env-drift", .at_s = 15, .deadline_s = 12},
       {.kind = "deploy", .at_s = 19, .deadline_s = 10},
@@ -31,7 +31,7 @@ Scenario builtin_quick() {
   Scenario s{.name = "quick", .duration_s = 10, .cycle_interval_s = 1, .approve_after_s = 0.5};
   s.faults = {
       {.kind = "agent-crash", .at_s = 0.5, .deadline_s = 6, .count = 6},
-      {.kind = "endpoint-errors", .at_s = 1.0, .deadline_s = 7, .count = 12, .error_rate = 1.0},
+      {.kind = "endpoint-errors", .at_s = 1.0, .deadline_s = 7, .count = 8, .error_rate = 1.0},
       {.kind = "env-drift", .at_s = 1.5, .deadline_s = 6},
       {.kind = "corrupt-file", .at_s = 2.0, .deadline_s = 6},
       {.kind = "broken-graft", .at_s = 2.5, .deadline_s = 6},

@@ -217,14 +217,19 @@ class SystemState {
 
   // What HALO's verification reads. The newest time `snapshot` holds a report about the
   // subject: an agent's heartbeat, an endpoint's probe (or the snapshot's time when its window
-  // holds requests after its mark), a graft's or environment snapshot's report, a squad's time
-  // once it has `squad_min_tasks` tasks since its mark; subjects a cycle re-examines itself
-  // (artifacts, checks, patrol checks, other types) have the snapshot's time. nullopt for a
-  // known type whose subject the snapshot does not hold.
+  // holds at least `min_requests` requests after its mark), a graft's or environment
+  // snapshot's report, a squad's time once it has `min_squad_tasks` tasks since its mark;
+  // subjects a cycle re-examines itself (artifacts, checks, patrol checks, other types) have
+  // the snapshot's time. nullopt for a known type whose subject the snapshot does not hold.
+  // Takes the state's lock briefly; cost O(1) per call.
+  struct EvidenceNeeds {
+    std::uint64_t min_requests = 1;
+    std::uint64_t min_squad_tasks = 1;
+  };
   std::optional<std::chrono::nanoseconds> evidence_at(const Snapshot& snapshot,
                                                       std::string_view subject_type,
                                                       std::string_view subject_id,
-                                                      std::uint64_t squad_min_tasks) const;
+                                                      EvidenceNeeds needs) const;
   // A repair of the subject finished: endpoints mark their window, squads their counts (see
   // EndpointCounters::mark, SquadInfo::completed_before); other types need nothing.
   void mark_repaired(std::string_view subject_type, std::string_view subject_id);

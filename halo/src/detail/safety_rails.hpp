@@ -64,7 +64,7 @@ class SafetyRails {
   // `config`, `state` (its clock times everything), `audit` and `emit` must outlive the rails.
   // The token bucket starts full.
   SafetyRails(const SafetyConfig& config, std::chrono::nanoseconds verify_timeout,
-              std::uint64_t squad_min_tasks, SystemState& state, AuditLog& audit, Emit emit);
+              SystemState::EvidenceNeeds needs, SystemState& state, AuditLog& audit, Emit emit);
 
   // Before planning; cycle.weak_points in fingerprint order, `unhealthy` their count per
   // subject type. Judges the remembered subjects (full cycles only: a light one runs too few
@@ -210,7 +210,7 @@ class SafetyRails {
 
   const SafetyConfig& config_;
   const ns verify_timeout_;
-  const std::uint64_t squad_min_tasks_;
+  const SystemState::EvidenceNeeds needs_;
   SystemState& state_;
   AuditLog& audit_;
   const Emit emit_;
