@@ -2,6 +2,37 @@
 
 namespace halo {
 
+namespace {
+
+nlohmann::json flags_list(std::uint8_t flags) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const WeakPointFlag f : kWeakPointFlags)
+    if ((flags & f) != 0) out.push_back(to_string(f));
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Silence& s, std::chrono::nanoseconds now) {
+  // The state's clock is not wall time: starts and ends are given as offsets from now and as
+  // the wall-clock times those offsets make.
+  const auto wall = std::chrono::system_clock::now();
+  auto at = [&](std::chrono::nanoseconds t) {
+    return format_iso8601(wall +
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(t - now));
+  };
+  return {{"id", s.id},
+          {"subject_type", s.match.subject_type},
+          {"subject_id", s.match.subject_id},
+          {"task_type", s.match.task_type},
+          {"starts_in_s", std::chrono::duration<double>(s.from - now).count()},
+          {"ends_in_s", std::chrono::duration<double>(s.until - now).count()},
+          {"starts_at", at(s.from)},
+          {"ends_at", at(s.until)},
+          {"reason", s.reason},
+          {"author", s.author}};
+}
+
 nlohmann::json to_json(const CycleResult& c) {
   nlohmann::json analysis = nlohmann::json::array();
   for (const auto& a : c.analysis) {
@@ -22,6 +53,9 @@ nlohmann::json to_json(const CycleResult& c) {
                            {"subject_id", wp.subject_id},
                            {"severity", to_string(wp.severity)},
                            {"cycles_seen", wp.cycles_seen},
+                           {"state", to_string(wp.state)},
+                           {"flags", flags_list(wp.flags)},
+                           {"step", wp.step},
                            {"summary", wp.summary},
                            {"issues", wp.issues.size()}});
   }
@@ -55,7 +89,8 @@ nlohmann::json to_json(const CycleResult& c) {
           {"analysis", std::move(analysis)},
           {"weak_points", std::move(weak_points)},
           {"tasks", std::move(tasks)},
-          {"errors", c.errors}};
+          {"errors", c.errors},
+          {"breaker", c.breaker.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.breaker)}};
 }
 
 nlohmann::json to_json(const EngineStatus& s) {
@@ -75,6 +110,30 @@ nlohmann::json to_json(const EngineStatus& s) {
                       {"suppressed_by_reason", s.suppressed_by_reason}};
   j["last_run"] =
       s.last_run ? nlohmann::json(format_iso8601(*s.last_run)) : nlohmann::json(nullptr);
+  j["weak_points_by_state"] = s.weak_points_by_state;
+  j["weak_points_by_flag"] = s.weak_points_by_flag;
+  nlohmann::json lives = nlohmann::json::array();
+  for (const auto& l : s.lifecycle)
+    lives.push_back({{"weak_point", l.weak_point},
+                     {"subject_type", l.subject_type},
+                     {"subject_id", l.subject_id},
+                     {"state", to_string(l.state)},
+                     {"flags", flags_list(l.flags)},
+                     {"repairs", l.repairs},
+                     {"step", l.step},
+                     {"flaps", l.flaps},
+                     {"since", format_iso8601(l.since)},
+                     {"reason", l.reason}});
+  j["lifecycle"] = std::move(lives);
+  j["breaker"] = {
+      {"open", s.breaker_open},
+      {"reason", s.breaker_open ? nlohmann::json(s.breaker_reason) : nlohmann::json(nullptr)}};
+  j["silences"] = s.silences;
+  j["escalations"] = s.escalations;
+  j["heals"] = s.heals;
+  j["events"] = {{"delivered", s.events_delivered},
+                 {"dropped", s.events_dropped},
+                 {"failed", s.events_failed}};
   return j;
 }
 

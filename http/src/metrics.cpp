@@ -140,6 +140,27 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
     o.sample("octohalo_repairs_in_flight", "", static_cast<double>(es.repairs_in_flight));
     o.family("octohalo_pending_approvals", "gauge", "Repairs waiting for approve/reject.");
     o.sample("octohalo_pending_approvals", "", static_cast<double>(es.pending_approvals));
+    o.family("octohalo_weak_points", "gauge",
+             "Weak points by life-cycle state (the last cycle's and remembered subjects).");
+    for (const auto& [state, n] : es.weak_points_by_state)
+      o.sample("octohalo_weak_points", "state=\"" + label(state) + "\"", static_cast<double>(n));
+    o.family("octohalo_weak_point_flags", "gauge", "Weak points carrying each flag.");
+    for (const auto& [flag, n] : es.weak_points_by_flag)
+      o.sample("octohalo_weak_point_flags", "flag=\"" + label(flag) + "\"", static_cast<double>(n));
+    o.family("octohalo_breaker_open", "gauge", "1 while the systemic breaker pauses repairs.");
+    o.sample("octohalo_breaker_open", "", es.breaker_open ? 1.0 : 0.0);
+    o.family("octohalo_escalations_total", "counter", "Weak points escalated to people.");
+    o.sample("octohalo_escalations_total", "", static_cast<double>(es.escalations));
+    o.family("octohalo_heals_total", "counter", "Repairs verified healthy.");
+    o.sample("octohalo_heals_total", "", static_cast<double>(es.heals));
+    o.family("octohalo_silences", "gauge", "Silences active or scheduled.");
+    o.sample("octohalo_silences", "", static_cast<double>(es.silences));
+    o.family("octohalo_events_total", "counter", "HALO events to subscribers, by outcome.");
+    o.sample("octohalo_events_total", "outcome=\"delivered\"",
+             static_cast<double>(es.events_delivered));
+    o.sample("octohalo_events_total", "outcome=\"dropped\"",
+             static_cast<double>(es.events_dropped));
+    o.sample("octohalo_events_total", "outcome=\"failed\"", static_cast<double>(es.events_failed));
   }
   return o.s;
 }

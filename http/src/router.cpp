@@ -20,30 +20,56 @@ Response json(int status, const nlohmann::json& body) {
   return r;
 }
 
-enum class Method { kGet, kPost };
+enum class Method { kGet, kPost, kDelete };
+
+std::string_view method_name(Method m) {
+  switch (m) {
+    case Method::kGet:
+      return "GET";
+    case Method::kPost:
+      return "POST";
+    case Method::kDelete:
+      return "DELETE";
+  }
+  return "?";
+}
 
 struct Route {
-  std::string_view path;  // exact, or a prefix ending in '/' followed by a decimal id
+  // Exact, or (with_id) a prefix ending in '/', an id, then `suffix`.
+  std::string_view path;
   Method method;
   bool with_id;
-  bool mutating;
+  bool mutating;  // the bearer token is required
+  std::string_view suffix = {};
 };
 
 constexpr Route kRoutes[] = {
-    {"/metrics", Method::kGet, false, false}, {"/status", Method::kGet, false, false},
-    {"/cycles", Method::kGet, false, false},  {"/audit", Method::kGet, false, false},
-    {"/trigger", Method::kPost, false, true}, {"/approve/", Method::kPost, true, true},
+    {"/metrics", Method::kGet, false, false},
+    {"/status", Method::kGet, false, false},
+    {"/cycles", Method::kGet, false, false},
+    {"/audit", Method::kGet, false, false},
+    {"/trigger", Method::kPost, false, true},
+    {"/approve/", Method::kPost, true, true},
     {"/reject/", Method::kPost, true, true},
+    {"/silences", Method::kGet, false, true},
+    {"/silences", Method::kPost, false, true},
+    {"/silences/", Method::kDelete, true, true},
+    {"/weak-points/", Method::kPost, true, true, "/clear"},
 };
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
-const Route* find_route(std::string_view path) {
-  for (const Route& r : kRoutes) {
-    if (!r.with_id && path == r.path) return &r;
-    if (r.with_id && path.size() > r.path.size() && path.starts_with(r.path)) return &r;
-  }
-  return nullptr;
+bool matches(const Route& r, std::string_view path) {
+  if (!r.with_id) return path == r.path;
+  return path.size() > r.path.size() + r.suffix.size() && path.starts_with(r.path) &&
+         path.ends_with(r.suffix);
+}
+
+std::optional<Method> parse_method(std::string_view m) {
+  if (m == "GET") return Method::kGet;
+  if (m == "POST") return Method::kPost;
+  if (m == "DELETE") return Method::kDelete;
+  return std::nullopt;
 }
 
 int hex(char c) {
@@ -89,14 +115,21 @@ Response Router::error(int status, std::string_view message) noexcept {
 }
 
 std::optional<Response> Router::check_head(const RequestHead& head) const noexcept {
-  const Route* r = find_route(path_of(head.target));
-  if (r == nullptr) return error(404, "no such route");
-  const Method m = head.method == "GET"    ? Method::kGet
-                   : head.method == "POST" ? Method::kPost
-                                           : static_cast<Method>(-1);
-  if (m != r->method)
-    return error(405, std::string("use ") + (r->method == Method::kGet ? "GET" : "POST") + " on " +
-                          std::string(r->path));
+  const std::string_view path = path_of(head.target);
+  const auto m = parse_method(head.method);
+  const Route* r = nullptr;
+  std::string allowed;
+  for (const Route& c : kRoutes) {
+    if (!matches(c, path)) continue;
+    if (m && c.method == *m) {
+      r = &c;
+      break;
+    }
+    if (!allowed.empty()) allowed += " or ";
+    allowed += method_name(c.method);
+  }
+  if (r == nullptr && allowed.empty()) return error(404, "no such route");
+  if (r == nullptr) return error(405, "use " + allowed + " on " + std::string(path));
   if (r->mutating && !config_.token.empty() && head.authorization != "Bearer " + config_.token) {
     Response res = error(401, "missing or wrong bearer token");
     res.www_authenticate = true;
@@ -125,7 +158,49 @@ Response Router::handle(const RequestHead& head, std::string_view body) const no
   }
 }
 
-Response Router::route(const RequestHead&, std::string_view path, std::string_view query,
+Response Router::add_silence(std::string_view body) const {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return error(400,
+                 "body must be a JSON object {\"subject_type\", \"subject_id\", \"task_type\", "
+                 "\"duration_s\", \"starts_in_s\", \"reason\", \"author\"}");
+  Silence s;
+  for (auto [field, to] :
+       {std::pair{"subject_type", &s.match.subject_type},
+        std::pair{"subject_id", &s.match.subject_id}, std::pair{"task_type", &s.match.task_type},
+        std::pair{"reason", &s.reason}, std::pair{"author", &s.author}}) {
+    const auto it = j.find(field);
+    if (it == j.end()) continue;
+    if (!it->is_string()) return error(400, std::string("\"") + field + "\" must be a string");
+    *to = it->get<std::string>();
+  }
+  auto seconds = [&](const char* field, double fallback, double min) -> std::optional<double> {
+    const auto it = j.find(field);
+    if (it == j.end()) return fallback;
+    if (!it->is_number()) return std::nullopt;
+    const double v = it->get<double>();
+    if (!(v >= min) || v > 366.0 * 24 * 3600) return std::nullopt;
+    return v;
+  };
+  const auto duration = seconds("duration_s", 0, 0.001);
+  const auto starts_in = seconds("starts_in_s", 0, 0);
+  if (!duration || j.find("duration_s") == j.end())
+    return error(400, "\"duration_s\" must be a number of seconds from 0.001 to a year");
+  if (!starts_in) return error(400, "\"starts_in_s\" must be a number of seconds from 0 to a year");
+  if (s.reason.empty()) return error(400, "\"reason\" must be a non-empty string");
+  const auto now = engine_.state().now();
+  auto ns = [](double secs) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(secs));
+  };
+  s.from = now + ns(*starts_in);
+  s.until = s.from + ns(*duration);
+  const std::uint64_t id = engine_.silence(s);
+  s.id = id;
+  return json(201, to_json(s, now));
+}
+
+Response Router::route(const RequestHead& head, std::string_view path, std::string_view query,
                        std::string_view body) const {
   // ?limit=N (1..max) or the fallback; a 400 naming the range on anything else.
   auto limit = [&](std::size_t fallback, std::size_t max,
@@ -180,6 +255,29 @@ Response Router::route(const RequestHead&, std::string_view path, std::string_vi
     } catch (const std::invalid_argument& e) {
       return error(400, e.what());
     }
+  }
+  if (path == "/silences" && head.method == "GET") {
+    nlohmann::json arr = nlohmann::json::array();
+    const auto now = engine_.state().now();
+    for (const auto& sil : engine_.silences()) arr.push_back(to_json(sil, now));
+    return json(200, arr);
+  }
+  if (path == "/silences") return add_silence(body);
+  if (path.starts_with("/silences/")) {
+    const std::string_view text = path.substr(std::string_view("/silences/").size());
+    std::uint64_t id = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size() || !engine_.unsilence(id))
+      return error(404, "no active silence " + std::string(text));
+    return json(200, {{"id", id}, {"ended", true}});
+  }
+  if (path.starts_with("/weak-points/")) {
+    constexpr std::string_view kPrefix = "/weak-points/", kSuffix = "/clear";
+    const std::string id(
+        path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size()));
+    if (!engine_.clear(id))
+      return error(404, "weak point " + id + " is neither escalated nor flapping");
+    return json(200, {{"weak_point", id}, {"cleared", true}});
   }
   // /approve/{id} and /reject/{id}
   const bool approve = path.starts_with("/approve/");

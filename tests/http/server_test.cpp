@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "busy_port.hpp"  // tests/support
@@ -22,9 +23,11 @@ struct Rig : octo_test::ManualState {
   halo::LoopHandle loop;
   std::unique_ptr<halo::HttpServer> http;
 
-  explicit Rig(std::string token = {}) {
+  explicit Rig(std::string token = {}, const std::function<void(halo::EngineConfig&)>& tweak = {}) {
     halo::EngineConfig ec;
     ec.safety.approval_required = {"env.sync"};
+    ec.safety.verify_interval = {};  // the tests run their cycles themselves
+    if (tweak) tweak(ec);
     engine = std::make_unique<halo::Engine>(state, ec);
     octo::ExecutorConfig xc;
     xc.threads = 2;
@@ -220,6 +223,74 @@ TEST(HttpServer, ApprovalRoutesNeedTheTokenAndKnownIds) {
             401);
   EXPECT_EQ(cli.Get("/metrics")->status, 200);  // reads stay open
   EXPECT_TRUE(rig.engine->pending_approvals().empty());
+}
+
+// The life cycle over HTTP: an escalated weak point in /status, /cycles and /metrics, cleared
+// with POST /weak-points/{id}/clear; silences listed, added and ended under the token.
+TEST(HttpServer, WeakPointStatesClearAndSilences) {
+  Rig rig("s3cret", [](halo::EngineConfig& c) {
+    c.safety.max_repairs = 1;
+    c.safety.verify_timeout = 1s;
+  });
+  rig.state.upsert_agent({.id = "a1", .online = false});  // its repair fixes nothing
+  rig.engine->run_cycle("manual");
+  rig.executor->wait_idle();
+  rig.clock->advance(1s);
+  auto c = rig.engine->run_cycle("manual");
+  ASSERT_EQ(c->weak_points.size(), 1u);
+  const std::string wp = c->weak_points[0].id;
+  auto cli = rig.client();
+  const httplib::Headers auth{{"Authorization", "Bearer s3cret"}};
+
+  const auto status = body(cli.Get("/status"))["engine"];
+  EXPECT_EQ(status["weak_points_by_state"]["escalated"], 1);
+  EXPECT_EQ(status["lifecycle"][0]["state"], "escalated");
+  EXPECT_EQ(status["lifecycle"][0]["weak_point"], wp);
+  EXPECT_EQ(status["breaker"]["open"], false);
+  const auto cycles = body(cli.Get("/cycles?limit=1"));
+  EXPECT_EQ(cycles[0]["weak_points"][0]["state"], "escalated");
+  EXPECT_EQ(cycles[0]["tasks"][0]["reason"], "escalated");
+  const std::string metrics = cli.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("octohalo_weak_points{state=\"escalated\"} 1\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("octohalo_weak_point_flags{flag=\"flapping\"} 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("octohalo_escalations_total 1\n"), std::string::npos);
+
+  EXPECT_EQ(cli.Post("/weak-points/" + wp + "/clear", "", "application/json")->status, 401);
+  auto cleared = cli.Post("/weak-points/" + wp + "/clear", auth, "", "application/json");
+  ASSERT_EQ(cleared->status, 200) << cleared->body;
+  EXPECT_EQ(body(cleared)["weak_point"], wp);
+  EXPECT_EQ(cli.Post("/weak-points/" + wp + "/clear", auth, "", "application/json")->status, 404);
+  EXPECT_EQ(cli.Get("/weak-points/" + wp + "/clear")->status, 405);
+
+  EXPECT_EQ(cli.Get("/silences")->status, 401);
+  auto bad = [&](const std::string& b) {
+    return cli.Post("/silences", auth, b, "application/json")->status;
+  };
+  EXPECT_EQ(bad("not json"), 400);
+  EXPECT_EQ(bad(R"({"reason":"x"})"), 400);                  // no duration
+  EXPECT_EQ(bad(R"({"duration_s":60})"), 400);               // no reason
+  EXPECT_EQ(bad(R"({"duration_s":-1,"reason":"x"})"), 400);  // negative
+  EXPECT_EQ(bad(R"({"duration_s":60,"reason":"x","subject_id":7})"), 400);
+  auto added = cli.Post("/silences", auth,
+                        R"({"subject_type":"agent","subject_id":"a*","duration_s":600,)"
+                        R"("reason":"maintenance","author":"ops"})",
+                        "application/json");
+  ASSERT_EQ(added->status, 201) << added->body;
+  const auto id = body(added)["id"].get<std::uint64_t>();
+  EXPECT_DOUBLE_EQ(body(added)["ends_in_s"].get<double>(), 600.0);
+  auto listed = body(cli.Get("/silences", auth));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["subject_id"], "a*");
+  EXPECT_EQ(listed[0]["author"], "ops");
+  // Silenced: the cleared weak point is not repaired.
+  auto silenced = rig.engine->run_cycle("manual");
+  EXPECT_EQ(silenced->dispatch_results.at(0).reason, "silenced by " + std::to_string(id));
+  EXPECT_EQ(cli.Delete("/silences/" + std::to_string(id))->status, 401);
+  EXPECT_EQ(cli.Delete("/silences/" + std::to_string(id), auth)->status, 200);
+  EXPECT_EQ(cli.Delete("/silences/" + std::to_string(id), auth)->status, 404);
+  EXPECT_EQ(cli.Delete("/silences/x", auth)->status, 404);
+  EXPECT_TRUE(body(cli.Get("/silences", auth)).empty());
 }
 
 TEST(HttpServer, BadConfigAndBusyPort) {

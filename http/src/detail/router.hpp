@@ -50,6 +50,8 @@ class Router {
   static Response error(int status, std::string_view message) noexcept;
 
  private:
+  // POST /silences.
+  Response add_silence(std::string_view body) const;
   Response route(const RequestHead& head, std::string_view path, std::string_view query,
                  std::string_view body) const;
 

@@ -18,6 +18,8 @@ nlohmann::json to_json(const CycleResult& cycle);
 nlohmann::json to_json(const EngineStatus& status);
 nlohmann::json to_json(const TriggersStatus& status);
 nlohmann::json to_json(const AuditEntry& entry);
+// `now` on the state's clock, which the silence's times are on.
+nlohmann::json to_json(const Silence& silence, std::chrono::nanoseconds now);
 nlohmann::json to_json(const octo::RuntimeStatus& status);
 
 }  // namespace halo
