@@ -1,6 +1,7 @@
 // halo-sim: a simulated service under load with injected faults that HALO detects and repairs
-// through Octopus. Exit 0 only when every fault was healed within its deadline; 1 when one was
-// not; 2 on bad flags or a bad scenario.
+// through Octopus. Exit 0 only when every fault ended as its kind expects within its deadline
+// (healed, or for the safety faults escalated, inhibited, silenced, held by the breaker) and no
+// healthy subject was repaired; 1 otherwise; 2 on bad flags or a bad scenario.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -58,8 +60,15 @@ struct FaultState {
   std::string heal_trigger{};           // trigger-only faults: the one that completes them
   std::uint64_t trigger_base = 0;
   std::uint64_t heal_base = 0;
-  double injected = -1, detected = -1, healed = -1;
-  std::string detected_by{};  // the trigger of the first cycle that saw it
+  double injected = -1, detected = -1, healed = -1;  // healed: ended as the kind expects
+  std::string detected_by{};                         // the trigger of the first cycle that saw it
+  // Subjects that must have been repaired before the fault counts as healed (default: all).
+  std::vector<std::string> must_repair{};
+  double until = -1;            // maintenance: the silence's end; systemic-outage: the partition's
+  bool flapping_seen = false;   // flapping-endpoint
+  bool breaker_seen = false;    // systemic-outage
+  bool inhibited_seen = false;  // parent-down: a child's weak point carried the flag
+  bool ended_partition = false;
 };
 
 struct Sample {
@@ -159,6 +168,17 @@ class Sim {
   std::uint64_t last_requests_ = 0;
   double last_sample_t_ = 0;
   std::uint64_t approvals_granted_ = 0;
+  // Seconds (sim time) of each breaker opening, from the engine's events.
+  std::mutex breaker_mu_;
+  std::vector<double> breaker_opened_;
+  halo::SafetyConfig safety_{};
+  bool has_kind(const char* kind) const {
+    return std::any_of(scenario_.faults.begin(), scenario_.faults.end(),
+                       [&](const Fault& f) { return f.kind == kind; });
+  }
+  // The fault's verdict: whether it ended as its kind expects, and what happened.
+  std::pair<bool, std::string> verdict(const FaultState& f) const;
+  std::size_t repairs_of(const FaultState& f, double from, double to) const;
 };
 
 void Sim::start_load() {
@@ -236,9 +256,32 @@ void Sim::start_engine(double baseline_rate) {
   ec.safety.backoff_base = 1s;
   ec.safety.backoff_max = 10s;
   ec.safety.approval_required = {"env.sync"};
+  // The life cycle on the sim's time scale (seconds, not minutes): repairs are verified within
+  // 4 s (the endpoints' window is 2 s), verify cycles run twice a second while one is pending,
+  // and the breaker settles in 3 s.
+  ec.safety.verify_timeout = 4s;
+  ec.safety.verify_interval = 500ms;
+  ec.safety.repair_timeout = 30s;
+  ec.safety.budget_window = 10min;
+  ec.safety.flap_window = 30s;
+  ec.safety.breaker_window = 30s;
+  ec.safety.breaker_settle = 3s;
+  safety_ = ec.safety;
   ec.thresholds.check_timeout = 500ms;
+  // An unreachable agent shows within 3 s (heartbeats come every 0.5 s). Only where a scenario
+  // cuts agents off: elsewhere a starved heartbeat thread (sanitizer builds) must not look like
+  // an outage.
+  if (has_kind("systemic-outage")) ec.thresholds.agent_unseen_after = 3s;
   ec.concurrency = 2;
   engine_ = std::make_unique<halo::Engine>(world_.state(), ec);
+  if (has_kind("parent-down"))
+    for (const auto& [child, parent] : world_.dependencies())
+      engine_->add_dependency({"endpoint", child}, {"agent", parent});
+  engine_->subscribe([this](const halo::Event& e) {
+    if (e.kind != halo::EventKind::kBreakerOpened) return;
+    std::lock_guard lock(breaker_mu_);
+    breaker_opened_.push_back(now());
+  });
 
   octo::ExecutorConfig xc;
   xc.threads = opt_.executor_threads;
@@ -302,6 +345,28 @@ void Sim::inject(FaultState& f, double t) {
     f.trigger_base = count_of("deploy");
     f.heal_base = count_of("deploy-verify");
     loop_->notify_deploy({{"version", "2.0." + std::to_string(static_cast<int>(t))}});
+  } else if (k == "lying-repair") {
+    f.subjects = world_.lying_agent();
+  } else if (k == "flapping-endpoint") {
+    f.subjects = world_.flapping_endpoint(f.fault.count);
+  } else if (k == "parent-down") {
+    f.subjects = world_.parent_down();
+    f.must_repair = {f.subjects.front()};
+  } else if (k == "maintenance") {
+    f.until = t + f.fault.duration_s;
+    const auto now_ns = world_.state().now();
+    const auto span = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(f.fault.duration_s));
+    f.subjects = world_.break_maintained_graft();
+    const std::string id = f.subjects.front().substr(f.subjects.front().find(':') + 1);
+    engine_->silence({.match = {.subject_type = "graft", .subject_id = id},
+                      .from = now_ns,
+                      .until = now_ns + span,
+                      .reason = "halo-sim maintenance window",
+                      .author = "halo-sim"});
+  } else if (k == "systemic-outage") {
+    f.until = t + f.fault.duration_s;
+    f.subjects = world_.partition(f.fault.share);
   } else if (k == "request-surge") {
     f.detect_trigger = "request-volume";
     f.heal_trigger = "request-volume";
@@ -334,8 +399,12 @@ void Sim::observe(double t) {
     const double started =
         std::chrono::duration<double>(c->started.time_since_epoch()).count() - wall0;
     const double ended = started + c->duration_ms / 1000.0;
-    std::set<std::string> weak;
-    for (const auto& wp : c->weak_points) weak.insert(wp.subject_type + ":" + wp.subject_id);
+    std::set<std::string> weak, inhibited;
+    for (const auto& wp : c->weak_points) {
+      weak.insert(wp.subject_type + ":" + wp.subject_id);
+      if ((wp.flags & halo::kInhibited) != 0)
+        inhibited.insert(wp.subject_type + ":" + wp.subject_id);
+    }
     std::set<std::string> ran;
     for (const auto& a : c->analysis) ran.insert(a.name);
     for (auto& f : faults_) {
@@ -345,6 +414,9 @@ void Sim::observe(double t) {
       for (const auto& s : f.subjects) {
         any = any || weak.count(s) != 0;
         visible = visible && ran.count(analyzer_for(s)) != 0;
+        f.inhibited_seen = f.inhibited_seen || inhibited.count(s) != 0;
+      }
+      for (const auto& s : f.must_repair.empty() ? f.subjects : f.must_repair) {
         const double r = world_.repaired_at(s) - t0_.load(std::memory_order_relaxed);
         if (r < f.injected) all_repaired = false;
         last_repair = std::max(last_repair, r);
@@ -355,9 +427,44 @@ void Sim::observe(double t) {
       }
       const bool trigger_ok =
           f.detect_trigger.empty() || count_of(f.detect_trigger) > f.trigger_base;
+      const auto& k = f.fault.kind;
+      if (k == "lying-repair" || k == "flapping-endpoint") continue;  // judged from the status
+      if (k == "systemic-outage") {
+        // Back by themselves: healthy in a cycle that started after the partition ended.
+        if (f.detected >= 0 && f.ended_partition && visible && !any && started > f.until)
+          f.healed = ended;
+        continue;
+      }
       if (f.detected >= 0 && all_repaired && visible && !any && started > last_repair && trigger_ok)
         f.healed = ended;
     }
+  }
+  // The faults whose expected end is a life-cycle state.
+  bool judge_lives = false;
+  for (const auto& f : faults_)
+    judge_lives |= f.injected >= 0 && f.healed < 0 &&
+                   (f.fault.kind == "lying-repair" || f.fault.kind == "flapping-endpoint");
+  if (judge_lives) {
+    for (auto& f : faults_) {
+      if (f.injected < 0 || f.healed >= 0 || f.subjects.empty()) continue;
+      const std::string id = f.subjects.front().substr(f.subjects.front().find(':') + 1);
+      for (const auto& l : st.lifecycle) {
+        if (l.subject_id != id) continue;
+        if (f.detected < 0) {
+          f.detected = t;
+          f.detected_by = "-";
+        }
+        if ((l.flags & halo::kFlapping) != 0) f.flapping_seen = true;
+        const bool escalated = l.state == halo::WeakPointState::kEscalated;
+        if (f.fault.kind == "lying-repair" && escalated) f.healed = t;
+        if (f.fault.kind == "flapping-endpoint" && f.flapping_seen && escalated) f.healed = t;
+      }
+    }
+  }
+  for (auto& f : faults_) {
+    if (f.fault.kind != "systemic-outage" || f.injected < 0) continue;
+    std::lock_guard lock(breaker_mu_);
+    for (const double at : breaker_opened_) f.breaker_seen |= at >= f.injected;
   }
   for (auto& f : faults_) {
     if (f.injected < 0 || !f.subjects.empty() || f.healed >= 0) continue;
@@ -438,8 +545,15 @@ int Sim::run() {
   double next_status = 1.0, next_sample = 0.25;
   double t = 0;
   while ((t = now()) < scenario_.duration_s) {
-    for (auto& f : faults_)
+    for (auto& f : faults_) {
       if (f.injected < 0 && t >= f.fault.at_s) inject(f, t);
+      if (f.fault.kind == "systemic-outage" && f.injected >= 0 && !f.ended_partition &&
+          t >= f.until) {
+        world_.end_partition();
+        f.ended_partition = true;
+      }
+    }
+    world_.tick();
     observe(t);
     approve_due(t);
     if (t >= next_sample) {
@@ -466,32 +580,84 @@ int Sim::run() {
   return rc;
 }
 
+std::size_t Sim::repairs_of(const FaultState& f, double from, double to) const {
+  const double t0 = t0_.load(std::memory_order_relaxed);
+  std::size_t n = 0;
+  for (const auto& s : f.subjects)
+    for (const double at : world_.repairs_of(s)) n += at - t0 >= from && at - t0 <= to;
+  return n;
+}
+
+std::pair<bool, std::string> Sim::verdict(const FaultState& f) const {
+  const auto& k = f.fault.kind;
+  const bool in_time = f.healed >= 0 && f.healed - f.injected <= f.fault.deadline_s;
+  const std::size_t repairs = repairs_of(f, f.injected, 1e18);
+  if (f.injected < 0) return {false, "not injected"};
+  if (k == "lying-repair") {
+    if (repairs > safety_.max_repairs)
+      return {false, std::to_string(repairs) + " repairs (over max_repairs)"};
+    return {in_time, in_time ? "escalated" : "NOT ESCALATED in time"};
+  }
+  if (k == "flapping-endpoint") {
+    if (repairs > safety_.max_repairs)
+      return {false, std::to_string(repairs) + " repairs (over max_repairs)"};
+    if (!f.flapping_seen) return {false, "NEVER FLAGGED flapping"};
+    return {in_time, in_time ? "flapping, escalated" : "flapping, NOT ESCALATED in time"};
+  }
+  if (k == "parent-down") {
+    const std::size_t parent = world_.repairs_of(f.subjects.front()).size();
+    if (repairs != parent) return {false, std::to_string(repairs - parent) + " CHILD REPAIRS"};
+    if (parent != 1) return {false, std::to_string(parent) + " repairs of the parent"};
+    if (!f.inhibited_seen) return {false, "CHILDREN NEVER INHIBITED"};
+    return {in_time, in_time ? "children inhibited, healed" : "NOT HEALED in time"};
+  }
+  if (k == "maintenance") {
+    const std::size_t early = repairs_of(f, f.injected, f.until);
+    if (early != 0) return {false, std::to_string(early) + " REPAIRS WHILE SILENCED"};
+    return {in_time, in_time ? "silenced, healed after" : "NOT HEALED after the silence"};
+  }
+  if (k == "systemic-outage") {
+    const std::size_t cap =
+        static_cast<std::size_t>(std::floor(World::kAgents * safety_.blast_radius_percent / 100.0));
+    const std::size_t during = repairs_of(f, f.injected, f.until);
+    if (!f.breaker_seen) return {false, "BREAKER NEVER OPENED"};
+    if (during > cap)
+      return {false, std::to_string(during) + " repairs during it (blast radius " +
+                         std::to_string(cap) + ")"};
+    return {in_time, in_time ? "breaker opened, " + std::to_string(during) + " repairs, healed"
+                             : "NOT HEALTHY in time"};
+  }
+  const bool detected = f.detected >= 0;
+  return {in_time, in_time ? "healed" : detected ? "NOT HEALED in time" : "NOT DETECTED"};
+}
+
 int Sim::report(double t_end) {
   bool all_ok = true;
   nlohmann::json faults = nlohmann::json::array();
-  std::printf("\n%-16s %7s %10s %-15s %10s %9s  %s\n", "fault", "at (s)", "detect (s)",
-              "by trigger", "repair (s)", "deadline", "result");
+  std::printf("\n%-17s %6s %10s %-15s %8s %9s %8s  %s\n", "fault", "at (s)", "detect (s)",
+              "by trigger", "end (s)", "deadline", "repairs", "outcome");
   for (const auto& f : faults_) {
     const bool detected = f.detected >= 0;
-    const bool healed = f.healed >= 0 && f.healed - f.injected <= f.fault.deadline_s;
-    all_ok = all_ok && healed;
+    const auto [ok, outcome] = verdict(f);
+    all_ok = all_ok && ok;
+    const std::size_t repairs = f.injected >= 0 ? repairs_of(f, f.injected, 1e18) : 0;
     const std::string td = detected ? fmt(f.detected - f.injected) : "-";
     const std::string tr = f.healed >= 0 ? fmt(f.healed - f.injected) : "-";
-    std::printf("%-16s %7.1f %10s %-15s %10s %8.0fs  %s\n", f.fault.kind.c_str(), f.fault.at_s,
+    std::printf("%-17s %6.1f %10s %-15s %8s %8.0fs %8zu  %s\n", f.fault.kind.c_str(), f.fault.at_s,
                 td.c_str(), f.detected_by.empty() ? "-" : f.detected_by.c_str(), tr.c_str(),
-                f.fault.deadline_s,
-                f.injected < 0 ? "not injected"
-                : healed       ? "healed"
-                : detected     ? "NOT HEALED in time"
-                               : "NOT DETECTED");
+                f.fault.deadline_s, repairs, outcome.c_str());
     nlohmann::json j = {
         {"kind", f.fault.kind},   {"at_s", f.fault.at_s},        {"deadline_s", f.fault.deadline_s},
         {"subjects", f.subjects}, {"injected", f.injected >= 0}, {"detected", detected},
-        {"healed", healed}};
+        {"healed", ok},           {"repairs", repairs},          {"outcome", outcome}};
     j["time_to_detect_s"] = detected ? nlohmann::json(f.detected - f.injected) : nullptr;
     j["time_to_repair_s"] = f.healed >= 0 ? nlohmann::json(f.healed - f.injected) : nullptr;
     faults.push_back(std::move(j));
   }
+  const std::uint64_t re_repairs = world_.re_repairs();
+  std::printf("\nre-repairs (repairs of a subject that was already healthy): %llu\n",
+              static_cast<unsigned long long>(re_repairs));
+  all_ok = all_ok && re_repairs == 0;
   const auto es = engine_->status();
   const auto xs = executor_->status();
   std::uint64_t requests_recorded = signals_.requests().total();
@@ -513,12 +679,16 @@ int Sim::report(double t_end) {
               static_cast<unsigned long long>(es.repairs_succeeded),
               static_cast<unsigned long long>(es.repairs_failed),
               static_cast<unsigned long long>(approvals_granted_));
+  std::printf("life cycle: %llu verified heals, %llu escalations, breaker %s\n",
+              static_cast<unsigned long long>(es.heals),
+              static_cast<unsigned long long>(es.escalations),
+              es.breaker_open ? ("open: " + es.breaker_reason).c_str() : "closed");
   std::printf("suppressed repairs:");
   if (es.suppressed_by_reason.empty()) std::printf(" none");
   for (const auto& [why, n] : es.suppressed_by_reason)
     std::printf(" %s=%llu", why.c_str(), static_cast<unsigned long long>(n));
-  std::printf("\n%s\n", all_ok ? "every fault healed within its deadline"
-                               : "SOME FAULTS WERE NOT HEALED IN TIME");
+  std::printf("\n%s\n", all_ok ? "every fault ended as expected within its deadline"
+                               : "SOME FAULTS DID NOT END AS EXPECTED IN TIME");
 
   if (!opt_.json.empty()) {
     nlohmann::json audit = nlohmann::json::array();
@@ -530,15 +700,12 @@ int Sim::report(double t_end) {
                         {"error_rate", s.error_rate},
                         {"trigger_firings", s.firings},
                         {"repairs", s.repairs}});
-    const nlohmann::json report = {{"scenario", scenario_.name},
-                                   {"duration_s", t_end},
-                                   {"all_healed", all_ok},
-                                   {"faults", std::move(faults)},
-                                   {"requests_recorded", requests_recorded},
-                                   {"engine", halo::to_json(es)},
-                                   {"arms", std::move(arms)},
-                                   {"series", std::move(series)},
-                                   {"audit", std::move(audit)}};
+    const nlohmann::json report = {
+        {"scenario", scenario_.name},  {"duration_s", t_end},
+        {"all_healed", all_ok},        {"re_repairs", re_repairs},
+        {"faults", std::move(faults)}, {"requests_recorded", requests_recorded},
+        {"engine", halo::to_json(es)}, {"arms", std::move(arms)},
+        {"series", std::move(series)}, {"audit", std::move(audit)}};
     std::ofstream out(opt_.json);
     out << report.dump(2) << '\n';
     if (!out) std::fprintf(stderr, "halo-sim: cannot write %s\n", opt_.json.c_str());
@@ -587,7 +754,8 @@ int main(int argc, char** argv) {
       "halo-sim: a simulated service under load whose injected faults HALO detects and "
       "repairs through Octopus"};
   Options opt;
-  app.add_option("--scenario", opt.scenario, "default (~40 s), quick (~10 s) or a JSON file")
+  app.add_option("--scenario", opt.scenario,
+                 "default (~40 s), quick (~10 s), safety (~60 s) or a JSON file")
       ->capture_default_str();
   // CLI::Range lets NaN through (every comparison with it is false).
   const auto finite = CLI::Validator(

@@ -42,6 +42,20 @@ Scenario builtin_quick() {
   return s;
 }
 
+Scenario builtin_safety() {
+  Scenario s;
+  s.name = "safety";
+  s.duration_s = 60;
+  s.faults = {
+      {.kind = "lying-repair", .at_s = 2, .deadline_s = 30},
+      {.kind = "flapping-endpoint", .at_s = 3, .deadline_s = 30, .count = 6},
+      {.kind = "parent-down", .at_s = 4, .deadline_s = 12},
+      {.kind = "maintenance", .at_s = 5, .deadline_s = 18, .duration_s = 8},
+      {.kind = "systemic-outage", .at_s = 36, .deadline_s = 20, .duration_s = 8, .share = 0.6},
+  };
+  return s;
+}
+
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::runtime_error(where + ": " + what);
 }
@@ -63,6 +77,7 @@ double number(const nlohmann::json& j, const char* key, double fallback, const s
 Scenario load_scenario(const std::string& arg) {
   if (arg == "default") return builtin_default();
   if (arg == "quick") return builtin_quick();
+  if (arg == "safety") return builtin_safety();
   const std::string where = "scenario file '" + arg + "'";
   // Read whole first, bounded, so that a directory, a device or an endless file is refused by
   // name instead of failing somewhere inside the JSON parser.
@@ -117,13 +132,15 @@ Scenario load_scenario(const std::string& arg) {
     if (std::find(std::begin(kFaultKinds), std::end(kFaultKinds), x.kind) == std::end(kFaultKinds))
       fail(at, "unknown kind '" + x.kind +
                    "' (agent-crash, endpoint-errors, request-surge, env-drift, deploy, "
-                   "corrupt-file, broken-graft, external-event)");
+                   "corrupt-file, broken-graft, external-event, lying-repair, "
+                   "flapping-endpoint, parent-down, maintenance, systemic-outage)");
     x.at_s = number(f, "at_s", 0, at, 0, s.duration_s);
     x.deadline_s = number(f, "deadline_s", 10, at, 0.1, 3600);
     x.count = static_cast<int>(number(f, "count", 1, at, 1, 20));
     x.error_rate = number(f, "error_rate", 0.9, at, 0.3, 1.0);
     x.duration_s = number(f, "duration_s", 1, at, 0.1, 60);
     x.surge_factor = number(f, "surge_factor", 10, at, 2, 1000);
+    x.share = number(f, "share", 0.6, at, 0.05, 1.0);
     s.faults.push_back(std::move(x));
   }
   return s;

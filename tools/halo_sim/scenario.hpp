@@ -14,6 +14,9 @@ struct Fault {
   double error_rate = 0.9;   // endpoint-errors: share of failing requests
   double duration_s = 1;     // request-surge: how long the surge lasts
   double surge_factor = 10;  // request-surge: extra requests, as multiples of the baseline rate
+  // maintenance: how long the silence lasts; systemic-outage: how long the partition lasts
+  // (both in duration_s). systemic-outage: the share of agents cut off.
+  double share = 0.6;
 };
 
 struct Scenario {
@@ -24,11 +27,26 @@ struct Scenario {
   std::vector<Fault> faults{};
 };
 
-inline const char* const kFaultKinds[] = {"agent-crash",  "endpoint-errors", "request-surge",
-                                          "env-drift",    "deploy",          "corrupt-file",
-                                          "broken-graft", "external-event"};
+// The first eight must be healed within their deadline. The safety faults expect their own
+// outcome, also within the deadline:
+//   lying-repair       its repairs report success and fix nothing: at most max_repairs repairs
+//                      (ladder steps included), then escalated;
+//   flapping-endpoint  breaks again after each repair (`count` times): flagged flapping, at most
+//                      max_repairs repairs;
+//   parent-down        an agent and the five endpoints it serves: one repair of the agent, none
+//                      of the endpoints (inhibited), all healthy again;
+//   maintenance        a graft broken under a silence of `duration_s`: no repair while silenced,
+//                      healed after it ends;
+//   systemic-outage    `share` of the agents unreachable for `duration_s`, then back by
+//                      themselves: the breaker opens, at most the blast radius of repairs during
+//                      it, all healthy afterwards.
+inline const char* const kFaultKinds[] = {
+    "agent-crash",  "endpoint-errors", "request-surge",  "env-drift",    "deploy",
+    "corrupt-file", "broken-graft",    "external-event", "lying-repair", "flapping-endpoint",
+    "parent-down",  "maintenance",     "systemic-outage"};
 
-// "default" (~40 s), "quick" (~10 s) or the path of a JSON file (format in docs/operations.md).
+// "default" (~40 s), "quick" (~10 s), "safety" (~60 s) or the path of a JSON file (format in
+// docs/operations.md).
 // Throws std::runtime_error with a message naming the file, field and value.
 Scenario load_scenario(const std::string& name_or_path);
 

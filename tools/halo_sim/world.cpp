@@ -35,10 +35,12 @@ World::World(std::shared_ptr<const octo::Clock> clock)
       state_(clock_, nullptr, std::chrono::seconds(2)),
       alive_(new std::atomic<bool>[kAgents]),
       error_permille_(new std::atomic<int>[kEndpoints]),
-      patrol_(new std::atomic<int>[std::size(kPatrol)]) {
+      patrol_(new std::atomic<int>[std::size(kPatrol)]),
+      unreachable_(new std::atomic<bool>[kAgents]) {
   for (int i = 0; i < kAgents; ++i) {
     agents_.push_back(padded("agent-", i));
     alive_[i] = true;
+    unreachable_[i] = false;
     state_.upsert_agent({.id = agents_.back(),
                          .name = padded("dreamops-", i),
                          .squad = padded("squad-", i % kSquads)});
@@ -89,7 +91,9 @@ double World::now_s() const noexcept {
 
 void World::heartbeat_round(std::uint64_t round) {
   for (int i = 0; i < kAgents; ++i)
-    if (alive_[i].load(std::memory_order_relaxed)) state_.heartbeat(agents_[i]);
+    if (alive_[i].load(std::memory_order_relaxed) &&
+        !unreachable_[i].load(std::memory_order_relaxed))
+      state_.heartbeat(agents_[i]);
   for (int i = 0; i < kEndpoints; ++i) {
     const bool down = error_permille_[i].load(std::memory_order_relaxed) >= 500;
     state_.report_probe(endpoints_[i], down ? 503 : 200, down ? 900.0 : 12.0);
@@ -145,25 +149,35 @@ std::vector<std::string> World::fail_patrol_dependency() {
   return {std::string("patrol:") + kPatrol[std::size(kPatrol) - 1]};
 }
 
+octo::Outcome World::revive(int i, const std::string& id) {
+  const bool unreachable = unreachable_[i].load();
+  count_repair("agent:" + id, alive_[i].load() && !unreachable);
+  if (unreachable) return octo::Outcome::failure("agent " + id + " is unreachable");
+  if (i == kLiar && liar_.load()) return octo::Outcome::success();  // and fixes nothing
+  alive_[i] = true;
+  state_.set_agent_online(id, true);
+  state_.heartbeat(id);
+  if (i == kParent)  // the endpoints it serves come back with it
+    for (const int e : kChildren) error_permille_[e] = 0;
+  repaired("agent:" + id);
+  return octo::Outcome::success();
+}
+
 octo::Outcome World::repair(const octo::Task& t) {
   const std::string& id = t.payload;
-  if (t.type == "agent.revive") {
-    work(20);
-    for (int i = 0; i < kAgents; ++i) {
-      if (agents_[i] != id) continue;
-      alive_[i] = true;
-      state_.set_agent_online(id, true);
-      state_.heartbeat(id);
-      repaired("agent:" + id);
-      return octo::Outcome::success();
-    }
-  } else if (t.type == "repair.api.endpoint") {
+  if (t.type == "agent.revive" || t.type == "agent.redeploy") {
+    work(t.type == "agent.revive" ? 20 : 40);
+    for (int i = 0; i < kAgents; ++i)
+      if (agents_[i] == id) return revive(i, id);
+  } else if (t.type == "repair.api.endpoint" || t.type == "repair.api.redeploy") {
     work(250);  // an endpoint restart: long enough that a burst shows in the error rate
     for (int i = 0; i < kEndpoints; ++i) {
       if (endpoints_[i] != id) continue;
+      count_repair("endpoint:" + id, error_permille_[i].load() == 0);
       error_permille_[i] = 0;
       state_.report_probe(id, 200, 12.0);
       repaired("endpoint:" + id);
+      if (i == kFlapper && flaps_left_.load() > 0) rebreak_at_ = now_s() + 1.5;
       return octo::Outcome::success();
     }
   } else if (t.type == "env.sync") {
@@ -171,6 +185,7 @@ octo::Outcome World::repair(const octo::Task& t) {
     auto env = state_.env();
     auto it = env.snapshots.find(id);
     if (it != env.snapshots.end()) {
+      count_repair("env:" + id, it->second == env.baseline);
       for (const auto& [k, v] : env.baseline) it->second[k] = v;
       state_.set_env_snapshot(id, it->second);
       repaired("env:" + id);
@@ -179,6 +194,9 @@ octo::Outcome World::repair(const octo::Task& t) {
   } else if (t.type == "build.restore-artifact") {
     work(10);
     const fs::path target(id);
+    count_repair("artifact:" + id,
+                 halo::checksum_file(id) ==
+                     halo::checksum_file((dir_ / "pristine" / target.filename()).string()));
     std::error_code ec;
     fs::copy_file(dir_ / "pristine" / target.filename(), target,
                   fs::copy_options::overwrite_existing, ec);
@@ -187,12 +205,19 @@ octo::Outcome World::repair(const octo::Task& t) {
     return octo::Outcome::success();
   } else if (t.type == "graft.repair" || t.type == "graft.install") {
     work(25);
+    const auto snap = state_.snapshot();
+    bool installed = false;
+    snap->grafts.for_each([&](const halo::GraftInfo& g) {
+      installed |= g.id == id && g.status == halo::GraftStatus::kInstalled;
+    });
+    count_repair("graft:" + id, installed);
     if (state_.set_graft_status(id, halo::GraftStatus::kInstalled)) {
       repaired("graft:" + id);
       return octo::Outcome::success();
     }
   } else if (t.type == "squad.rebalance" || t.type == "squad.optimize") {
     work(10);
+    count_repair("squad:" + id, false);
     state_.upsert_squad({.id = id});
     repaired("squad:" + id);
     return octo::Outcome::success();
@@ -200,12 +225,86 @@ octo::Outcome World::repair(const octo::Task& t) {
     work(5);
     for (std::size_t i = 0; i < std::size(kPatrol); ++i) {
       if (id != kPatrol[i]) continue;
+      count_repair("patrol:" + id,
+                   patrol_[i].load() == static_cast<int>(halo::CheckStatus::kGreen));
       patrol_[i] = static_cast<int>(halo::CheckStatus::kGreen);
       repaired("patrol:" + id);
       return octo::Outcome::success();
     }
   }
   return octo::Outcome::failure("halo-sim has no repair for " + t.type + " " + id);
+}
+
+std::vector<std::string> World::lying_agent() {
+  liar_ = true;
+  alive_[kLiar] = false;
+  state_.set_agent_online(agents_[kLiar], false);
+  return {"agent:" + agents_[kLiar]};
+}
+
+std::vector<std::string> World::flapping_endpoint(int flaps) {
+  flaps_left_ = flaps;
+  error_permille_[kFlapper] = 1000;
+  return {"endpoint:" + endpoints_[kFlapper]};
+}
+
+std::vector<std::string> World::parent_down() {
+  alive_[kParent] = false;
+  state_.set_agent_online(agents_[kParent], false);
+  std::vector<std::string> out{"agent:" + agents_[kParent]};
+  for (const int e : kChildren) {
+    error_permille_[e] = 1000;
+    // Reported at once, so that the next cycle sees the children with their parent.
+    state_.report_probe(endpoints_[e], 503, 900.0);
+    out.push_back("endpoint:" + endpoints_[e]);
+  }
+  return out;
+}
+
+std::vector<std::string> World::break_maintained_graft() {
+  state_.set_graft_status(grafts_[kMaintainedGraft], halo::GraftStatus::kFailed, "upgrade");
+  return {"graft:" + grafts_[kMaintainedGraft]};
+}
+
+std::vector<std::string> World::partition(double share) {
+  std::vector<std::string> out;
+  const int n = static_cast<int>(share * kAgents);
+  for (int i = 0; i < n; ++i) {
+    unreachable_[i] = true;
+    out.push_back("agent:" + agents_[i]);
+  }
+  return out;
+}
+
+void World::end_partition() {
+  for (int i = 0; i < kAgents; ++i) unreachable_[i] = false;
+}
+
+void World::tick() {
+  const double at = rebreak_at_.load();
+  if (at < 0 || now_s() < at) return;
+  rebreak_at_ = -1;
+  flaps_left_.fetch_sub(1);
+  error_permille_[kFlapper] = 1000;
+}
+
+std::vector<std::pair<std::string, std::string>> World::dependencies() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const int e : kChildren) out.emplace_back(endpoints_[e], agents_[kParent]);
+  return out;
+}
+
+void World::count_repair(const std::string& subject, bool healthy) {
+  if (healthy) re_repairs_.fetch_add(1);
+  const double t = now_s();
+  std::lock_guard lock(mu_);
+  repairs_[subject].push_back(t);
+}
+
+std::vector<double> World::repairs_of(const std::string& subject) const {
+  std::lock_guard lock(mu_);
+  auto it = repairs_.find(subject);
+  return it == repairs_.end() ? std::vector<double>{} : it->second;
 }
 
 void World::repaired(const std::string& subject) {
