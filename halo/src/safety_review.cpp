@@ -135,9 +135,6 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
       wp->state = life.state;
       wp->flags = life.flags;
       wp->step = life.step;
-    } else {
-      // Remembered, not seen this cycle: counted with the cycle's weak points.
-      ++by_state_[static_cast<std::size_t>(life.state)];
     }
     if ((life.flags & kFlapping) != 0) ++by_flag_[0];
     ++it;
@@ -163,7 +160,14 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
       wp->state = life.state;
     }
   }
-  for (const WeakPoint& wp : wps) ++by_state_[static_cast<std::size_t>(wp.state)];
+  // Per state: every weak point without a life is open; the lives (few) count their own, seen
+  // or not. Not a pass over the weak points: a million of them cost milliseconds to touch.
+  std::size_t seen = 0;
+  for (const auto& [fp, life] : lives_) {
+    ++by_state_[static_cast<std::size_t>(life.state)];
+    seen += find_weak_point(wps, fp) != nullptr ? 1 : 0;
+  }
+  by_state_[static_cast<std::size_t>(WeakPointState::kOpen)] += wps.size() - seen;
 
   // Parents whose children are inhibited: unhealthy now, or under repair.
   unhealthy_parents_.clear();
