@@ -31,7 +31,8 @@ struct World {
 };
 
 void check(const halo::detail::Response& r) {
-  static constexpr int kStatuses[] = {200, 202, 400, 401, 404, 405, 409, 413, 415, 431, 500, 503};
+  static constexpr int kStatuses[] = {200, 201, 202, 400, 401, 404, 405,
+                                      409, 413, 415, 431, 500, 503};
   bool known = false;
   for (const int s : kStatuses) known = known || s == r.status;
   if (!known || !halo::is_valid_utf8(r.body)) std::abort();

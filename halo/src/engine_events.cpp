@@ -50,17 +50,17 @@ void Engine::Events::deliver_loop() {
     queue.pop_front();
     const auto targets = subscribers;
     lock.unlock();
-    std::uint64_t failures = 0;
     for (const auto& [id, handler] : targets) {
       try {
         (*handler)(e);
       } catch (...) {
-        ++failures;
+        // Counted before the next subscriber hears the event.
+        LockGuard count(mu);
+        ++failed;
       }
     }
     lock.lock();
     ++delivered;
-    failed += failures;
   }
 }
 

@@ -457,6 +457,9 @@ std::uint64_t SafetyRails::silence(Silence s) {
                                 " ns)");
   if (s.reason.empty()) throw std::invalid_argument("halo::Engine::silence: reason is empty");
   LockGuard lock(decisions_mu_);
+  if (silences_.size() >= kMaxSilences)
+    throw std::invalid_argument("halo::Engine::silence: " + std::to_string(kMaxSilences) +
+                                " silences already; end some first");
   s.id = next_silence_id_++;
   audit_change(AuditKind::kSilenced, nullptr,
                "silence " + std::to_string(s.id) + " by " +

@@ -195,7 +195,12 @@ Response Router::add_silence(std::string_view body) const {
   };
   s.from = now + ns(*starts_in);
   s.until = s.from + ns(*duration);
-  const std::uint64_t id = engine_.silence(s);
+  std::uint64_t id = 0;
+  try {
+    id = engine_.silence(s);
+  } catch (const std::invalid_argument& e) {
+    return error(400, e.what());
+  }
   s.id = id;
   return json(201, to_json(s, now));
 }

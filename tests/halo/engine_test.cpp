@@ -279,12 +279,7 @@ TEST(SafetyRails, BlastRadiusCapsAgentsUnderRepair) {
   auto cfg = open_rails();
   cfg.safety.blast_radius_percent = 20;  // of 10 agents: 2
   Rig rig(cfg);
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  rig.handler = [&](const octo::Task&) {
-    gate.wait();
-    return octo::Outcome::success();
-  };
+  auto release = rig.hold_repairs();
   for (int i = 0; i < 10; ++i) rig.state.upsert_agent({.id = std::to_string(i), .online = i >= 5});
   rig.state.upsert_graft({.id = "g", .status = halo::GraftStatus::kFailed});  // not an agent
   auto c = rig.engine->run_cycle();

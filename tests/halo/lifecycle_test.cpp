@@ -152,12 +152,7 @@ TEST(RepairTimeout, ARepairWithoutAnOutcomeCountsAsFailed) {
   auto cfg = open_rails();
   cfg.safety.repair_timeout = 1min;
   Rig rig(cfg);
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  rig.handler = [&](const octo::Task&) {
-    gate.wait();
-    return octo::Outcome::success();
-  };
+  auto release = rig.hold_repairs();
   rig.state.upsert_agent({.id = "a1", .online = false});
   EXPECT_EQ(statuses(*rig.engine->run_cycle()), (std::map<std::string, int>{{"dispatched", 1}}));
   rig.clock->advance(59s);
@@ -332,12 +327,7 @@ TEST(BlastRadius, CoversEveryTypeNotOnlyAgents) {
   auto cfg = open_rails();
   cfg.safety.blast_radius_percent = 20;
   Rig rig(cfg);
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  rig.handler = [&](const octo::Task&) {
-    gate.wait();
-    return octo::Outcome::success();
-  };
+  auto release = rig.hold_repairs();
   for (int i = 0; i < 10; ++i)
     rig.state.report_probe("/e" + std::to_string(i), i < 5 ? 503 : 200, 1.0);
   for (int i = 0; i < 10; ++i)
@@ -434,6 +424,18 @@ TEST(Silences, ASilencedWeakPointIsReportedNeverRepairedUntilTheSilenceEnds) {
   EXPECT_FALSE(rig.engine->unsilence(id));
   EXPECT_TRUE(rig.engine->unsilence(2));
   EXPECT_TRUE(rig.engine->silences().empty());
+}
+
+// Silences come over HTTP from whoever holds the token: their number is bounded.
+TEST(Silences, AtMostTenThousandAreKept) {
+  halo::SystemState state;
+  halo::Engine engine(state);
+  for (int i = 0; i < 10'000; ++i)
+    engine.silence({.from = 0s, .until = 1h, .reason = "r" + std::to_string(i)});
+  EXPECT_THROW(engine.silence({.from = 0s, .until = 1h, .reason = "one more"}),
+               std::invalid_argument);
+  EXPECT_TRUE(engine.unsilence(1));
+  EXPECT_NO_THROW(engine.silence({.from = 0s, .until = 1h, .reason = "room again"}));
 }
 
 TEST(SafetyConfig, NewSettingsAreValidatedByName) {

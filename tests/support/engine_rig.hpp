@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,16 @@ struct Rig : octo_test::ManualState {
     auto r = engine->run_cycle("manual", {}, mode);
     if (executor) executor->wait_idle();
     return r;
+  }
+  // Holds every repair in its handler until the returned promise is set (then succeeds).
+  std::promise<void> hold_repairs() {
+    std::promise<void> release;
+    std::shared_future<void> gate = release.get_future().share();
+    handler = [gate](const octo::Task&) {
+      gate.wait();
+      return octo::Outcome::success();
+    };
+    return release;
   }
   std::size_t ran_count() {
     std::lock_guard lock(mu);

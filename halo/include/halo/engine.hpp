@@ -307,8 +307,8 @@ class Engine {
   // repair budget, audited. False when it is neither escalated nor flapping.
   bool clear(std::string_view weak_point_id);
 
-  // Silences (see silence.hpp). Throws std::invalid_argument when until <= from or the reason
-  // is empty. Returns the silence's id.
+  // Silences (see silence.hpp). Throws std::invalid_argument when until <= from, the reason is
+  // empty, or 10,000 silences are active or scheduled already. Returns the silence's id.
   std::uint64_t silence(Silence silence);
   bool unsilence(std::uint64_t silence_id);
   // Active and scheduled ones (expired silences end by themselves).

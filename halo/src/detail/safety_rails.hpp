@@ -222,6 +222,8 @@ class SafetyRails {
   std::unordered_map<std::uint64_t, std::uint64_t> approval_by_wp_ OCTO_GUARDED_BY(decisions_mu_);
   std::uint64_t next_approval_id_ OCTO_GUARDED_BY(decisions_mu_) = 1;
   std::map<std::string, std::uint64_t> suppressed_by_reason_ OCTO_GUARDED_BY(decisions_mu_);
+  // Bounded: a token holder cannot grow it without limit over HTTP.
+  static constexpr std::size_t kMaxSilences = 10'000;
   std::map<std::uint64_t, Silence> silences_ OCTO_GUARDED_BY(decisions_mu_);
   std::uint64_t next_silence_id_ OCTO_GUARDED_BY(decisions_mu_) = 1;
   // By the child's fingerprint.
