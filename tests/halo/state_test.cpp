@@ -91,6 +91,51 @@ TEST(SystemState, EndpointCountersWindow) {
   EXPECT_EQ(ep.requests(), 0u);
 }
 
+// What verification reads: the newest report about each subject type, as the snapshot holds it.
+TEST(SystemState, EvidenceAtIsTheNewestReportTheSnapshotHolds) {
+  StateRig r;
+  const halo::SystemState::EvidenceNeeds needs{.min_requests = 3, .min_squad_tasks = 2};
+  r.state.upsert_agent({.id = "a"});
+  r.state.upsert_graft({.id = "g"});
+  r.state.set_env_snapshot("prod", {});
+  r.state.upsert_squad({.id = "q", .completed = 10, .failed = 5});
+  auto& ep = r.state.endpoint("/e");
+  r.clock->advance(5s);
+  r.state.heartbeat("a");
+  r.state.set_graft_status("g", halo::GraftStatus::kFailed);
+  auto s = r.state.snapshot();
+  r.clock->advance(5s);
+  r.state.heartbeat("a");  // after the snapshot: not in it
+  EXPECT_EQ(r.state.evidence_at(*s, "agent", "a", needs), 5s);
+  EXPECT_EQ(r.state.evidence_at(*s, "graft", "g", needs), 5s);
+  EXPECT_EQ(r.state.evidence_at(*s, "env", "prod", needs), 0s);
+  EXPECT_EQ(r.state.evidence_at(*s, "agent", "nobody", needs), std::nullopt);
+  EXPECT_EQ(r.state.evidence_at(*s, "env", "canary", needs), std::nullopt);
+  EXPECT_EQ(r.state.evidence_at(*s, "artifact", "/bin/x", needs), s->taken_at)
+      << "re-examined by the cycle itself";
+  // Squads and endpoints: only what came after the repair's mark counts, and enough of it.
+  r.state.mark_repaired("squad", "q");
+  r.state.mark_repaired("endpoint", "/e");
+  r.state.record_squad_task("q", false, 1.0);
+  ep.record(1.0, true);
+  ep.record(1.0, true);
+  s = r.state.snapshot();
+  EXPECT_LT(*r.state.evidence_at(*s, "squad", "q", needs), 0s) << "one task since the mark";
+  EXPECT_LT(*r.state.evidence_at(*s, "endpoint", "/e", needs), 0s) << "no bucket after the mark";
+  r.advance(100ms);
+  for (int i = 0; i < 3; ++i) ep.record(1.0, false);
+  r.state.record_squad_task("q", true, 1.0);
+  r.state.upsert_squad({.id = "q", .completed = 11, .failed = 6});  // keeps the baseline
+  s = r.state.snapshot();
+  EXPECT_EQ(r.state.evidence_at(*s, "squad", "q", needs), s->taken_at);
+  EXPECT_EQ(r.state.evidence_at(*s, "endpoint", "/e", needs), s->taken_at);
+  EXPECT_EQ(ep.requests(), 3u);
+  EXPECT_EQ(ep.errors(), 0u) << "the errors before the mark are left out";
+  r.state.report_probe("/e", 200, 1.0);
+  s = r.state.snapshot();
+  EXPECT_EQ(r.state.evidence_at(*s, "endpoint", "/e", needs), s->taken_at);
+}
+
 TEST(Checksum, DetectsChangesAndMissingFiles) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("halo-state-test-" + std::to_string(::getpid()));
