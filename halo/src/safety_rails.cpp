@@ -13,10 +13,6 @@ using octo::detail::UniqueLock;
 
 namespace {
 
-std::string secs(std::chrono::nanoseconds d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
-}
-
 // decide()'s verdicts that hold a repair back, and their reasons.
 enum Why : int {
   kWhyInFlight,
@@ -184,7 +180,7 @@ int SafetyRails::held_by_life(Life& life, ns now) {
   if (repairs_in_budget(life, now) >= config_.max_repairs) {
     transition(life, WeakPointState::kEscalated,
                "repair budget spent: " + std::to_string(life.repairs.size()) + " repairs within " +
-                   secs(config_.budget_window),
+                   seconds_text(config_.budget_window),
                now);
     return kWhyEscalated;
   }
@@ -411,7 +407,7 @@ void SafetyRails::repair_failed(std::uint64_t fingerprint, Life& life, std::stri
   if (repairs_in_budget(life, now) >= config_.max_repairs) {
     transition(life, WeakPointState::kEscalated,
                reason + "; repair budget spent (" + std::to_string(life.repairs.size()) +
-                   " repairs within " + secs(config_.budget_window) + ")",
+                   " repairs within " + seconds_text(config_.budget_window) + ")",
                now);
   } else {
     transition(life, WeakPointState::kOpen, std::move(reason), now);
@@ -464,7 +460,7 @@ std::uint64_t SafetyRails::silence(Silence s) {
   audit_change(AuditKind::kSilenced, nullptr,
                "silence " + std::to_string(s.id) + " by " +
                    (s.author.empty() ? std::string("(unknown)") : s.author) + " for " +
-                   secs(s.until - s.from) + ": " + s.reason);
+                   seconds_text(s.until - s.from) + ": " + s.reason);
   const std::uint64_t id = s.id;
   silences_.emplace(id, std::move(s));
   return id;

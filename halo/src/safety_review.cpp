@@ -12,10 +12,6 @@ using octo::detail::LockGuard;
 
 namespace {
 
-std::string secs(std::chrono::nanoseconds d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
-}
-
 // The weak point with this fingerprint in a fingerprint-ordered cycle, or nullptr.
 WeakPoint* find_weak_point(std::vector<WeakPoint>& wps, std::uint64_t fp) {
   auto it = std::lower_bound(wps.begin(), wps.end(), fp, [](const WeakPoint& wp, std::uint64_t f) {
@@ -46,7 +42,8 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
     ++failed_;
     Life& life = life_of(f.fingerprint, f.weak_point, {}, f.subject);
     repair_failed(f.fingerprint, life,
-                  f.task_type + " had no outcome within " + secs(config_.repair_timeout), now);
+                  f.task_type + " had no outcome within " + seconds_text(config_.repair_timeout),
+                  now);
   }
 
   by_state_.fill(0);
@@ -90,9 +87,9 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
               life.hold_until =
                   now + std::min<ns>(config_.backoff_max,
                                      config_.backoff_base * (std::int64_t{1} << shift));
-              why += " " + secs(now - life.healed_at) + " after healing (flap " +
-                     std::to_string(life.flaps.size()) + " within " + secs(config_.flap_window) +
-                     ")";
+              why += " " + seconds_text(now - life.healed_at) + " after healing (flap " +
+                     std::to_string(life.flaps.size()) + " within " +
+                     seconds_text(config_.flap_window) + ")";
             }
             if (life.flaps.size() > config_.flap_threshold) {
               transition(life, WeakPointState::kEscalated, why + ": over flap_threshold", now);
@@ -111,7 +108,8 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
             life.repairs.clear();
             life.flaps.clear();
             life.flags = 0;
-            healed(fp, life, "healthy for " + secs(config_.auto_clear_after) + ": cleared", now);
+            healed(fp, life, "healthy for " + seconds_text(config_.auto_clear_after) + ": cleared",
+                   now);
           }
           break;
         case WeakPointState::kOpen:
@@ -214,7 +212,7 @@ void SafetyRails::review_breaker(CycleResult& cycle, const Snapshot& snapshot, n
       static_cast<double>(failed) >
           config_.breaker_failure_ratio * static_cast<double>(verdicts_.size()))
     reason = std::to_string(failed) + " of the last " + std::to_string(verdicts_.size()) +
-             " repairs failed within " + secs(config_.breaker_window);
+             " repairs failed within " + seconds_text(config_.breaker_window);
 
   auto event = [&](EventKind kind, std::string why) {
     audit_change(AuditKind::kBreaker, nullptr, std::string(to_string(kind)) + ": " + why);
@@ -233,8 +231,8 @@ void SafetyRails::review_breaker(CycleResult& cycle, const Snapshot& snapshot, n
     if (below_since_ < ns{0}) below_since_ = now;
     if (now - below_since_ >= config_.breaker_settle) {
       breaker_open_ = false;
-      event(EventKind::kBreakerClosed,
-            "below the levels for " + secs(now - below_since_) + " (was: " + breaker_reason_ + ")");
+      event(EventKind::kBreakerClosed, "below the levels for " + seconds_text(now - below_since_) +
+                                           " (was: " + breaker_reason_ + ")");
       breaker_reason_.clear();
       below_since_ = ns{-1};
     }

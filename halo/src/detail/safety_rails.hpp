@@ -58,6 +58,11 @@ struct TrackUpdate {
   bool healed = false;
 };
 
+// "90 s": durations in audit reasons and verdicts.
+inline std::string seconds_text(std::chrono::nanoseconds d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+}
+
 class SafetyRails {
  public:
   using Emit = std::function<void(Event)>;
