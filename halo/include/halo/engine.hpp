@@ -3,18 +3,26 @@
 //
 // A cycle takes a snapshot of the SystemState, runs the selected analyzers as a parallel
 // tbb::flow::graph, groups their issues into weak points (escalating the ones that persist),
-// asks the strategies for one task per weak point and passes each task through the safety
-// rails before it reaches the executor:
+// reviews the subjects it has repaired (verification, flaps, lost repairs, the breaker: see
+// lifecycle.hpp), asks the strategies for one task per weak point and passes each task through
+// the safety rails before it reaches the executor:
 //   dry run          light cycles (by default) and dry_run mark tasks "suggested" only;
+//   silenced         a silence (silence()) matches: reported, never repaired;
+//   inhibited        a subject it depends on (add_dependency()) is unhealthy or under repair;
 //   in flight        a weak point with a repair running (or awaiting approval) is not repaired
 //                    again;
-//   backoff          after a failed repair its subject waits backoff_base * 2^(failures-1);
-//   blast radius     at most blast_radius_percent of the agents are under repair at once;
+//   verifying        a repair reported success: nothing more until a cycle sees fresh evidence;
+//   escalated        over max_repairs within budget_window, or flapping too often: until clear();
+//   backoff, flapping  after a failed repair (or a flap) its subject waits, doubling each time;
+//   breaker          too much of a subject type unhealthy, or most repairs failing: only suggest;
+//   blast radius     at most blast_radius_percent of each subject type under repair at once;
 //   approval         configured task types wait for approve(id) / reject(id);
 //   rate limit       a token bucket (repairs_per_second, repair_burst) on dispatches.
-// Every decision lands in the audit log. Repair outcomes come back through the observer that
-// attach() registers with the executor: success clears the weak point and its backoff, failure
-// escalates it one level and backs off.
+// Every decision and state change lands in the audit log. Repair outcomes come back through the
+// observer that attach() registers with the executor: success moves the weak point to
+// verifying (healed once a full cycle finds the subject healthy on evidence after the repair),
+// failure to the next ladder step with a backoff, one escalation level, and past the budget to
+// escalated.
 //
 // Cycles are single-flight: a request() or run_cycle() that arrives while a cycle runs is
 // coalesced, with all others arriving meanwhile, into exactly one follow-up cycle.
@@ -266,7 +274,8 @@ class Engine {
  public:
   // Throws std::invalid_argument on a bad configuration (names the field and value).
   explicit Engine(SystemState& state, EngineConfig config = {});
-  // Stops the cycle worker; waits for a running cycle.
+  // Stops the cycle worker; waits for a running cycle; delivers the events still queued to
+  // the subscribers, then stops the event thread.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -281,7 +290,8 @@ class Engine {
   // may be destroyed before the engine.
   void attach(octo::Executor& executor);
   // Stops sending repairs and unregisters the observer; waits for calls in progress (an
-  // enqueue, an event) to return. Repairs still in flight are forgotten, not cancelled.
+  // enqueue, an event) to return. Repairs still in flight are forgotten, not cancelled: their
+  // weak points are open again.
   // Idempotent.
   void detach();
 

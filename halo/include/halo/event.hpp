@@ -4,7 +4,8 @@
 // newest are dropped and counted in EngineStatus::events_dropped) and delivered in order on the
 // engine's event thread, never on a cycle's or the executor's thread: a slow handler delays
 // only later events. A handler that throws is counted (events_failed) and keeps its
-// subscription.
+// subscription. A handler may call the engine (status(), clear(), ...); one being called when
+// it is unsubscribed finishes that call. The engine's destructor delivers what is queued.
 //
 //   engine.subscribe([](const halo::Event& e) {
 //     if (e.kind == halo::EventKind::kEscalated) page(e.weak_point, e.reason);
