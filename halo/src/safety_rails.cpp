@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <iterator>
 #include <stdexcept>
 
@@ -67,7 +66,9 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
   // arriving meanwhile wait for a few microseconds at most, not for the whole loop.
   static constexpr std::size_t kDecisionRun = 256;
   std::uint64_t suppressed[kWhyReasonCount] = {};
-  std::size_t held_flags = 0;  // silenced or inhibited verdicts: their weak points get flags
+  // The silenced / inhibited flag of each task's verdict, sized on the first one (usually
+  // never): their weak points get the flags.
+  std::vector<std::uint8_t> held_flags;
   UniqueLock outcomes(outcomes_mu_);
   // Types already at their blast-radius cap: the common case, none, costs one test per task.
   std::size_t types_at_cap = 0;
@@ -109,7 +110,8 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
       }
     }
     if (why >= 0) {
-      ++held_flags;
+      if (held_flags.empty()) held_flags.resize(n, 0);
+      held_flags[i] = why == kWhySilenced ? WeakPointFlag::kSilenced : WeakPointFlag::kInhibited;
     } else if (in_flight_by_wp_.count(gt.fingerprint) != 0) {
       why = kWhyInFlight;
     } else if (approval_by_wp_.count(gt.fingerprint) != 0) {
@@ -153,19 +155,14 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
   // Flags of the weak points whose repairs a silence or a parent held back: tasks follow their
   // weak points' order (with gaps), so one walk pairs them.
   by_flag_[1] = by_flag_[2] = 0;
-  if (held_flags != 0) {
+  if (!held_flags.empty()) {
     std::size_t t = 0;
     for (WeakPoint& wp : cycle.weak_points) {
       if (t == n) break;
       if (cycle.generated_tasks[t].fingerprint != wp.fingerprint) continue;
-      const std::string& r = cycle.dispatch_results[t].reason;
-      if (r.starts_with("silenced")) {
-        wp.flags |= WeakPointFlag::kSilenced;
-        ++by_flag_[1];
-      } else if (r.starts_with("inhibited")) {
-        wp.flags |= WeakPointFlag::kInhibited;
-        ++by_flag_[2];
-      }
+      wp.flags |= held_flags[t];
+      by_flag_[1] += (held_flags[t] & WeakPointFlag::kSilenced) != 0 ? 1 : 0;
+      by_flag_[2] += (held_flags[t] & WeakPointFlag::kInhibited) != 0 ? 1 : 0;
       ++t;
     }
   }
@@ -492,13 +489,11 @@ void SafetyRails::add_dependency(const SubjectRef& child, const SubjectRef& pare
                                 " cannot depend on itself");
   const std::uint64_t c = fingerprint(child.type, child.id);
   const std::uint64_t p = fingerprint(parent.type, parent.id);
-  char id[24];
-  std::snprintf(id, sizeof id, "wp-%016llx", static_cast<unsigned long long>(p));
   LockGuard lock(decisions_mu_);
   auto& deps = parents_[c];
   for (const Dependency& d : deps)
     if (d.parent == p) return;
-  deps.push_back({p, id});
+  deps.push_back({p, weak_point_id(p)});
 }
 
 bool SafetyRails::remove_dependency(const SubjectRef& child, const SubjectRef& parent) {

@@ -177,7 +177,7 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
         bad = l != lives_.end() && l->second.state != WeakPointState::kHealed &&
               l->second.state != WeakPointState::kOpen;
       }
-      if (bad) unhealthy_parents_[d.parent] = true;
+      if (bad) unhealthy_parents_.insert(d.parent);
     }
   }
 

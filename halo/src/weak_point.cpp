@@ -35,6 +35,12 @@ void write_weak_point_id(std::string& id, std::uint64_t fp) {
 
 }  // namespace
 
+std::string weak_point_id(std::uint64_t fingerprint) {
+  std::string id;
+  write_weak_point_id(id, fingerprint);
+  return id;
+}
+
 std::vector<WeakPoint> group_weak_points(const std::vector<AnalyzerResult>& results) {
   return detail::group_weak_points(results, true);
 }

@@ -66,6 +66,23 @@ TEST(AgentHealth, ScansLargePopulationsInOrder) {
     EXPECT_EQ(issues[k].subject_id, std::to_string(k * 100 + 7));
 }
 
+// After a repair the squad is judged on the tasks since it (its counts then are the
+// baseline), so the failures that caused the repair do not keep it failing.
+TEST(SquadEfficiency, AfterARepairOnlyTheTasksSinceCount) {
+  Rig rig;
+  auto a = halo::make_squad_efficiency();
+  rig.state.upsert_squad({.id = "q", .completed = 5, .failed = 5});
+  EXPECT_EQ(rig.run(*a).issues.at(0).id, "squad-failure-q");
+  rig.state.mark_repaired("squad", "q");
+  EXPECT_EQ(rig.run(*a).issues.at(0).rule, "healthy") << "no task since: nothing to judge";
+  rig.state.record_squad_task("q", true, 1.0);
+  rig.state.record_squad_task("q", true, 1.0);
+  EXPECT_EQ(rig.run(*a).issues.at(0).rule, "healthy");
+  rig.state.record_squad_task("q", false, 1.0);
+  rig.state.record_squad_task("q", false, 1.0);
+  EXPECT_EQ(rig.run(*a).issues.at(0).id, "squad-failure-q") << "half of the new tasks failed";
+}
+
 TEST(SquadEfficiency, FailureRateThresholdAndIdleSquads) {
   Rig rig;
   auto a = halo::make_squad_efficiency();

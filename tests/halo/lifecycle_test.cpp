@@ -173,6 +173,74 @@ TEST(RepairTimeout, ARepairWithoutAnOutcomeCountsAsFailed) {
   EXPECT_EQ(life_of(s, "a1")->state, WeakPointState::kOpen);
 }
 
+// A repair still queued at its timeout is cancelled, not left to run late: one deploy slot, two
+// repairs, the first hung in its handler.
+TEST(RepairTimeout, AQueuedRepairPastItsTimeoutIsCancelled) {
+  octo_test::ManualState ms;
+  auto cfg = open_rails();
+  cfg.safety.repair_timeout = 1min;
+  halo::Engine engine(ms.state, cfg);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  octo::ExecutorConfig ec;
+  ec.threads = 2;
+  for (auto& arm : ec.arms) {
+    arm.max_parallel = 1;
+    arm.max_attempts = 1;
+    arm.handler = [gate](const octo::Task&, const octo::Context&) {
+      gate.wait();
+      return octo::Outcome::success();
+    };
+  }
+  octo::Executor executor(std::move(ec));
+  engine.attach(executor);
+  ms.state.upsert_agent({.id = "a1", .online = false});
+  ms.state.upsert_agent({.id = "a2", .online = false});
+  EXPECT_EQ(statuses(*engine.run_cycle()), (std::map<std::string, int>{{"dispatched", 2}}));
+  ms.clock->advance(1min);
+  EXPECT_EQ(statuses(*engine.run_cycle()), (std::map<std::string, int>{{"suppressed:backoff", 2}}));
+  release.set_value();
+  ASSERT_TRUE(executor.wait_idle(30s));
+  const auto xs = executor.status();
+  EXPECT_EQ(xs.cancelled, 1u) << "the queued one";
+  EXPECT_EQ(xs.succeeded, 1u) << "the hung one finished late";
+  const auto es = engine.status();
+  EXPECT_EQ(es.repairs_failed, 2u);
+  EXPECT_EQ(es.repairs_succeeded, 0u) << "a late success does not count";
+  engine.detach();
+  executor.shutdown(octo::ShutdownMode::kDrain, 10s);
+}
+
+// While a repair is verifying, the engine runs its own full "verify" cycles every
+// verify_interval of the state's clock, without a trigger.
+TEST(Verification, TheEngineRequestsItsOwnVerifyCycles) {
+  auto cfg = open_rails();
+  cfg.safety.verify_interval = 20ms;
+  Rig rig(cfg);
+  rig.handler = [&](const octo::Task& t) {
+    rig.state.set_agent_online(t.payload, true);
+    return octo::Outcome::success();
+  };
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  rig.cycle();
+  rig.clock->advance(1s);
+  rig.state.heartbeat("a1");  // the evidence the verify cycle needs
+  // Bounded wait for the worker's cycle (it looks every 20 ms of real time).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (life_of(rig.engine->status(), "a1")->state != WeakPointState::kHealed &&
+         std::chrono::steady_clock::now() < deadline)
+    rig.engine->wait_idle(10ms);
+  EXPECT_EQ(life_of(rig.engine->status(), "a1")->state, WeakPointState::kHealed);
+  ASSERT_TRUE(rig.engine->wait_idle(30s));
+  const auto s = rig.engine->status();
+  EXPECT_GE(s.cycles_by_trigger.count("verify"), 1u);
+  // Nothing left to verify: no more verify cycles, however far the clock moves.
+  const auto verify_cycles = s.cycles_by_trigger.at("verify");
+  rig.clock->advance(1h);
+  EXPECT_TRUE(rig.engine->wait_idle(30s));
+  EXPECT_EQ(rig.engine->status().cycles_by_trigger.at("verify"), verify_cycles);
+}
+
 // A repair that reports success and fixes nothing: at most max_repairs, ladder included, then
 // escalated until an operator clears it.
 TEST(Budget, ALyingRepairEscalatesAfterMaxRepairsAndClearReopens) {

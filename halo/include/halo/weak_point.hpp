@@ -42,6 +42,8 @@ struct WeakPoint {
 
 // XXH3-64 of the subject: stable across cycles, runs and machines.
 std::uint64_t fingerprint(std::string_view subject_type, std::string_view subject_id) noexcept;
+// WeakPoint::id for a fingerprint: "wp-" and 16 lower-case hex digits.
+std::string weak_point_id(std::uint64_t fingerprint);
 
 // Groups the issues of kMedium or worse by subject, ordered by severity (worst first), then
 // fingerprint. Runs in parallel where the input is large (call inside a TBB arena to bound it).

@@ -38,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -235,7 +236,7 @@ class SafetyRails {
   std::unordered_map<std::uint64_t, std::vector<Dependency>> parents_
       OCTO_GUARDED_BY(decisions_mu_);
   // Parents that the last review found unhealthy or under repair.
-  std::unordered_map<std::uint64_t, bool> unhealthy_parents_ OCTO_GUARDED_BY(decisions_mu_);
+  std::unordered_set<std::uint64_t> unhealthy_parents_ OCTO_GUARDED_BY(decisions_mu_);
   // The last review's blast-radius caps per subject type.
   TypeCounts caps_ OCTO_GUARDED_BY(decisions_mu_){};
 
