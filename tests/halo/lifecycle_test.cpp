@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <future>
+#include <latch>
 #include <random>
 
 #include "engine_rig.hpp"  // tests/support
@@ -182,12 +183,14 @@ TEST(RepairTimeout, AQueuedRepairPastItsTimeoutIsCancelled) {
   halo::Engine engine(ms.state, cfg);
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
+  std::latch first_started(1);
   octo::ExecutorConfig ec;
   ec.threads = 2;
   for (auto& arm : ec.arms) {
     arm.max_parallel = 1;
     arm.max_attempts = 1;
-    arm.handler = [gate](const octo::Task&, const octo::Context&) {
+    arm.handler = [gate, &first_started](const octo::Task&, const octo::Context&) {
+      first_started.count_down();  // the slot allows one: only the first gets here
       gate.wait();
       return octo::Outcome::success();
     };
@@ -197,6 +200,7 @@ TEST(RepairTimeout, AQueuedRepairPastItsTimeoutIsCancelled) {
   ms.state.upsert_agent({.id = "a1", .online = false});
   ms.state.upsert_agent({.id = "a2", .online = false});
   EXPECT_EQ(statuses(*engine.run_cycle()), (std::map<std::string, int>{{"dispatched", 2}}));
+  first_started.wait();  // one running, one queued
   ms.clock->advance(1min);
   EXPECT_EQ(statuses(*engine.run_cycle()), (std::map<std::string, int>{{"suppressed:backoff", 2}}));
   release.set_value();
