@@ -63,7 +63,7 @@ void run(benchmark::State& state, bool abused) {
   for (int i = 0; i < 100; ++i) sys.upsert_agent({.id = "agent-" + std::to_string(i)});
   halo::Engine engine(sys);
   engine.run_cycle("bench");
-  halo::HttpServer http({.port = 0}, engine);
+  halo::HttpServer http({.port = 0, .token = "bench"}, engine);
   http.start();
   std::vector<int> abusers;
   if (abused) {

@@ -108,6 +108,14 @@ Engine::Engine(SystemState& state, EngineConfig config)
       events_(std::make_unique<Events>()),
       rng_(std::random_device{}()) {
   // The constructor runs alone: the locks below only satisfy the thread-safety analysis.
+  {
+    // The triggers' cycles are counted from zero (exported before the first one runs).
+    LockGuard lock(mu_);
+    std::vector<std::string> names{"deploy-verify", "verify"};
+    for (int k = 0; k < kTriggerKinds; ++k)
+      names.emplace_back(to_string(static_cast<TriggerKind>(k)));
+    for (const auto& name : names) cycles_by_trigger_[name] = served_by_trigger_[name] = 0;
+  }
   LockGuard plugins(plugins_mu_);
   if (config_.builtin_analyzers)
     for (auto& a : builtin_analyzers(config_.thresholds)) analyzers_.push_back(std::move(a));

@@ -46,6 +46,8 @@ SafetyRails::SafetyRails(const SafetyConfig& config, ns verify_timeout,
       tokens_at_(state.now()) {
   LockGuard decisions(decisions_mu_);
   caps_.fill(1);
+  // Every reason is exported from the start (at zero), so a rate over it exists before it fires.
+  for (const char* why : kReasons) suppressed_by_reason_[why] = 0;
 }
 
 void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& sent) {

@@ -179,13 +179,16 @@ void Triggers::stop() {
   signals_.activate(false);
 }
 
-bool Triggers::admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown) {
-  TriggerStatus& st = status_[static_cast<int>(kind)];
-  if (!bypass_cooldown && st.last_fired &&
-      now - *st.last_fired < config_.cooldown[static_cast<int>(kind)]) {
-    ++st.suppressed;
+bool Triggers::admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown,
+                     bool level) {
+  const int k = static_cast<int>(kind);
+  TriggerStatus& st = status_[k];
+  if (!bypass_cooldown && st.last_fired && now - *st.last_fired < config_.cooldown[k]) {
+    if (!level || !held_[k]) ++st.suppressed;
+    held_[k] = level;
     return false;
   }
+  held_[k] = false;
   ++st.fired;
   st.last_fired = now;
   return true;
@@ -219,7 +222,7 @@ void Triggers::evaluate() {
     const std::uint64_t requests = signals_.requests().sum();
     const std::uint64_t errors = signals_.errors().sum();
     if (config_.request_threshold > 0 && requests >= config_.request_threshold &&
-        admit(TriggerKind::kRequestVolume, now)) {
+        admit(TriggerKind::kRequestVolume, now, false, /*level=*/true)) {
       request(TriggerKind::kRequestVolume, "request-volume",
               {{"requests", std::to_string(requests)},
                {"threshold", std::to_string(config_.request_threshold)}});
@@ -229,7 +232,8 @@ void Triggers::evaluate() {
         requests > 0 ? static_cast<double>(errors) / static_cast<double>(requests) : 0.0;
     if (!error_armed_ && rate < clear_level_) error_armed_ = true;  // hysteresis: re-arm
     if (error_armed_ && requests >= config_.error_min_requests &&
-        rate >= config_.error_rate_threshold && admit(TriggerKind::kErrorRate, now)) {
+        rate >= config_.error_rate_threshold &&
+        admit(TriggerKind::kErrorRate, now, false, /*level=*/true)) {
       error_armed_ = false;
       request(TriggerKind::kErrorRate, "error-rate",
               {{"errors", std::to_string(errors)},

@@ -2,8 +2,13 @@
 
 #include "halo/utf8.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cmath>
-#include <cstdio>
+#include <string>
+#include <unordered_set>
+#include <vector>
 
 namespace halo {
 
@@ -25,11 +30,14 @@ std::string label(std::string_view raw) {
   return out;
 }
 
+// The shortest text that reads back as the same double: a bucket bound of 0.005 is
+// le="0.005", which a query's exact `le` matches (%.17g printed 0.0050000000000000001).
 std::string num(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, ec == std::errc() ? end : buf);
 }
 
 struct Out {
@@ -54,10 +62,71 @@ struct Out {
   }
 };
 
+// The per-subject families, bounded by config.top_subjects plus config.subjects.
+void subject_families(Out& o, const SystemState& state, const MetricsConfig& config) {
+  const auto snap = state.snapshot();
+  const auto now = state.now();
+  const std::unordered_set<std::string_view> listed(config.subjects.begin(), config.subjects.end());
+  // The indices of the rows to export: the listed ones, then the worst by `worse` (on indices)
+  // up to the cap.
+  auto pick = [&](const auto& table, auto worse) {
+    std::vector<std::size_t> chosen, rest;
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      if (!table[i].present) continue;
+      (listed.contains(table[i].id) ? chosen : rest).push_back(i);
+    }
+    const std::size_t top = std::min(config.top_subjects, rest.size());
+    std::partial_sort(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(top), rest.end(),
+                      worse);
+    chosen.insert(chosen.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(top));
+    return chosen;
+  };
+  struct Traffic {
+    std::uint64_t requests = 0, errors = 0;
+  };
+  std::vector<Traffic> traffic(snap->endpoints.size());
+  for (std::size_t i = 0; i < snap->endpoints.size(); ++i)
+    if (const auto& c = snap->endpoints[i].counters) traffic[i] = {c->requests(), c->errors()};
+  const auto endpoints = pick(snap->endpoints, [&](std::size_t a, std::size_t b) {
+    const Traffic& ta = traffic[a];
+    const Traffic& tb = traffic[b];
+    return ta.errors != tb.errors ? ta.errors > tb.errors : ta.requests > tb.requests;
+  });
+  const double window_s = std::chrono::duration<double>(state.endpoint_window()).count();
+  o.family("octohalo_endpoint_requests_per_second", "gauge",
+           "Requests per second over the endpoint window (worst endpoints and listed ones).");
+  for (const std::size_t i : endpoints)
+    o.sample("octohalo_endpoint_requests_per_second",
+             "endpoint=\"" + label(snap->endpoints[i].id) + "\"",
+             static_cast<double>(traffic[i].requests) / window_s);
+  o.family("octohalo_endpoint_error_ratio", "gauge",
+           "Errors / requests over the endpoint window (0 without requests).");
+  for (const std::size_t i : endpoints)
+    o.sample("octohalo_endpoint_error_ratio", "endpoint=\"" + label(snap->endpoints[i].id) + "\"",
+             traffic[i].requests == 0 ? 0.0
+                                      : static_cast<double>(traffic[i].errors) /
+                                            static_cast<double>(traffic[i].requests));
+  const auto agents = pick(snap->agents, [&](std::size_t i, std::size_t j) {
+    const AgentInfo& a = snap->agents[i];
+    const AgentInfo& b = snap->agents[j];
+    if (a.online != b.online) return !a.online;
+    return a.last_heartbeat < b.last_heartbeat;
+  });
+  o.family("octohalo_agent_heartbeat_age_seconds", "gauge",
+           "Time since the agent's last heartbeat (oldest agents and listed ones).");
+  for (const std::size_t i : agents)
+    o.sample("octohalo_agent_heartbeat_age_seconds", "agent=\"" + label(snap->agents[i].id) + "\"",
+             std::chrono::duration<double>(now - snap->agents[i].last_heartbeat).count());
+  o.family("octohalo_agent_online", "gauge", "1 while the agent reports online.");
+  for (const std::size_t i : agents)
+    o.sample("octohalo_agent_online", "agent=\"" + label(snap->agents[i].id) + "\"",
+             snap->agents[i].online ? 1.0 : 0.0);
+}
+
 }  // namespace
 
 std::string prometheus_text(const Engine* engine, const octo::Executor* executor,
-                            const Triggers* triggers) {
+                            const Triggers* triggers, const MetricsConfig& config) {
   Out o;
   if (executor != nullptr) {
     const auto st = executor->status();
@@ -79,6 +148,14 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
             [](const A& a) { return a.dead_lettered; });
     per_arm("octohalo_arm_tasks_rejected_total", "counter", "Enqueues refused (full, disabled).",
             [](const A& a) { return a.rejected; });
+    per_arm("octohalo_arm_tasks_cancelled_total", "counter", "Tasks cancelled before running.",
+            [](const A& a) { return a.cancelled; });
+    per_arm("octohalo_arm_pending", "gauge", "Tasks accepted and not finished.",
+            [](const A& a) { return a.pending; });
+    per_arm("octohalo_arm_delayed", "gauge", "Tasks waiting for a retry delay.",
+            [](const A& a) { return a.delayed; });
+    per_arm("octohalo_arm_enabled", "gauge", "1 while the arm accepts tasks.",
+            [](const A& a) { return a.enabled ? 1 : 0; });
     per_arm("octohalo_arm_active", "gauge", "Drainers running tasks now.",
             [](const A& a) { return a.active; });
     per_arm("octohalo_arm_queued", "gauge", "Tasks waiting in the arm's queues.",
@@ -161,6 +238,17 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
     o.sample("octohalo_events_total", "outcome=\"dropped\"",
              static_cast<double>(es.events_dropped));
     o.sample("octohalo_events_total", "outcome=\"failed\"", static_cast<double>(es.events_failed));
+    subject_families(o, engine->state(), config);
+  }
+  for (std::size_t w = 0; w < config.writers.size(); ++w) {
+    const std::size_t before = o.s.size();
+    try {
+      if (config.writers[w]) config.writers[w](o.s);
+    } catch (...) {
+      o.s.resize(before);
+      o.s += "# metrics writer " + std::to_string(w) + " failed\n";
+    }
+    if (o.s.size() > before && o.s.back() != '\n') o.s += '\n';
   }
   return o.s;
 }

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "detail/beast_head.hpp"
-#include "detail/router.hpp"
 
 namespace halo {
 
@@ -25,13 +24,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// One connection: read a head (bounded in size and time), let the router refuse it before any
+// One connection: read a head (bounded in size and time), let the handler refuse it before any
 // body is read, read the body (bounded however it is encoded), answer, repeat while kept alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpConfig& config, const detail::Router& router,
+  Session(tcp::socket socket, const HttpConfig& config, const HttpHandler& handler,
           std::atomic<std::size_t>& open)
-      : stream_(std::move(socket)), config_(config), router_(router), open_(open) {}
+      : stream_(std::move(socket)), config_(config), handler_(handler), open_(open) {}
   ~Session() { open_.fetch_sub(1, std::memory_order_relaxed); }
 
   void start() { read_head(); }
@@ -44,7 +43,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_head() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
-    // No body limit while the head is read: a declared length over it is the router's 413, but
+    // No body limit while the head is read: a declared length over it is the handler's 413, but
     // only after the route and the token (an unknown route is a 404 whatever its body). The
     // largest value, not boost::none: Beast 1.74 compares a declared length with an empty limit
     // as "over it".
@@ -60,7 +59,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_head(beast::error_code ec) {
     if (ec) return fail_read(ec);
     head_ = detail::head_of(*parser_);
-    if (auto early = router_.check_head(head_)) return send(std::move(*early), false);
+    if (auto early = handler_.check_head(head_)) return send(std::move(*early), false);
     if (parser_->is_done()) return answer();
     parser_->body_limit(config_.max_body_bytes);  // chunked bodies: counted as they arrive
     http::async_read(stream_, buffer_, *parser_,
@@ -72,27 +71,26 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void answer() {
     const auto& req = parser_->get();
-    send(router_.handle(head_, req.body()), req.keep_alive());
+    send(handler_.handle(head_, req.body()), req.keep_alive());
   }
 
   void fail_read(beast::error_code ec) {
     if (ec == http::error::body_limit)
-      return send(detail::Router::error(
+      return send(HttpHandler::error(
                       413, "body larger than " + std::to_string(config_.max_body_bytes) + " bytes"),
                   false);
     if (ec == http::error::header_limit)
-      return send(
-          detail::Router::error(431, "request head larger than " +
-                                         std::to_string(config_.max_header_bytes) + " bytes"),
-          false);
+      return send(HttpHandler::error(431, "request head larger than " +
+                                              std::to_string(config_.max_header_bytes) + " bytes"),
+                  false);
     if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
       return close();
     // Anything else is a request that is not HTTP/1.x: answer 400 and close.
-    send(detail::Router::error(400, "malformed request: " + ec.message()), false);
+    send(HttpHandler::error(400, "malformed request: " + ec.message()), false);
   }
 
-  void send(detail::Response r, bool keep_alive) {
+  void send(HttpResponse r, bool keep_alive) {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), 11);
     res->set(http::field::content_type, r.content_type);
@@ -117,18 +115,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   const HttpConfig& config_;
-  const detail::Router& router_;
+  const HttpHandler& handler_;
   std::atomic<std::size_t>& open_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  detail::RequestHead head_;
+  HttpRequest head_;
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(HttpConfig c, Engine& e, const octo::Executor* x, Triggers* t)
-      : config(std::move(c)), router(config, e, x, t) {}
+      : handler(std::move(c), e, x, t), config(handler.config()) {}
 
   void accept() {
     acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
@@ -143,7 +141,7 @@ struct HttpServer::Impl {
         s.close(ignored);
       } else {
         open.fetch_add(1, std::memory_order_relaxed);
-        auto session = std::make_shared<Session>(std::move(s), config, router, open);
+        auto session = std::make_shared<Session>(std::move(s), config, handler, open);
         {
           // Under the lock stop() closes sessions with: one accepted as it runs is closed too.
           std::lock_guard lock(sessions_mu);
@@ -157,8 +155,8 @@ struct HttpServer::Impl {
     });
   }
 
-  HttpConfig config;
-  detail::Router router;
+  HttpHandler handler;  // validates the config
+  const HttpConfig& config;
   asio::io_context ioc{kThreads};
   std::optional<tcp::acceptor> acceptor;
   std::atomic<std::size_t> open{0};
@@ -176,15 +174,6 @@ HttpServer::HttpServer(HttpConfig config, Engine& engine, const octo::Executor* 
   if (c.port < 0 || c.port > 65535)
     throw std::invalid_argument("halo::HttpConfig: port " + std::to_string(c.port) +
                                 " is not in 0..65535");
-  if (c.max_body_bytes == 0)
-    throw std::invalid_argument("halo::HttpConfig: max_body_bytes must be at least 1");
-  if (c.max_header_bytes < 512 || c.max_header_bytes > std::size_t{1024} * 1024)
-    throw std::invalid_argument("halo::HttpConfig: max_header_bytes " +
-                                std::to_string(c.max_header_bytes) + " is not in 512..1048576");
-  if (c.max_connections == 0)
-    throw std::invalid_argument("halo::HttpConfig: max_connections must be at least 1");
-  if (c.request_timeout.count() <= 0)
-    throw std::invalid_argument("halo::HttpConfig: request_timeout must be positive");
 }
 
 HttpServer::~HttpServer() { stop(); }
@@ -198,6 +187,11 @@ void HttpServer::start() {
   if (ec)
     throw std::runtime_error("halo::HttpServer: cannot bind " + c.host + ":" +
                              std::to_string(c.port) + ": not an IP address");
+  if (c.token.empty() && !address.is_loopback())
+    throw std::invalid_argument(
+        "halo::HttpServer: open_loopback serves the mutating routes "
+        "without a token, so it binds only to loopback, not " +
+        c.host);
   im.ioc.restart();
   im.stopping = false;
   im.acceptor.emplace(im.ioc);

@@ -54,11 +54,16 @@ TEST(VolumeTrigger, ThresholdWindowAndCooldown) {
   EXPECT_EQ(st.fired, 1u);
   EXPECT_EQ(st.suppressed, 1u);
   EXPECT_EQ(st.last_fired, 20ms);
+  // The condition holding for a hundred more ticks is still one held-back firing, not a hundred.
+  for (int i = 0; i < 100; ++i) rig.advance(10ms);
+  EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kRequestVolume)].suppressed, 1u);
   rig.advance(31s);  // cooldown over, but the window has emptied
   EXPECT_EQ(rig.count("request-volume"), 1);
   rig.signals.record_request(150);
   rig.advance(10ms);
   EXPECT_EQ(rig.count("request-volume"), 2);
+  rig.advance(10ms);  // a new cooldown: its first refusal counts again
+  EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kRequestVolume)].suppressed, 2u);
 }
 
 TEST(VolumeTrigger, RequestsOutsideTheWindowDoNotCount) {
@@ -131,6 +136,8 @@ TEST(ErrorRateTrigger, CooldownSuppressesWhileArmed) {
   rig.signals.record_error(40);  // 70 / 200 = 0.35, 20 ms after the first firing
   rig.advance(10ms);
   EXPECT_EQ(rig.count("error-rate"), 1);
+  EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)].suppressed, 1u);
+  for (int i = 0; i < 50; ++i) rig.advance(10ms);  // still armed and above: the same firing
   EXPECT_EQ(loop->status().triggers[static_cast<int>(TriggerKind::kErrorRate)].suppressed, 1u);
 }
 

@@ -40,8 +40,9 @@ struct Rig : octo_test::ManualState {
     tc.request_threshold = 0;
     loop = halo::register_loop(*engine, signals, tc);
     http = std::make_unique<halo::HttpServer>(
-        halo::HttpConfig{.port = 0, .token = std::move(token), .max_body_bytes = 1024}, *engine,
-        executor.get(), &*loop);
+        halo::HttpConfig{
+            .port = 0, .token = token, .open_loopback = token.empty(), .max_body_bytes = 1024},
+        *engine, executor.get(), &*loop);
     http->start();
   }
   ~Rig() {
@@ -74,7 +75,15 @@ TEST(HttpServer, MetricsAreValidPrometheusText) {
         "octohalo_arm_tasks_succeeded_total{arm=\"deploy\"} 1\n",
         "octohalo_repairs_total{outcome=\"succeeded\"} 1\n",
         "# TYPE octohalo_trigger_fired_total counter\n",
-        "octohalo_trigger_fired_total{trigger=\"event\"} 0\n"})
+        "octohalo_trigger_fired_total{trigger=\"event\"} 0\n",
+        // Bounds in their shortest exact form, so a query's le="0.005" matches.
+        "octohalo_cycle_duration_seconds_bucket{le=\"0.005\"} ",
+        "octohalo_cycle_duration_seconds_bucket{le=\"1\"} 1\n",
+        // Label sets that exist are exported at zero before anything happens to them.
+        "octohalo_cycles_total{trigger=\"deploy\"} 0\n",
+        "octohalo_repairs_suppressed_total{reason=\"breaker-open\"} 0\n",
+        "octohalo_arm_tasks_cancelled_total{arm=\"cleanup\"} 0\n",
+        "octohalo_arm_pending{arm=\"deploy\"} 0\n", "octohalo_arm_enabled{arm=\"batch\"} 1\n"})
     EXPECT_NE(m.find(needle), std::string::npos) << needle << "\n" << m;
   // Every sample line is "name{labels} value" or "name value"; every family has HELP and TYPE.
   std::istringstream lines(m);
@@ -296,21 +305,43 @@ TEST(HttpServer, WeakPointStatesClearAndSilences) {
 TEST(HttpServer, BadConfigAndBusyPort) {
   halo::SystemState state;
   halo::Engine engine(state);
-  EXPECT_THROW(halo::HttpServer({.port = 70000}, engine), std::invalid_argument);
-  EXPECT_THROW(halo::HttpServer({.max_body_bytes = 0}, engine), std::invalid_argument);
-  EXPECT_THROW(halo::HttpServer({.max_header_bytes = 100}, engine), std::invalid_argument);
-  EXPECT_THROW(halo::HttpServer({.max_connections = 0}, engine), std::invalid_argument);
-  EXPECT_THROW(halo::HttpServer({.request_timeout = std::chrono::milliseconds(0)}, engine),
-               std::invalid_argument);
+  auto refused = [&](const halo::HttpConfig& c, const std::string& names) {
+    try {
+      halo::HttpServer s(c, engine);
+      ADD_FAILURE() << "accepted: " << names;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(names), std::string::npos) << e.what();
+    }
+  };
+  refused({.port = 70000, .token = "t"}, "port 70000");
+  refused({.token = "t", .max_body_bytes = 0}, "max_body_bytes");
+  refused({.token = "t", .max_header_bytes = 100}, "max_header_bytes 100");
+  refused({.token = "t", .max_connections = 0}, "max_connections");
+  refused({.token = "t", .request_timeout = std::chrono::milliseconds(0)}, "request_timeout");
+  refused({}, "token is empty");
   try {
-    halo::HttpServer({.host = "not-an-address"}, engine).start();
+    halo::HttpServer({.host = "not-an-address", .token = "t"}, engine).start();
     ADD_FAILURE() << "bound a host that is not an address";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("not-an-address"), std::string::npos) << e.what();
   }
+  // Open (no token) only on loopback: 0.0.0.0 is refused before anything is bound.
+  try {
+    halo::HttpServer({.host = "0.0.0.0", .open_loopback = true}, engine).start();
+    ADD_FAILURE() << "an open server bound every interface";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("0.0.0.0"), std::string::npos) << e.what();
+  }
+  // ... while a token makes any address fine, and open_loopback on 127.0.0.1 serves.
+  halo::HttpServer any({.host = "0.0.0.0", .token = "t"}, engine);
+  EXPECT_NO_THROW(any.start());
+  any.stop();
+  halo::HttpServer loopback({.open_loopback = true}, engine);
+  EXPECT_NO_THROW(loopback.start());
+  loopback.stop();
   // A port held by a plain listening socket cannot be taken.
   const octo_test::BusyPort held;
-  halo::HttpServer busy({.port = held.port()}, engine);
+  halo::HttpServer busy({.port = held.port(), .token = "t"}, engine);
   try {
     busy.start();
     ADD_FAILURE() << "bound a busy port";
@@ -324,7 +355,7 @@ TEST(HttpServer, StopRightAfterStartDoesNotHang) {
   halo::SystemState state;
   halo::Engine engine(state);
   for (int i = 0; i < 20; ++i) {
-    halo::HttpServer s({.port = 0}, engine);
+    halo::HttpServer s({.port = 0, .token = "t"}, engine);
     s.start();
     s.stop();
     s.stop();  // twice is harmless

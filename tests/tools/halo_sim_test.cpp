@@ -96,7 +96,7 @@ TEST(HaloSim, QuickScenarioHealsEveryFaultAndServesMetricsWhileRunning) {
   }
   const auto& by_trigger = j["engine"]["served_by_trigger"];
   for (const char* t : {"time", "error-rate", "request-volume", "deploy", "event"})
-    EXPECT_TRUE(by_trigger.contains(t)) << t << " " << by_trigger.dump();
+    EXPECT_GT(by_trigger.value(t, 0), 0) << t << " " << by_trigger.dump();
   EXPECT_GT(j["requests_recorded"].get<double>(), 0);
   bool approved = false;
   for (const auto& e : j["audit"]) approved = approved || e["kind"] == "approved";

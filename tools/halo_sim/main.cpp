@@ -311,7 +311,9 @@ void Sim::start_engine(double baseline_rate) {
     const auto colon = opt_.http.rfind(':');
     halo::HttpConfig hc{.host = opt_.http.substr(0, colon),
                         .port = std::stoi(opt_.http.substr(colon + 1)),
-                        .token = opt_.token};
+                        .token = opt_.token,
+                        // A local demo: without --token the routes are open, on loopback only.
+                        .open_loopback = opt_.token.empty()};
     http_ = std::make_unique<halo::HttpServer>(hc, *engine_, executor_.get(), &*loop_);
     http_->start();
     std::printf("http: listening on http://%s:%d\n", hc.host.c_str(), http_->port());
@@ -791,7 +793,10 @@ int main(int argc, char** argv) {
           return "port must be 0..65535, got '" + port + "'";
         return {};
       });
-  app.add_option("--token", opt.token, "bearer token required by the mutating HTTP routes");
+  app.add_option(
+      "--token", opt.token,
+      "bearer token required by the mutating HTTP routes (without one they are open, and "
+      "--http must be a loopback address)");
   app.add_option("--json", opt.json, "write the report as JSON to this file");
   app.add_option("--plot", opt.plot, "write a PNG plot (gnuplot) to this file");
   app.add_flag("--quiet", opt.quiet, "no live status lines");

@@ -233,7 +233,9 @@ struct EngineStatus {
   bool running = false;
   // Triggers coalesced into the follow-up cycle that has not started yet.
   std::vector<std::string> pending_triggers{};
-  std::map<std::string, std::uint64_t> cycles_by_trigger{};  // by the cycle's own trigger
+  // By the cycle's own trigger; the triggers' names (time, request-volume, error-rate, deploy,
+  // deploy-verify, event, verify) are present from the start, at zero.
+  std::map<std::string, std::uint64_t> cycles_by_trigger{};
   // Cycles that served each trigger, whether as their own or coalesced into them.
   std::map<std::string, std::uint64_t> served_by_trigger{};
   std::uint64_t cycles = 0;
@@ -244,7 +246,7 @@ struct EngineStatus {
   std::uint64_t repairs_dispatched = 0;
   std::uint64_t repairs_succeeded = 0;
   std::uint64_t repairs_failed = 0;
-  std::map<std::string, std::uint64_t> suppressed_by_reason{};
+  std::map<std::string, std::uint64_t> suppressed_by_reason{};  // every rail, from zero
   // Weak points per state and per flag (see lifecycle.hpp): the last cycle's, and the
   // remembered subjects it did not see (verifying, escalated, healed).
   std::map<std::string, std::size_t> weak_points_by_state{};

@@ -12,8 +12,9 @@
 //                 `deploy_verify_after` when that is non-zero;
 //   event         trigger_from_event(type, severity) for configured types at or above a minimum
 //                 severity (default: the original's four types, severity error or critical).
-// Each trigger has a cooldown; a firing inside it is counted as suppressed. Every firing calls
-// the cycle-request callback with the trigger's name, a context and a mode.
+// Each trigger has a cooldown; a firing inside it is counted as suppressed: every refused deploy
+// or event, and a volume or error-rate condition once per cooldown however many ticks it holds.
+// Every firing calls the cycle-request callback with the trigger's name, a context and a mode.
 //
 //   halo::Signals signals(octo::Ticker::shared());          // or halo::default_signals()
 //   auto loop = halo::register_loop({}, [&](const halo::CycleRequest& r) { engine.request(r); });
@@ -156,7 +157,9 @@ struct TriggerConfig {
 struct TriggerStatus {
   TriggerKind kind;
   std::uint64_t fired = 0;
-  std::uint64_t suppressed = 0;  // would have fired but was inside the cooldown
+  // Firings held back by the cooldown: each refused deploy or event; a volume or error-rate
+  // condition counts once per cooldown (not once per tick it holds).
+  std::uint64_t suppressed = 0;
   std::optional<std::chrono::nanoseconds> last_fired;  // ticker clock time
 };
 
@@ -204,7 +207,10 @@ class Triggers {
 
  private:
   // Under mu_: counts the firing (or the suppression); true when the request should be sent.
-  bool admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown = false);
+  // `level`: the condition is re-evaluated every tick (volume, error rate), so a refusal counts
+  // once until the trigger fires again.
+  bool admit(TriggerKind kind, std::chrono::nanoseconds now, bool bypass_cooldown = false,
+             bool level = false);
   // Without mu_: sends the admitted requests unless the loop stopped meanwhile.
   void send(std::vector<CycleRequest>& requests);
 
@@ -222,6 +228,7 @@ class Triggers {
   std::optional<std::chrono::nanoseconds> verify_due_;
   std::map<std::string, std::string> verify_context_;
   TriggerStatus status_[kTriggerKinds];
+  bool held_[kTriggerKinds] = {};  // a level trigger's refusal already counted this cooldown
   std::uint64_t tick_count_ = 0;
   std::uint64_t callback_id_ = 0;
 };

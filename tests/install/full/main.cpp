@@ -48,7 +48,7 @@ int main() {
   const bool healed = engine.run_cycle("manual")->weak_points.empty();
   const auto metrics = halo::prometheus_text(&engine, &ex, nullptr);
   const bool cycle_json = halo::to_json(*cycle).contains("weak_points");
-  halo::HttpServer http({}, engine, &ex);
+  halo::HttpServer http({.token = "install"}, engine, &ex);
   http.start();
   const bool served = http.port() > 0;
   http.stop();

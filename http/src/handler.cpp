@@ -1,4 +1,4 @@
-#include "detail/router.hpp"
+#include "halo/http/handler.hpp"
 
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -7,14 +7,14 @@
 #include "halo/http/json.hpp"
 #include "halo/http/metrics.hpp"
 
-namespace halo::detail {
+namespace halo {
 
 namespace {
 
 // Every string in a response is made valid UTF-8 (invalid bytes become U+FFFD) rather than
 // letting the JSON library throw on a byte that came from outside.
-Response json(int status, const nlohmann::json& body) {
-  Response r;
+HttpResponse json(int status, const nlohmann::json& body) {
+  HttpResponse r;
   r.status = status;
   r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
@@ -102,19 +102,56 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+// Compares every byte whatever the first difference, so the time taken does not tell an
+// attacker how much of a guessed token was right (the length is not secret).
+bool same_secret(std::string_view given, std::string_view expected) noexcept {
+  if (given.size() != expected.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  // The volatile read keeps the compiler from turning the loop back into an early exit.
+  volatile unsigned char result = diff;
+  return result == 0;
+}
+
 }  // namespace
 
-Response Router::error(int status, std::string_view message) noexcept {
+HttpHandler::HttpHandler(HttpConfig config, Engine& engine, const octo::Executor* executor,
+                         Triggers* triggers)
+    : config_(std::move(config)),
+      expected_authorization_("Bearer " + config_.token),
+      engine_(engine),
+      executor_(executor),
+      triggers_(triggers) {
+  const auto& c = config_;
+  if (c.token.empty() && !c.open_loopback)
+    throw std::invalid_argument(
+        "halo::HttpConfig: token is empty, which leaves approve, reject, trigger, silences and "
+        "clear open to anyone; set a token, or set open_loopback to serve them open on loopback");
+  if (c.token.find_first_of("\r\n") != std::string::npos)
+    throw std::invalid_argument("halo::HttpConfig: token must not contain CR or LF");
+  if (c.max_body_bytes == 0)
+    throw std::invalid_argument("halo::HttpConfig: max_body_bytes must be at least 1");
+  if (c.max_header_bytes < 512 || c.max_header_bytes > std::size_t{1024} * 1024)
+    throw std::invalid_argument("halo::HttpConfig: max_header_bytes " +
+                                std::to_string(c.max_header_bytes) + " is not in 512..1048576");
+  if (c.max_connections == 0)
+    throw std::invalid_argument("halo::HttpConfig: max_connections must be at least 1");
+  if (c.request_timeout.count() <= 0)
+    throw std::invalid_argument("halo::HttpConfig: request_timeout must be positive");
+}
+
+HttpResponse HttpHandler::error(int status, std::string_view message) noexcept {
   try {
     return json(status, {{"error", std::string(message)}});
   } catch (...) {  // out of memory: the status alone
-    Response r;
+    HttpResponse r;
     r.status = status;
     return r;
   }
 }
 
-std::optional<Response> Router::check_head(const RequestHead& head) const noexcept {
+std::optional<HttpResponse> HttpHandler::check_head(const HttpRequest& head) const noexcept {
   const std::string_view path = path_of(head.target);
   const auto m = parse_method(head.method);
   const Route* r = nullptr;
@@ -130,8 +167,9 @@ std::optional<Response> Router::check_head(const RequestHead& head) const noexce
   }
   if (r == nullptr && allowed.empty()) return error(404, "no such route");
   if (r == nullptr) return error(405, "use " + allowed + " on " + std::string(path));
-  if (r->mutating && !config_.token.empty() && head.authorization != "Bearer " + config_.token) {
-    Response res = error(401, "missing or wrong bearer token");
+  if (r->mutating && !config_.token.empty() &&
+      !same_secret(head.authorization, expected_authorization_)) {
+    HttpResponse res = error(401, "missing or wrong bearer token");
     res.www_authenticate = true;
     return res;
   }
@@ -143,7 +181,7 @@ std::optional<Response> Router::check_head(const RequestHead& head) const noexce
   return std::nullopt;
 }
 
-Response Router::handle(const RequestHead& head, std::string_view body) const noexcept {
+HttpResponse HttpHandler::handle(const HttpRequest& head, std::string_view body) const noexcept {
   try {
     if (auto early = check_head(head)) return *early;
     const std::string_view path = path_of(head.target);
@@ -158,7 +196,7 @@ Response Router::handle(const RequestHead& head, std::string_view body) const no
   }
 }
 
-Response Router::add_silence(std::string_view body) const {
+HttpResponse HttpHandler::add_silence(std::string_view body) const {
   const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object())
     return error(400,
@@ -205,11 +243,11 @@ Response Router::add_silence(std::string_view body) const {
   return json(201, to_json(s, now));
 }
 
-Response Router::route(const RequestHead& head, std::string_view path, std::string_view query,
-                       std::string_view body) const {
+HttpResponse HttpHandler::route(const HttpRequest& head, std::string_view path,
+                                std::string_view query, std::string_view body) const {
   // ?limit=N (1..max) or the fallback; a 400 naming the range on anything else.
   auto limit = [&](std::size_t fallback, std::size_t max,
-                   std::optional<Response>& bad) -> std::size_t {
+                   std::optional<HttpResponse>& bad) -> std::size_t {
     const auto v = query_param(query, "limit");
     if (!v) return fallback;
     std::size_t n = 0;
@@ -220,9 +258,9 @@ Response Router::route(const RequestHead& head, std::string_view path, std::stri
     return n;
   };
   if (path == "/metrics") {
-    Response r;
+    HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = prometheus_text(&engine_, executor_, triggers_);
+    r.body = prometheus_text(&engine_, executor_, triggers_, config_.metrics);
     return r;
   }
   if (path == "/status") {
@@ -232,7 +270,7 @@ Response Router::route(const RequestHead& head, std::string_view path, std::stri
     return json(200, j);
   }
   if (path == "/cycles" || path == "/audit") {
-    std::optional<Response> bad;
+    std::optional<HttpResponse> bad;
     const bool cycles = path == "/cycles";
     const std::size_t n = cycles ? limit(20, 1000, bad) : limit(100, 100'000, bad);
     if (bad) return *bad;
@@ -298,4 +336,4 @@ Response Router::route(const RequestHead& head, std::string_view path, std::stri
               {{"id", id}, {"outcome", to_string(outcome)}});
 }
 
-}  // namespace halo::detail
+}  // namespace halo
