@@ -38,6 +38,10 @@ std::string_view to_string(AuditKind k) noexcept {
       return "silenced";
     case AuditKind::kBreaker:
       return "breaker";
+    case AuditKind::kAnalysis:
+      return "analysis";
+    case AuditKind::kIssuesRejected:
+      return "issues-rejected";
   }
   return "?";
 }

@@ -11,6 +11,7 @@
 #include "detail/engine_internals.hpp"
 #include "detail/field_count.hpp"
 #include "detail/grouping.hpp"
+#include "detail/issue_validation.hpp"
 #include "detail/parallel.hpp"
 #include "detail/safety_rails.hpp"
 #include "detail/subject_types.hpp"
@@ -119,6 +120,7 @@ Engine::Engine(SystemState& state, EngineConfig config)
   LockGuard plugins(plugins_mu_);
   if (config_.builtin_analyzers)
     for (auto& a : builtin_analyzers(config_.thresholds)) analyzers_.push_back(std::move(a));
+  builtin_analyzer_count_ = analyzers_.size();
   if (config_.builtin_strategies)
     for (auto& s : builtin_strategies()) strategies_.push_back(std::move(s));
   if (config_.executor != nullptr) attach(*config_.executor);
@@ -205,12 +207,52 @@ void Engine::executor_destroyed(const octo::Executor& executor) noexcept {
 
 std::vector<AnalyzerResult> Engine::analyze(const Snapshot& snapshot, Mode mode) {
   std::vector<std::shared_ptr<Analyzer>> selected;
+  std::vector<bool> trusted;
   {
     LockGuard lock(plugins_mu_);
-    for (const auto& a : analyzers_)
-      if (mode == Mode::kFull || a->light()) selected.push_back(a);
+    for (std::size_t i = 0; i < analyzers_.size(); ++i) {
+      if (mode != Mode::kFull && !analyzers_[i]->light()) continue;
+      selected.push_back(analyzers_[i]);
+      trusted.push_back(i < builtin_analyzer_count_);
+    }
   }
-  return detail::run_analyzers(arena_->arena, selected, snapshot);
+  auto results = detail::run_analyzers(arena_->arena, selected, snapshot);
+  detail::validate_results(results, trusted, snapshot, state_);
+  return results;
+}
+
+void Engine::audit_analysis(const CycleResult& cycle) {
+  // One entry for the run ("agent-health 2, endpoint-health 0; errors: none"), one per analyzer
+  // with refused issues; counted per analyzer for status().
+  AuditEntry run;
+  run.kind = AuditKind::kAnalysis;
+  run.cycle_id = cycle.id;
+  std::string errors;
+  std::vector<AuditEntry> batch;
+  for (const auto& a : cycle.analysis) {
+    if (!run.reason.empty()) run.reason += ", ";
+    run.reason += a.name + ' ' + std::to_string(a.issues.size());
+    if (!a.error.empty()) errors += (errors.empty() ? "" : "; ") + a.name + ": " + a.error;
+    if (a.rejected == 0) continue;
+    AuditEntry r;
+    r.kind = AuditKind::kIssuesRejected;
+    r.cycle_id = cycle.id;
+    r.subject = a.name;
+    r.reason = std::to_string(a.rejected) + " rejected: ";
+    for (std::size_t i = 0; i < a.rejections.size(); ++i)
+      r.reason += (i == 0 ? "" : "; ") + a.rejections[i];
+    if (a.rejected > a.rejections.size()) r.reason += "; ...";
+    batch.push_back(std::move(r));
+  }
+  if (run.reason.empty()) run.reason = "no analyzers";
+  run.reason += "; errors: " + (errors.empty() ? std::string("none") : errors);
+  batch.insert(batch.begin(), std::move(run));
+  {
+    LockGuard lock(mu_);
+    for (const auto& a : cycle.analysis)
+      if (a.rejected != 0) rejected_issues_[a.name] += a.rejected;
+  }
+  audit_.append(std::move(batch));
 }
 
 std::vector<AnalyzerResult> Engine::analyze_state(Mode mode) {
@@ -378,6 +420,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   const std::shared_ptr<const Snapshot> snapshot = state_.snapshot();
   tm.snapshot = lap();
   cycle->analysis = analyze(*snapshot, mode);
+  audit_analysis(*cycle);
   tm.analyze = lap();
   arena_->arena.execute([&] {
     cycle->weak_points = detail::group_weak_points(

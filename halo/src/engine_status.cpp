@@ -114,6 +114,7 @@ EngineStatus Engine::status() const {
     s.last_run = history_.front()->started;
   }
   s.cycles_by_trigger = cycles_by_trigger_;
+  s.rejected_issues = rejected_issues_;
   s.served_by_trigger = served_by_trigger_;
   for (const auto& [t, n] : cycles_by_trigger_) s.cycles += n;
   s.open_weak_points = 0;

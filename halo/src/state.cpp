@@ -404,6 +404,25 @@ std::optional<std::chrono::nanoseconds> SystemState::evidence_at(const Snapshot&
   return snapshot.taken_at;
 }
 
+bool SystemState::holds(const Snapshot& snapshot, std::string_view subject_type,
+                        std::string_view subject_id) const {
+  auto present = [&](const auto& live, const auto& table) {
+    std::optional<std::size_t> s;
+    {
+      std::lock_guard lock(mu_);
+      s = live.slot_of(subject_id);
+    }
+    // Slots are stable (see evidence_at): a newer entry is past the snapshot's end.
+    return s && *s < table.size() && table[*s].present;
+  };
+  if (subject_type == "agent") return present(agents_, snapshot.agents);
+  if (subject_type == "endpoint") return present(endpoints_, snapshot.endpoints);
+  if (subject_type == "squad") return present(squads_, snapshot.squads);
+  if (subject_type == "artifact") return present(artifacts_, snapshot.artifacts);
+  if (subject_type == "graft") return present(grafts_, snapshot.grafts);
+  return true;
+}
+
 void SystemState::mark_repaired(std::string_view subject_type, std::string_view subject_id) {
   std::lock_guard lock(mu_);
   if (subject_type == "endpoint") {

@@ -131,6 +131,7 @@ nlohmann::json to_json(const EngineStatus& s) {
   j["silences"] = s.silences;
   j["escalations"] = s.escalations;
   j["heals"] = s.heals;
+  j["rejected_issues"] = s.rejected_issues;
   j["events"] = {{"delivered", s.events_delivered},
                  {"dropped", s.events_dropped},
                  {"failed", s.events_failed}};

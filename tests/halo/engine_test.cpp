@@ -340,8 +340,9 @@ TEST(Approval, PendingThenApproveOrReject) {
 
   std::vector<std::string> kinds;
   for (const auto& e : rig.engine->audit().entries()) kinds.emplace_back(halo::to_string(e.kind));
-  EXPECT_EQ(kinds, (std::vector<std::string>{"pending-approval", "pending-approval", "suppressed",
-                                             "suppressed", "approved", "dispatched",
+  EXPECT_EQ(kinds, (std::vector<std::string>{"analysis", "pending-approval", "pending-approval",
+                                             "analysis", "suppressed", "suppressed", "approved",
+                                             "dispatched",
                                              "state-changed",  // open -> repairing
                                              "succeeded",
                                              "state-changed",  // repairing -> verifying
@@ -382,6 +383,102 @@ TEST(Engine, ThrowingAnalyzerAndStrategyDoNotStopTheCycle) {
   EXPECT_NE(c->errors[0].find("cannot plan"), std::string::npos);
   ASSERT_EQ(c->generated_tasks.size(), 1u);  // "good" still planned by the built-in
   EXPECT_EQ(c->generated_tasks[0].task.payload, "good");
+}
+
+// A service analyzer that reports what it is told to (set before each cycle).
+struct Scripted : halo::Analyzer {
+  std::vector<halo::Issue> issues;
+  std::string_view name() const noexcept override { return "scripted"; }
+  halo::AnalyzerResult analyze(const halo::Snapshot&) override {
+    halo::AnalyzerResult r;
+    r.issues = issues;
+    return r;
+  }
+};
+
+halo::Issue issue(std::string id, std::string type, std::string subject, Level severity,
+                  std::string analyzer = "scripted") {
+  halo::Issue i;
+  i.id = std::move(id);
+  i.analyzer = std::move(analyzer);
+  i.severity = severity;
+  i.subject_type = std::move(type);
+  i.subject_id = std::move(subject);
+  i.rule = "offline";
+  return i;
+}
+
+// Malformed issues and claims about subjects that do not exist never reach the strategies: a
+// service analyzer claiming agent-health for an agent the state does not hold got
+// `agent.revive ghost` dispatched, and severity 42 counted as critical.
+TEST(Engine, AnalyzerResultsAreValidatedBeforeTheyCount) {
+  Rig rig(open_rails());
+  auto scripted = std::make_unique<Scripted>();
+  Scripted* sc = scripted.get();
+  rig.engine->add_analyzer(std::move(scripted));
+  rig.state.upsert_agent({.id = "down", .online = false});
+  rig.state.upsert_agent({.id = "gone", .online = false});
+  rig.state.remove_agent("gone");
+  auto first = rig.cycle();
+  std::string builtin_id;
+  for (const auto& a : first->analysis)
+    if (a.name == "agent-health" && !a.issues.empty()) builtin_id = a.issues[0].id;
+  ASSERT_FALSE(builtin_id.empty());
+  rig.executor->wait_idle();
+
+  sc->issues = {
+      issue("ghost-1", "agent", "ghost", Level::kCritical, "agent-health"),  // no such agent
+      issue("gone-1", "agent", "gone", Level::kCritical),                    // removed
+      issue("", "widget", "w1", Level::kHigh),                               // no id
+      issue("w-2", "", "w2", Level::kHigh),                                  // no type
+      issue("w-3", "widget", "", Level::kHigh),                              // no subject
+      issue("w-4", "widget", "w4", static_cast<Level>(42)),                  // no such level
+      issue(builtin_id, "widget", "w5", Level::kHigh),                       // a built-in's id
+      issue("w-6", "widget", "w6", Level::kHigh),                            // kept
+      issue("w-6", "widget", "w7", Level::kHigh),                            // its id again
+      issue("down-1", "agent", "down", Level::kHigh),                        // true: kept
+  };
+  auto c = rig.cycle();
+  const halo::AnalyzerResult* r = nullptr;
+  for (const auto& a : c->analysis)
+    if (a.name == "scripted") r = &a;
+  ASSERT_NE(r, nullptr);
+  ASSERT_EQ(r->issues.size(), 2u);
+  EXPECT_EQ(r->issues[0].id, "w-6");
+  EXPECT_EQ(r->issues[0].subject_id, "w6");
+  EXPECT_EQ(r->issues[1].id, "down-1");
+  EXPECT_EQ(r->rejected, 8u);
+  ASSERT_EQ(r->rejections.size(), 5u);
+  EXPECT_NE(r->rejections[0].find("'ghost'"), std::string::npos) << r->rejections[0];
+  EXPECT_NE(r->rejections[3].find("subject_type"), std::string::npos) << r->rejections[3];
+  for (const auto& t : c->generated_tasks) {
+    EXPECT_NE(t.task.payload, "ghost");
+    EXPECT_NE(t.task.payload, "gone");
+  }
+  bool w4 = false;
+  for (const auto& wp : c->weak_points) w4 = w4 || wp.subject_id == "w4";
+  EXPECT_FALSE(w4) << "severity 42 formed a weak point";
+  EXPECT_EQ(rig.engine->status().rejected_issues.at("scripted"), 8u);
+  EXPECT_EQ(rig.engine->status().rejected_issues.count("agent-health"), 0u);
+
+  // Audited: one analysis entry per cycle, one rejection entry naming the analyzer.
+  int analysis = 0, rejected = 0;
+  for (const auto& e : rig.engine->audit().entries()) {
+    if (e.cycle_id != c->id) continue;
+    if (e.kind == halo::AuditKind::kAnalysis) {
+      ++analysis;
+      EXPECT_NE(e.reason.find("scripted 2"), std::string::npos) << e.reason;
+      EXPECT_NE(e.reason.find("agent-health 1"), std::string::npos) << e.reason;
+      EXPECT_NE(e.reason.find("errors: none"), std::string::npos) << e.reason;
+    }
+    if (e.kind == halo::AuditKind::kIssuesRejected) {
+      ++rejected;
+      EXPECT_EQ(e.subject, "scripted");
+      EXPECT_EQ(e.reason.rfind("8 rejected: ", 0), 0u) << e.reason;
+    }
+  }
+  EXPECT_EQ(analysis, 1);
+  EXPECT_EQ(rejected, 1);
 }
 
 struct ThrowsNothingToSay : halo::Analyzer {
@@ -629,10 +726,11 @@ TEST(Engine, RecyclingEngineReportsWhatAFreshOneDoes) {
     ids_fresh.push_back(held.back()->id);
     expect_same_cycle(*r, *held.back());
     expect_same_audit();
-    // The cycle's entries still in the log are the last of its decisions, in order.
+    // The cycle's entries still in the log are the last of its decisions, in order (after its
+    // analysis-run entry).
     std::vector<halo::AuditEntry> mine;
     for (auto& e : recycling.engine->audit().entries(40))
-      if (e.cycle_id == r->id) mine.push_back(std::move(e));
+      if (e.cycle_id == r->id && e.kind != halo::AuditKind::kAnalysis) mine.push_back(std::move(e));
     ASSERT_FALSE(mine.empty());
     ASSERT_LE(mine.size(), r->dispatch_results.size());
     const std::size_t skip = r->dispatch_results.size() - mine.size();

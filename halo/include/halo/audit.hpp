@@ -1,7 +1,9 @@
 // halo/audit.hpp — the append-only record of every repair decision.
 //
 // One entry per decision: a task dispatched, suggested (dry run), suppressed (and why),
-// waiting for approval, approved, rejected, failed to dispatch, and each repair's outcome.
+// waiting for approval, approved, rejected, failed to dispatch, and each repair's outcome; one
+// per analysis run (each cycle's analyzers, their issue counts and errors), and one per analyzer
+// whose issues the engine refused.
 // Entries get increasing sequence numbers; the log keeps the newest `capacity` and counts what it
 // dropped. Thread-safe.
 //
@@ -35,6 +37,8 @@ enum class AuditKind : std::uint8_t {
   kStateChanged,    // a weak point's life cycle moved; `reason` is "from -> to: why"
   kSilenced,        // a silence was added or ended early
   kBreaker,         // the systemic breaker opened or closed; `reason` says why
+  kAnalysis,        // one per cycle: the analyzers run, issues per analyzer, errors (`reason`)
+  kIssuesRejected,  // an analyzer's issues refused this cycle (`subject` the analyzer, `reason`)
 };
 std::string_view to_string(AuditKind k) noexcept;
 

@@ -258,6 +258,8 @@ struct EngineStatus {
   std::size_t silences = 0;  // active or scheduled
   std::uint64_t escalations = 0;
   std::uint64_t heals = 0;  // verified
+  // Issues refused per analyzer since start (halo/issue.hpp, AnalyzerResult::rejected).
+  std::map<std::string, std::uint64_t> rejected_issues{};
   std::uint64_t events_delivered = 0;
   std::uint64_t events_dropped = 0;  // the queue was full
   std::uint64_t events_failed = 0;   // a handler threw
@@ -360,8 +362,11 @@ class Engine {
                                              std::map<std::string, std::string> context, Mode mode,
                                              std::vector<std::string> coalesced = {})
       OCTO_EXCLUDES(mu_);
+  // Runs the analyzers the mode selects and validates their results (detail/issue_validation).
   std::vector<AnalyzerResult> analyze(const Snapshot& snapshot, Mode mode)
       OCTO_EXCLUDES(plugins_mu_);
+  // The cycle's analysis-run audit entry and its analyzers' rejections.
+  void audit_analysis(const CycleResult& cycle) OCTO_EXCLUDES(mu_);
   // Also counts the cycle's weak points per subject type into `unhealthy`.
   void track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy)
       OCTO_EXCLUDES(mu_);
@@ -412,6 +417,8 @@ class Engine {
 
   mutable octo::detail::Mutex plugins_mu_;
   std::vector<std::shared_ptr<Analyzer>> analyzers_ OCTO_GUARDED_BY(plugins_mu_);
+  // The first this many analyzers_ are the built-in ones (trusted about their subjects).
+  std::size_t builtin_analyzer_count_ OCTO_GUARDED_BY(plugins_mu_) = 0;
   // User strategies first, then built-ins.
   std::vector<std::shared_ptr<Strategy>> strategies_ OCTO_GUARDED_BY(plugins_mu_);
   std::size_t user_strategies_ OCTO_GUARDED_BY(plugins_mu_) = 0;
@@ -449,6 +456,7 @@ class Engine {
   std::deque<std::shared_ptr<CycleResult>> history_ OCTO_GUARDED_BY(mu_);  // handed out as const
   std::uint64_t cycle_seq_ OCTO_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::uint64_t> cycles_by_trigger_ OCTO_GUARDED_BY(mu_);
+  std::map<std::string, std::uint64_t> rejected_issues_ OCTO_GUARDED_BY(mu_);
   std::map<std::string, std::uint64_t> served_by_trigger_ OCTO_GUARDED_BY(mu_);
   static constexpr double kCycleBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                             0.25,  0.5,   1.0,  2.5,   5.0};

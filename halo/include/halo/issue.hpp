@@ -5,6 +5,7 @@
 // ...) that strategies match on. Severities below kMedium never form weak points.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -42,6 +43,12 @@ struct AnalyzerResult {
   std::map<std::string, double> metrics{};
   // Set when the analyzer threw: the cycle goes on and this result carries one kHigh issue.
   std::string error{};
+  // Issues the engine refused (removed from `issues`): an empty id, a severity outside Level,
+  // an empty subject above kInfo, an id used twice in one analysis, or (from a service's own
+  // analyzer) a built-in subject the snapshot does not hold. `rejections` keeps the first five
+  // reasons.
+  std::size_t rejected = 0;
+  std::vector<std::string> rejections{};
   double duration_ms = 0.0;
 };
 

@@ -230,6 +230,12 @@ class SystemState {
                                                       std::string_view subject_type,
                                                       std::string_view subject_id,
                                                       EvidenceNeeds needs) const;
+  // Whether `snapshot` holds a present subject of a table type (agent, endpoint, squad,
+  // artifact, graft) with this id; true for every other type (environment snapshots, checks and
+  // a service's own types are not tables). What the engine checks a service analyzer's claims
+  // against. Takes the state's lock briefly; cost O(1).
+  bool holds(const Snapshot& snapshot, std::string_view subject_type,
+             std::string_view subject_id) const;
   // A repair of the subject finished: endpoints mark their window, squads their counts (see
   // EndpointCounters::mark, SquadInfo::completed_before); other types need nothing.
   void mark_repaired(std::string_view subject_type, std::string_view subject_id);
