@@ -437,6 +437,8 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   std::vector<AuditEntry> entries;
   detail::TypeCounts unhealthy{};
   std::vector<octo::TaskId> timed_out;
+  std::vector<Event> events;
+  std::vector<Event>* const noticed = events_wanted() ? &events : nullptr;
   auto sized = [n](auto& to, auto* from, bool clear) {
     if (from != nullptr) {
       if (clear) from->clear();
@@ -446,7 +448,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
   };
   arena_->arena.execute([&] {
     detail::parallel_invoke(
-        n >= detail::kParallelMin, [&] { track(*cycle, seq, unhealthy); },
+        n >= detail::kParallelMin, [&] { track(*cycle, seq, unhealthy, noticed); },
         [&] {
           sized(cycle->generated_tasks, old != nullptr ? &old->generated_tasks : nullptr, false);
         },
@@ -461,6 +463,8 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
                           detail::worse_first);
   });
   cancel_repairs(timed_out);
+  // Opened and critical weak points reach subscribers before this cycle's repairs do.
+  if (noticed != nullptr) emit(events);
   tm.track = lap();
   plan(*cycle);
   tm.plan = lap();
@@ -521,6 +525,11 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
     ++cycle_buckets_[b];
     cycle_seconds_sum_ += secs;
   }
+  if (noticed != nullptr)
+    emit(Event{.kind = EventKind::kCycleCompleted,
+               .when = std::chrono::system_clock::now(),
+               .reason = cycle->trigger + ": " + sum.text,
+               .cycle_id = cycle->id});
   return cycle;
 }
 

@@ -34,7 +34,8 @@ std::uint64_t Engine::analyzer_bit(std::string_view name) {
   return bit;
 }
 
-void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy) {
+void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy,
+                   std::vector<Event>* events) {
   LockGuard lock(mu_);
   apply_track_updates();
   // The parallel part below reads and writes these under mu_, held by this thread for it; the
@@ -74,6 +75,22 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& un
   };
   // Per shard, summed after the parallel part.
   std::array<detail::TypeCounts, kTrackShards> by_type{};
+  // Per shard, joined after it; each shard keeps at most its share of the queue's bound.
+  std::array<std::vector<Event>, kTrackShards> noticed;
+  constexpr std::size_t kNoticedPerShard = kEventQueue / kTrackShards;
+  const auto wall = std::chrono::system_clock::now();
+  auto notice = [&](std::size_t shard, EventKind kind, const WeakPoint& wp) {
+    if (noticed[shard].size() >= kNoticedPerShard) return;
+    noticed[shard].push_back(Event{.kind = kind,
+                                   .when = wall,
+                                   .weak_point = wp.id,
+                                   .subject_type = wp.subject_type,
+                                   .subject_id = wp.subject_id,
+                                   .reason = wp.summary,
+                                   .cycle_id = cycle.id,
+                                   .severity = wp.severity,
+                                   .state = wp.state});
+  };
   auto shards = [&](std::size_t sb, std::size_t se) {
     for (std::size_t s = sb; s != se; ++s) {
       auto& map = (*tracked)[s];
@@ -87,6 +104,12 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& un
         wp.cycles_seen = t.cycles_seen;
         wp.escalation = t.failure_escalation + (t.cycles_seen >= config_.escalate_after ? 1 : 0);
         wp.severity = raise(wp.base_severity, wp.escalation);
+        if (events != nullptr) {
+          if (t.cycles_seen == 1) notice(s, EventKind::kWeakPointOpened, wp);
+          if (wp.severity == Level::kCritical && t.severity != Level::kCritical)
+            notice(s, EventKind::kWeakPointCritical, wp);
+        }
+        t.severity = wp.severity;
       }
       // Forget weak points this cycle could have seen but did not: they are healthy again.
       std::erase_if(map, [&](const auto& kv) {
@@ -101,6 +124,9 @@ void Engine::track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& un
   }
   for (const auto& counts : by_type)
     for (std::size_t t = 0; t < counts.size(); ++t) unhealthy[t] += counts[t];
+  if (events != nullptr)
+    for (auto& shard : noticed)
+      for (Event& e : shard) events->push_back(std::move(e));
   if (unnamed.load(std::memory_order_relaxed)) {
     for (const WeakPoint& wp : wps) {
       Tracked& t = tracked_[track_shard(wp.fingerprint)][wp.fingerprint];

@@ -12,6 +12,16 @@ std::string_view to_string(EventKind k) noexcept {
       return "breaker-opened";
     case EventKind::kBreakerClosed:
       return "breaker-closed";
+    case EventKind::kCycleCompleted:
+      return "cycle-completed";
+    case EventKind::kWeakPointOpened:
+      return "weak-point-opened";
+    case EventKind::kWeakPointCritical:
+      return "weak-point-critical";
+    case EventKind::kRepairDispatched:
+      return "repair-dispatched";
+    case EventKind::kRepairFinished:
+      return "repair-finished";
   }
   return "?";
 }

@@ -244,6 +244,9 @@ void SafetyRails::settle_one(const GeneratedTask& task, const DispatchResult& re
                    ", repair " + std::to_string(life.repairs.size()) + " of " +
                    std::to_string(config_.max_repairs) + ")",
                now);
+    emit_repair(EventKind::kRepairDispatched, life, task.task.type, result.task_id,
+                "repair " + std::to_string(life.repairs.size()) + " of " +
+                    std::to_string(config_.max_repairs));
     if (auto e = early_.find(result.task_id); e != early_.end()) {
       const EarlyOutcome o = std::move(e->second);
       early_.erase(e);
@@ -348,6 +351,10 @@ void SafetyRails::apply_outcome(octo::TaskId id, octo::TaskEventKind kind,
                            .subject = f.subject,
                            .task_id = id,
                            .reason = std::string(reason)});
+  const std::string finished = kind == octo::TaskEventKind::kSucceeded ? std::string("succeeded")
+                               : kind == octo::TaskEventKind::kDeadLettered
+                                   ? "failed: " + std::string(reason)
+                                   : std::string("cancelled");
   if (kind == octo::TaskEventKind::kSucceeded) {
     // Evidence from before this moment no longer counts (an endpoint's old errors).
     state_.mark_repaired(life.subject_type, life.subject_id);
@@ -358,6 +365,8 @@ void SafetyRails::apply_outcome(octo::TaskId id, octo::TaskEventKind kind,
   } else {
     transition(life, WeakPointState::kOpen, f.task_type + " was cancelled", now);
   }
+  // After the state change, so the event carries the state it led to.
+  emit_repair(EventKind::kRepairFinished, life, f.task_type, id, finished);
 }
 
 void SafetyRails::audit_change(AuditKind kind, const Life* life, std::string reason) {
@@ -390,8 +399,23 @@ void SafetyRails::transition(Life& life, WeakPointState to, std::string reason, 
               .weak_point = life.weak_point,
               .subject_type = life.subject_type,
               .subject_id = life.subject_id,
-              .reason = std::move(reason)});
+              .reason = std::move(reason),
+              .state = to});
   }
+}
+
+void SafetyRails::emit_repair(EventKind kind, const Life& life, std::string task_type,
+                              octo::TaskId id, std::string reason) {
+  if (!emit_) return;
+  emit_(Event{.kind = kind,
+              .when = std::chrono::system_clock::now(),
+              .weak_point = life.weak_point,
+              .subject_type = life.subject_type,
+              .subject_id = life.subject_id,
+              .reason = std::move(reason),
+              .state = life.state,
+              .task_type = std::move(task_type),
+              .task_id = id});
 }
 
 void SafetyRails::repair_failed(std::uint64_t fingerprint, Life& life, std::string reason, ns now) {

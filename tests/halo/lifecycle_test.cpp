@@ -15,6 +15,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using halo::Level;
 using halo::WeakPointState;
 using octo_test::open_rails;
 using octo_test::Rig;
@@ -556,8 +557,84 @@ TEST(Events, AThrowingSubscriberIsCountedAndOthersStillHearEverything) {
   EXPECT_GE(s.events_failed, 1u);
   EXPECT_EQ(s.events_dropped, 0u);
   std::lock_guard lock(log.mu);
-  EXPECT_EQ(log.events.back().subject_id, "a1");
-  EXPECT_NE(log.events.back().weak_point.find("wp-"), std::string::npos);
+  const auto escalated = std::find_if(log.events.begin(), log.events.end(), [](const auto& e) {
+    return e.kind == halo::EventKind::kEscalated;
+  });
+  ASSERT_NE(escalated, log.events.end());
+  EXPECT_EQ(escalated->subject_id, "a1");
+  EXPECT_NE(escalated->weak_point.find("wp-"), std::string::npos);
+  EXPECT_EQ(escalated->state, WeakPointState::kEscalated);
+}
+
+// One subject's whole story as a subscriber hears it, in order, with what each event carries.
+TEST(Events, OneRepairFromOpenedToHealed) {
+  Rig rig(open_rails());
+  EventLog log;
+  log.attach(*rig.engine);
+  rig.handler = [&](const octo::Task& t) {
+    // Finishes after its cycle did (the cycle does not wait for its repairs).
+    log.wait_for(halo::EventKind::kCycleCompleted, 1);
+    rig.state.set_agent_online(t.payload, true);
+    return octo::Outcome::success();
+  };
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  const auto c1 = rig.cycle();
+  rig.clock->advance(1s);
+  rig.state.heartbeat("a1");
+  const auto c2 = rig.cycle();
+  ASSERT_EQ(log.wait_for(halo::EventKind::kCycleCompleted, 2), 2u);
+  using K = halo::EventKind;
+  std::lock_guard lock(log.mu);
+  std::vector<K> kinds;
+  for (const auto& e : log.events) kinds.push_back(e.kind);
+  EXPECT_EQ(kinds, (std::vector<K>{K::kWeakPointOpened, K::kWeakPointCritical, K::kRepairDispatched,
+                                   K::kCycleCompleted, K::kRepairFinished, K::kHealed,
+                                   K::kCycleCompleted}));
+  ASSERT_EQ(kinds.size(), 7u);
+  const auto& opened = log.events[0];
+  EXPECT_EQ(opened.subject_type, "agent");
+  EXPECT_EQ(opened.subject_id, "a1");
+  EXPECT_EQ(opened.cycle_id, c1->id);
+  EXPECT_EQ(opened.severity, Level::kCritical);
+  EXPECT_EQ(opened.weak_point, c1->weak_points.at(0).id);
+  const auto& dispatched = log.events[2];
+  EXPECT_EQ(dispatched.task_type, "agent.revive");
+  EXPECT_EQ(dispatched.task_id, c1->dispatch_results.at(0).task_id);
+  EXPECT_EQ(dispatched.state, WeakPointState::kRepairing);
+  EXPECT_EQ(log.events[3].cycle_id, c1->id);
+  EXPECT_NE(log.events[3].reason.find("1 dispatched"), std::string::npos) << log.events[3].reason;
+  const auto& finished = log.events[4];
+  EXPECT_EQ(finished.task_id, dispatched.task_id);
+  EXPECT_EQ(finished.reason, "succeeded");
+  EXPECT_EQ(finished.state, WeakPointState::kVerifying);
+  EXPECT_EQ(log.events[5].state, WeakPointState::kHealed);
+  EXPECT_EQ(log.events[6].cycle_id, c2->id);
+}
+
+// A weak point that grows critical by escalation is announced once when it gets there.
+TEST(Events, CriticalIsAnnouncedOnceWhenAWeakPointReachesIt) {
+  auto cfg = open_rails();
+  cfg.dry_run = true;
+  cfg.escalate_after = 2;
+  Rig rig(cfg);
+  EventLog log;
+  log.attach(*rig.engine);
+  // A slow endpoint is kHigh: the second cycle raises it to critical.
+  rig.state.report_probe("/slow", 200, 60'000.0);
+  for (int i = 0; i < 4; ++i) rig.cycle();
+  ASSERT_EQ(log.wait_for(halo::EventKind::kCycleCompleted, 4), 4u);
+  std::lock_guard lock(log.mu);
+  int opened = 0, critical = 0;
+  for (const auto& e : log.events) {
+    opened += e.kind == halo::EventKind::kWeakPointOpened;
+    critical += e.kind == halo::EventKind::kWeakPointCritical;
+  }
+  EXPECT_EQ(opened, 1);
+  EXPECT_EQ(critical, 1);
+  const auto first = std::find_if(log.events.begin(), log.events.end(), [](const auto& e) {
+    return e.kind == halo::EventKind::kWeakPointOpened;
+  });
+  EXPECT_EQ(first->severity, Level::kHigh);
 }
 
 // Random faults, fixes, lies and failures over many cycles: whatever happens, no subject has

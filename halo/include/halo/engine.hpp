@@ -368,10 +368,15 @@ class Engine {
   // The cycle's analysis-run audit entry and its analyzers' rejections.
   void audit_analysis(const CycleResult& cycle) OCTO_EXCLUDES(mu_);
   // Also counts the cycle's weak points per subject type into `unhealthy`.
-  void track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy)
-      OCTO_EXCLUDES(mu_);
+  // With `events`, also the weak points opened or raised to critical (at most kEventQueue).
+  void track(CycleResult& cycle, std::uint64_t seq, detail::TypeCounts& unhealthy,
+             std::vector<Event>* events) OCTO_EXCLUDES(mu_);
   // Queues an event for the subscribers (nothing when there are none). Never blocks on them.
   void emit(Event event);
+  // Queues a batch under one lock (moved from; cleared); what does not fit is counted dropped.
+  void emit(std::vector<Event>& batch);
+  // Whether there are subscribers: a cycle builds its events only then.
+  bool events_wanted() const noexcept;
   // Cancels the repairs the rails timed out.
   void cancel_repairs(const std::vector<octo::TaskId>& ids) OCTO_EXCLUDES(exec_mu_);
   void plan(CycleResult& cycle) OCTO_EXCLUDES(plugins_mu_);

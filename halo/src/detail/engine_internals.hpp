@@ -33,6 +33,7 @@ struct Engine::Arena {
 struct Engine::Tracked {
   std::uint32_t cycles_seen = 0;
   std::uint32_t failure_escalation = 0;
+  Level severity = Level::kInfo;  // the last cycle's (a rise to kCritical is an event)
   std::uint64_t last_seen = 0;
   std::uint64_t analyzers = 0;
 };
@@ -52,6 +53,9 @@ struct Engine::Events {
   std::uint64_t dropped OCTO_GUARDED_BY(mu) = 0;
   std::uint64_t failed OCTO_GUARDED_BY(mu) = 0;
   std::thread thread;  // started under mu, joined by the engine's destructor
+  // Whether anyone subscribes: read without mu by a cycle before it builds events (relaxed: a
+  // subscriber added during a cycle may miss that cycle's events, as it would by a moment).
+  std::atomic<bool> active{false};
 
   void deliver_loop();
   void stop();

@@ -199,6 +199,9 @@ class SafetyRails {
   // Moves `life` to `to`, audits the change with `reason`, emits escalated / healed.
   void transition(Life& life, WeakPointState to, std::string reason, ns now)
       OCTO_REQUIRES(outcomes_mu_);
+  // A repair dispatched or finished, for the subscribers (the life's current state).
+  void emit_repair(EventKind kind, const Life& life, std::string task_type, octo::TaskId id,
+                   std::string reason) OCTO_REQUIRES(outcomes_mu_);
   // A repair failed (its task, its verification, or its timeout): backoff, the next ladder
   // step, and escalation once the budget is spent.
   void repair_failed(std::uint64_t fingerprint, Life& life, std::string reason, ns now)
