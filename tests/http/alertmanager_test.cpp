@@ -87,6 +87,7 @@ TEST(Alertmanager, AnEscalatedWeakPointIsAnActiveAlertAndResolvedWhenItHeals) {
   rig.cycle();
   EXPECT_TRUE(octo_test::eventually([&] { return active_alerts(*am).empty(); }))
       << active_alerts(*am).dump();
+  ASSERT_TRUE(alerts.flush(10s));  // the notifier's own books, after its post returned
   const auto s = alerts.status();
   EXPECT_EQ(s.name, "alertmanager");
   EXPECT_GE(s.posts_ok, 2u);

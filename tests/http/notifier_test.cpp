@@ -51,6 +51,8 @@ struct Receiver {
     });
     port = server.bind_to_any_port("127.0.0.1");  // listening: connections wait for accept
     thread = std::thread([this] { server.listen_after_bind(); });
+    // stop() before the accept loop runs would be lost (and the join below would hang).
+    while (!server.is_running()) std::this_thread::yield();
   }
   ~Receiver() {
     server.stop();
