@@ -24,6 +24,7 @@
 
 #include "halo/engine.hpp"
 #include "halo/http/json.hpp"
+#include "halo/http/notifier.hpp"
 #include "halo/http/server.hpp"
 #include "octo/executor.hpp"
 #include "scenario.hpp"
@@ -43,6 +44,8 @@ struct Options {
   int executor_threads = 2;
   std::string http;
   std::string token;
+  std::string alertmanager;
+  std::string webhook;
   std::string json;
   std::string plot;
   bool quiet = false;
@@ -136,6 +139,7 @@ class Sim {
   void status_line(double t, bool final);
   int report(double t_end);
   void write_plot(const std::string& path);
+  nlohmann::json notifier_report() const;
   double now() const { return world_.now_s() - t0_.load(std::memory_order_relaxed); }
   std::uint64_t requests() const {
     std::uint64_t n = 0;
@@ -159,6 +163,9 @@ class Sim {
   std::unique_ptr<halo::Engine> engine_;
   std::unique_ptr<octo::Executor> executor_;
   halo::LoopHandle loop_;
+  // After the engine (they subscribe to it), before the server (its /metrics reads them).
+  std::unique_ptr<halo::AlertmanagerNotifier> alerts_;
+  std::unique_ptr<halo::WebhookNotifier> hook_;
   std::unique_ptr<halo::HttpServer> http_;
   std::vector<FaultState> faults_;
   std::map<std::uint64_t, double> approval_seen_;
@@ -307,6 +314,19 @@ void Sim::start_engine(double baseline_rate) {
   tc.cooldown[static_cast<int>(halo::TriggerKind::kEvent)] = 1s;
   loop_ = halo::register_loop(*engine_, signals_, tc);
 
+  std::vector<const halo::Notifier*> notifiers;
+  if (!opt_.alertmanager.empty()) {
+    alerts_ = std::make_unique<halo::AlertmanagerNotifier>(
+        *engine_,
+        halo::NotifierConfig{
+            .url = opt_.alertmanager, .repeat_interval = 15s, .labels = {{"service", "halo-sim"}}});
+    notifiers.push_back(alerts_.get());
+  }
+  if (!opt_.webhook.empty()) {
+    hook_ = std::make_unique<halo::WebhookNotifier>(*engine_,
+                                                    halo::NotifierConfig{.url = opt_.webhook});
+    notifiers.push_back(hook_.get());
+  }
   if (!opt_.http.empty()) {
     const auto colon = opt_.http.rfind(':');
     halo::HttpConfig hc{.host = opt_.http.substr(0, colon),
@@ -314,6 +334,7 @@ void Sim::start_engine(double baseline_rate) {
                         .token = opt_.token,
                         // A local demo: without --token the routes are open, on loopback only.
                         .open_loopback = opt_.token.empty()};
+    if (!notifiers.empty()) hc.metrics.writers.push_back(halo::notifier_metrics(notifiers));
     http_ = std::make_unique<halo::HttpServer>(hc, *engine_, executor_.get(), &*loop_);
     http_->start();
     std::printf("http: listening on http://%s:%d\n", hc.host.c_str(), http_->port());
@@ -580,6 +601,9 @@ int Sim::run() {
   loop_.stop();
   engine_->stop();
   executor_->shutdown(octo::ShutdownMode::kDrain, 5s);
+  // The last resolutions out before the report (bounded: a receiver that is down stays so).
+  for (halo::Notifier* n : std::initializer_list<halo::Notifier*>{alerts_.get(), hook_.get()})
+    if (n != nullptr) n->flush(5s);
   const int rc = report(t);
   if (http_) http_->stop();
   return rc;
@@ -706,17 +730,36 @@ int Sim::report(double t_end) {
                         {"trigger_firings", s.firings},
                         {"repairs", s.repairs}});
     const nlohmann::json report = {
-        {"scenario", scenario_.name},  {"duration_s", t_end},
-        {"all_healed", all_ok},        {"re_repairs", re_repairs},
-        {"faults", std::move(faults)}, {"requests_recorded", requests_recorded},
-        {"engine", halo::to_json(es)}, {"arms", std::move(arms)},
-        {"series", std::move(series)}, {"audit", std::move(audit)}};
+        {"scenario", scenario_.name},    {"duration_s", t_end},
+        {"all_healed", all_ok},          {"re_repairs", re_repairs},
+        {"faults", std::move(faults)},   {"requests_recorded", requests_recorded},
+        {"engine", halo::to_json(es)},   {"arms", std::move(arms)},
+        {"series", std::move(series)},   {"audit", std::move(audit)},
+        {"notifiers", notifier_report()}};
     std::ofstream out(opt_.json);
     out << report.dump(2) << '\n';
     if (!out) std::fprintf(stderr, "halo-sim: cannot write %s\n", opt_.json.c_str());
   }
   if (!opt_.plot.empty()) write_plot(opt_.plot);
   return all_ok ? 0 : 1;
+}
+
+nlohmann::json Sim::notifier_report() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const halo::Notifier* n :
+       std::initializer_list<const halo::Notifier*>{alerts_.get(), hook_.get()}) {
+    if (n == nullptr) continue;
+    const auto s = n->status();
+    out.push_back({{"name", s.name},
+                   {"url", s.url},
+                   {"posts_ok", s.posts_ok},
+                   {"posts_failed", s.posts_failed},
+                   {"events_dropped", s.events_dropped},
+                   {"pending", s.pending},
+                   {"alerts_firing", s.alerts_firing},
+                   {"last_error", s.last_error}});
+  }
+  return out;
 }
 
 void Sim::write_plot(const std::string& path) {
@@ -797,6 +840,10 @@ int main(int argc, char** argv) {
       "--token", opt.token,
       "bearer token required by the mutating HTTP routes (without one they are open, and "
       "--http must be a loopback address)");
+  app.add_option("--alertmanager", opt.alertmanager,
+                 "send critical and escalated weak points to this Alertmanager "
+                 "(http://HOST:PORT)");
+  app.add_option("--webhook", opt.webhook, "post every HALO event as JSON to this URL");
   app.add_option("--json", opt.json, "write the report as JSON to this file");
   app.add_option("--plot", opt.plot, "write a PNG plot (gnuplot) to this file");
   app.add_flag("--quiet", opt.quiet, "no live status lines");

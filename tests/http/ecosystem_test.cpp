@@ -1,15 +1,17 @@
-// HALO's alerts in a real prometheus-alertmanager (Debian package), started by the test on a
-// free 127.0.0.1 port in a temp dir: an escalated weak point becomes an active alert with the
-// documented labels, as Alertmanager's own API reports it; healed, it is resolved (gone from the
-// active alerts long before Alertmanager's 5-minute resolve_timeout would drop it).
+// octohalo against the real Prometheus tools (Debian packages): promtool finds nothing wrong
+// with a scrape of a busy engine; and HALO's alerts in a real prometheus-alertmanager, started
+// by the test on a free 127.0.0.1 port in a temp dir: an escalated weak point becomes an active
+// alert with the documented labels, as Alertmanager's own API reports it; healed, it is resolved
+// (gone from the active alerts long before Alertmanager's 5-minute resolve_timeout would drop it).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "ecosystem.hpp"   // tests/support
 #include "engine_rig.hpp"  // tests/support
+#include "halo/http/handler.hpp"
 #include "halo/http/notifier.hpp"
-#include "service_process.hpp"  // tests/support
 
 namespace {
 
@@ -17,34 +19,45 @@ using namespace std::chrono_literals;
 using octo_test::open_rails;
 using octo_test::Rig;
 
-constexpr const char* kBinary = "prometheus-alertmanager";
+using octo_test::active_halo_alerts;
+using octo_test::kAlertmanager;
+using octo_test::start_alertmanager;
 
-// On `port`, or a free one.
-std::unique_ptr<octo_test::ServiceProcess> start_alertmanager(int port = 0) {
-  return std::make_unique<octo_test::ServiceProcess>(
-      "alertmanager",
-      [](const std::string& dir, int port) {
-        return std::vector<std::string>{kBinary,
-                                        "--config.file=" + dir + "/alertmanager.yml",
-                                        "--storage.path=" + dir + "/data",
-                                        "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                        "--cluster.listen-address=",
-                                        "--log.level=warn"};
-      },
-      std::vector<std::pair<std::string, std::string>>{
-          {"alertmanager.yml", "route:\n  receiver: none\nreceivers:\n  - name: none\n"}},
-      "/-/ready", port);
-}
-
-// Alertmanager's active alerts named HaloWeakPoint.
-nlohmann::json active_alerts(const octo_test::ServiceProcess& am) {
-  auto r = am.client().Get("/api/v2/alerts?active=true&filter=alertname%3D%22HaloWeakPoint%22");
-  if (!r || r->status != 200) return nlohmann::json::array();
-  return nlohmann::json::parse(r->body);
+// Every family of a scrape with escalations, suppressions, per-subject series and the
+// notifiers' own families passes promtool's checks.
+TEST(Promtool, AScrapeOfABusyEngineIsClean) {
+  if (!octo_test::have_binary(octo_test::kPromtool)) GTEST_SKIP() << "promtool is not installed";
+  auto cfg = open_rails();
+  cfg.safety.max_repairs = 1;
+  cfg.safety.verify_timeout = 1s;
+  cfg.safety.approval_required = {"env.sync"};
+  Rig rig(cfg);
+  halo::WebhookNotifier hook(*rig.engine, {.url = "http://127.0.0.1:1/unreachable"});
+  for (int i = 0; i < 30; ++i) {
+    rig.state.upsert_agent({.id = "a" + std::to_string(i), .online = i % 3 != 0});
+    rig.state.endpoint("/e" + std::to_string(i)).record(3.0, i % 2 == 0);
+  }
+  rig.state.set_env_baseline({{"k", "v"}});
+  rig.state.set_env_snapshot("prod", {});
+  rig.cycle();
+  rig.clock->advance(1s);
+  rig.cycle();
+  halo::HttpConfig hc{.token = "t"};
+  hc.metrics.writers.push_back(halo::notifier_metrics({&hook}));
+  const halo::HttpHandler handler(std::move(hc), *rig.engine, rig.executor.get());
+  const auto scrape = handler.handle({.method = "GET", .target = "/metrics"}, "").body;
+  ASSERT_NE(scrape.find("octohalo_agent_heartbeat_age_seconds{"), std::string::npos);
+  ASSERT_NE(scrape.find("octohalo_notifier_posts_total{"), std::string::npos);
+  const auto r =
+      octo_test::promtool_check(scrape, (std::filesystem::temp_directory_path() /
+                                         ("octo-scrape-" + std::to_string(::getpid()) + ".txt"))
+                                            .string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "") << r.output;
 }
 
 TEST(Alertmanager, AnEscalatedWeakPointIsAnActiveAlertAndResolvedWhenItHeals) {
-  if (!octo_test::have_binary(kBinary)) GTEST_SKIP() << kBinary << " is not installed";
+  if (!octo_test::have_binary(kAlertmanager)) GTEST_SKIP() << kAlertmanager << " is not installed";
   const auto am = start_alertmanager();
   auto cfg = open_rails();
   cfg.safety.max_repairs = 1;
@@ -62,10 +75,10 @@ TEST(Alertmanager, AnEscalatedWeakPointIsAnActiveAlertAndResolvedWhenItHeals) {
 
   nlohmann::json alert;
   ASSERT_TRUE(octo_test::eventually([&] {
-    for (const auto& a : active_alerts(*am))
+    for (const auto& a : active_halo_alerts(*am))
       if (a["labels"].value("state", "") == "escalated") alert = a;
     return !alert.is_null();
-  })) << active_alerts(*am).dump();
+  })) << active_halo_alerts(*am).dump();
   const auto& labels = alert["labels"];
   EXPECT_EQ(labels["alertname"], "HaloWeakPoint");
   EXPECT_EQ(labels["subject_type"], "agent");
@@ -78,15 +91,15 @@ TEST(Alertmanager, AnEscalatedWeakPointIsAnActiveAlertAndResolvedWhenItHeals) {
   EXPECT_NE(alert["annotations"].value("last_repair", "").find("agent.revive"), std::string::npos)
       << alert.dump();
   // The escalation replaced the open alert of the same weak point: only one is active.
-  ASSERT_TRUE(octo_test::eventually([&] { return active_alerts(*am).size() == 1; }))
-      << active_alerts(*am).dump();
+  ASSERT_TRUE(octo_test::eventually([&] { return active_halo_alerts(*am).size() == 1; }))
+      << active_halo_alerts(*am).dump();
 
   // Healthy again: the next full cycle no longer reports it, and the alert resolves.
   rig.state.set_agent_online("a1", true);
   rig.state.heartbeat("a1");
   rig.cycle();
-  EXPECT_TRUE(octo_test::eventually([&] { return active_alerts(*am).empty(); }))
-      << active_alerts(*am).dump();
+  EXPECT_TRUE(octo_test::eventually([&] { return active_halo_alerts(*am).empty(); }))
+      << active_halo_alerts(*am).dump();
   ASSERT_TRUE(alerts.flush(10s));  // the notifier's own books, after its post returned
   const auto s = alerts.status();
   EXPECT_EQ(s.name, "alertmanager");
@@ -96,7 +109,7 @@ TEST(Alertmanager, AnEscalatedWeakPointIsAnActiveAlertAndResolvedWhenItHeals) {
 }
 
 TEST(Alertmanager, AlertsWaitForAnAlertmanagerThatIsDownAndArriveWhenItIsBack) {
-  if (!octo_test::have_binary(kBinary)) GTEST_SKIP() << kBinary << " is not installed";
+  if (!octo_test::have_binary(kAlertmanager)) GTEST_SKIP() << kAlertmanager << " is not installed";
   auto am = start_alertmanager();
   const std::string url = am->url();
   const int port = am->port();
@@ -111,9 +124,9 @@ TEST(Alertmanager, AlertsWaitForAnAlertmanagerThatIsDownAndArriveWhenItIsBack) {
   // Back on the same port: the critical alert arrives with the next retry.
   const auto back = start_alertmanager(port);
   EXPECT_TRUE(octo_test::eventually([&] {
-    const auto a = active_alerts(*back);
+    const auto a = active_halo_alerts(*back);
     return a.size() == 1 && a[0]["labels"]["state"] == "open";
-  })) << active_alerts(*back).dump();
+  })) << active_halo_alerts(*back).dump();
   EXPECT_TRUE(alerts.flush(10s));
   EXPECT_TRUE(alerts.status().last_error.empty());
 }
