@@ -76,6 +76,7 @@ void validate(const EngineConfig& c) {
   positive("flap_window", s.flap_window, false);
   positive("breaker_window", s.breaker_window, false);
   positive("breaker_settle", s.breaker_settle, true);
+  positive("approval_ttl", s.approval_ttl, true);
   if (s.max_repairs == 0) bad("safety.max_repairs", "0", "at least 1");
   if (!(s.max_unhealthy_percent > 0 && s.max_unhealthy_percent <= 100))
     bad("safety.max_unhealthy_percent", std::to_string(s.max_unhealthy_percent), "in (0, 100]");

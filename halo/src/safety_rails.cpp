@@ -60,6 +60,13 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
                              tokens_ + std::max(0.0, elapsed) * config_.repairs_per_second);
   tokens_at_ = now;
   std::erase_if(silences_, [&](const auto& kv) { return kv.second.until <= now; });
+  // Approvals nobody decided in time: rejected (audited), so the weak point can ask again.
+  std::vector<std::uint64_t> expired;
+  for (const auto& [id, p] : approvals_)
+    if (p.expires_at <= now) expired.push_back(id);
+  for (const std::uint64_t id : expired)
+    take_approval(id, AuditKind::kRejected,
+                  "expired: not approved within " + seconds_text(config_.approval_ttl));
   const bool any_silence = std::any_of(silences_.begin(), silences_.end(),
                                        [&](const auto& kv) { return kv.second.from <= now; });
   const bool any_parent = !unhealthy_parents_.empty();
@@ -133,7 +140,9 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
     } else if (config_.approval_required.count(gt.task.type) != 0) {
       d.status = DispatchStatus::kPendingApproval;
       d.approval_id = next_approval_id_++;
-      approvals_[d.approval_id] = PendingApproval{d.approval_id, cycle.id, gt};
+      approvals_[d.approval_id] = PendingApproval{
+          d.approval_id, cycle.id, gt,
+          config_.approval_ttl.count() > 0 ? now + config_.approval_ttl : ns::max()};
       approval_by_wp_[gt.fingerprint] = d.approval_id;
     } else if (tokens_ < 1.0) {
       why = kWhyRate;

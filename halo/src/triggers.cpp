@@ -119,6 +119,7 @@ void validate(const TriggerConfig& c) {
     throw std::invalid_argument("halo::TriggerConfig: " + what);
   };
   if (c.time_interval.count() < 0) fail("time_interval must be >= 0 (0 disables the time trigger)");
+  if (c.window.count() < 0) fail("window must be >= 0 (0: the signals' whole window)");
   if (!(c.error_rate_threshold > 0.0 && c.error_rate_threshold <= 1.0)) {
     fail("error_rate_threshold must be in (0, 1] (got " + std::to_string(c.error_rate_threshold) +
          ")");
@@ -154,8 +155,15 @@ Triggers::Triggers(Signals& signals, TriggerConfig config, CycleCallback on_cycl
       config_((validate(config), std::move(config))),
       clear_level_(config_.error_rate_clear < 0 ? config_.error_rate_threshold / 2
                                                 : config_.error_rate_clear),
-      on_cycle_(std::move(on_cycle)) {
+      on_cycle_(std::move(on_cycle)),
+      window_(config_.window.count() > 0 ? config_.window : signals_.requests().window()) {
   if (!on_cycle_) throw std::invalid_argument("halo::Triggers: the cycle callback is empty");
+  if (config_.window > signals_.requests().window())
+    throw std::invalid_argument("halo::TriggerConfig: window " +
+                                std::to_string(config_.window.count() / 1'000'000) +
+                                " ms is longer than the signals' " +
+                                std::to_string(signals_.requests().window().count() / 1'000'000) +
+                                " ms (register the loop on a Signals with a longer window)");
   for (int k = 0; k < kTriggerKinds; ++k) status_[k].kind = static_cast<TriggerKind>(k);
   next_time_fire_ = signals_.ticker().now() + config_.time_interval;
   signals_.activate(true);
@@ -219,8 +227,8 @@ void Triggers::evaluate() {
       if (admit(TriggerKind::kTime, now)) request(TriggerKind::kTime, "time", {});
     }
 
-    const std::uint64_t requests = signals_.requests().sum();
-    const std::uint64_t errors = signals_.errors().sum();
+    const std::uint64_t requests = signals_.requests().sum(window_);
+    const std::uint64_t errors = signals_.errors().sum(window_);
     if (config_.request_threshold > 0 && requests >= config_.request_threshold &&
         admit(TriggerKind::kRequestVolume, now, false, /*level=*/true)) {
       request(TriggerKind::kRequestVolume, "request-volume",
@@ -297,8 +305,8 @@ EventOutcome Triggers::trigger_from_event(std::string_view type, std::string_vie
 
 TriggersStatus Triggers::status() const {
   TriggersStatus s;
-  s.window_requests = signals_.requests().sum();
-  s.window_errors = signals_.errors().sum();
+  s.window_requests = signals_.requests().sum(window_);
+  s.window_errors = signals_.errors().sum(window_);
   s.error_rate = s.window_requests > 0
                      ? static_cast<double>(s.window_errors) / static_cast<double>(s.window_requests)
                      : 0.0;

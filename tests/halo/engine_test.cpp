@@ -311,6 +311,36 @@ TEST(SafetyRails, BackoffAfterFailedRepairDoublesAndFailureEscalates) {
   EXPECT_EQ(rig.engine->status().repairs_failed, 3u);
 }
 
+// Nobody decided: the approval expires at the first cycle past approval_ttl (audited as a
+// rejection), and the weak point, still there, asks again with a new id.
+TEST(Approval, AnUndecidedApprovalExpiresAndIsAskedAgain) {
+  auto cfg = open_rails();
+  cfg.safety.approval_required = {"env.sync"};
+  cfg.safety.approval_ttl = 10min;
+  Rig rig(cfg);
+  rig.state.set_env_baseline({{"DB", "db1"}});
+  rig.state.set_env_snapshot("prod", {});
+  rig.cycle();
+  const auto first = rig.engine->pending_approvals();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].expires_at, rig.clock->now() + 10min);
+  rig.clock->advance(9min);
+  EXPECT_EQ(statuses(*rig.cycle()),
+            (std::map<std::string, int>{{"suppressed:awaiting-approval", 1}}));
+  rig.clock->advance(1min);
+  EXPECT_EQ(statuses(*rig.cycle()), (std::map<std::string, int>{{"pending-approval", 1}}));
+  const auto second = rig.engine->pending_approvals();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NE(second[0].id, first[0].id);
+  EXPECT_EQ(rig.engine->approve(first[0].id), halo::ApprovalOutcome::kUnknownId);
+  bool audited = false;
+  for (const auto& e : rig.engine->audit().entries())
+    audited |= e.kind == halo::AuditKind::kRejected && e.approval_id == first[0].id &&
+               e.reason == "expired: not approved within 600 s";
+  EXPECT_TRUE(audited);
+  EXPECT_EQ(rig.ran_count(), 0u);
+}
+
 TEST(Approval, PendingThenApproveOrReject) {
   auto cfg = open_rails();
   cfg.safety.approval_required = {"env.sync"};

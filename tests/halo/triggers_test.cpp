@@ -79,6 +79,32 @@ TEST(VolumeTrigger, RequestsOutsideTheWindowDoNotCount) {
   EXPECT_EQ(loop->status().window_requests, 100u);
 }
 
+TEST(VolumeTrigger, AShorterWindowIsTheLastPartOfTheSignals) {
+  Rig rig;
+  auto cfg = quiet();
+  cfg.request_threshold = 150;
+  cfg.window = 2s;
+  auto loop = halo::register_loop(rig.signals, cfg, rig.recorder());
+  rig.signals.record_request(100);
+  rig.advance(3s);  // still in the signals' 10 s, not in the loop's 2 s
+  rig.signals.record_request(100);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("request-volume"), 0);
+  EXPECT_EQ(loop->status().window_requests, 100u);
+  EXPECT_EQ(rig.signals.requests().sum(), 200u);
+  rig.signals.record_request(50);
+  rig.advance(10ms);
+  EXPECT_EQ(rig.count("request-volume"), 1);
+  // Longer than what the signals keep: refused, naming both.
+  cfg.window = 11s;
+  try {
+    halo::register_loop(rig.signals, cfg, rig.recorder());
+    ADD_FAILURE() << "an 11 s window on 10 s signals";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("window 11000 ms"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ErrorRateTrigger, ThresholdAndMinimumVolume) {
   Rig rig;
   auto cfg = quiet();

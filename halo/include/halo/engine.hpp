@@ -88,6 +88,9 @@ struct SafetyConfig {
   double blast_radius_percent = 10.0;
   // Task types that wait for approve()/reject().
   std::set<std::string, std::less<>> approval_required{};
+  // A pending approval nobody decided within this (state clock) is rejected as expired at the
+  // next cycle (audited); the weak point, if still there, asks again. 0: never expires.
+  std::chrono::nanoseconds approval_ttl = std::chrono::hours(1);
 
   // Verification. A repair that reports success leaves its weak point `verifying`; a full cycle
   // heals it once the subject is healthy on evidence gathered after the repair finished
@@ -222,6 +225,8 @@ struct PendingApproval {
   std::uint64_t id = 0;
   std::string cycle_id{};
   GeneratedTask planned{};
+  // State clock time after which it expires (SafetyConfig::approval_ttl); max() when never.
+  std::chrono::nanoseconds expires_at = std::chrono::nanoseconds::max();
 };
 
 enum class ApprovalOutcome : std::uint8_t { kDispatched, kDispatchFailed, kRejected, kUnknownId };

@@ -152,6 +152,11 @@ struct TriggerConfig {
   Mode mode[kTriggerKinds] = {Mode::kFull, Mode::kLight, Mode::kFull, Mode::kFull, Mode::kFull};
   // Evaluate volume, error rate, time and pending verifications every this many ticks.
   std::uint32_t evaluate_every_ticks = 1;
+  // The request-volume and error-rate window: the last this much of the signals' counters
+  // (rounded up to their buckets), at most their whole window (the default signals keep 10 s
+  // in 100 ms buckets). 0: the whole window. Shorter reacts sooner (a 2 s window sees 60 %
+  // errors 2 s after they begin, not 4 s); recording is unchanged (only the evaluation reads less).
+  std::chrono::nanoseconds window{0};
 };
 
 struct TriggerStatus {
@@ -218,7 +223,8 @@ class Triggers {
   const TriggerConfig config_;
   const double clear_level_;
   CycleCallback on_cycle_;
-  std::mutex callback_mu_;  // held while on_cycle_ runs, so stop() can wait for it
+  const std::chrono::nanoseconds window_;  // config_.window, or the signals' whole window
+  std::mutex callback_mu_;                 // held while on_cycle_ runs, so stop() can wait for it
   std::atomic<bool> stopped_{false};
   mutable std::mutex mu_;  // everything below
   bool running_ = true;
