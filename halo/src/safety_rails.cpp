@@ -478,6 +478,15 @@ bool SafetyRails::clear(std::string_view weak_point_id) {
   return false;
 }
 
+bool SafetyRails::restore_escalation(std::uint64_t fingerprint, std::string subject_type,
+                                     std::string subject_id, std::string reason) {
+  LockGuard lock(outcomes_mu_);
+  if (lives_.contains(fingerprint)) return false;
+  Life& life = life_of(fingerprint, weak_point_id(fingerprint), subject_type, subject_id);
+  transition(life, WeakPointState::kEscalated, "restored after a restart: " + reason, state_.now());
+  return true;
+}
+
 std::uint64_t SafetyRails::silence(Silence s) {
   if (s.until <= s.from)
     throw std::invalid_argument("halo::Engine::silence: until (" + std::to_string(s.until.count()) +

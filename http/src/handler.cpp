@@ -275,10 +275,18 @@ HttpResponse HttpHandler::route(const HttpRequest& head, std::string_view path,
     const std::size_t n = cycles ? limit(20, 1000, bad) : limit(100, 100'000, bad);
     if (bad) return *bad;
     nlohmann::json arr = nlohmann::json::array();
+    const HistoryStore* store = config_.history;
     if (cycles) {
       for (const auto& c : engine_.history(n)) arr.push_back(to_json(*c));
+      // Then earlier runs' cycles, newest first.
+      if (store != nullptr && arr.size() < n)
+        for (auto& c : store->restored_cycles(n - arr.size())) arr.push_back(std::move(c));
     } else {
-      for (const auto& e : engine_.audit().entries(n)) arr.push_back(to_json(e));
+      const auto entries = engine_.audit().entries(n);
+      // Earlier runs' entries first (oldest first overall), marked "restored".
+      if (store != nullptr && entries.size() < n)
+        for (auto& e : store->restored_audit(n - entries.size())) arr.push_back(std::move(e));
+      for (const auto& e : entries) arr.push_back(to_json(e));
     }
     return json(200, arr);
   }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "halo/engine.hpp"
+#include "halo/http/history_store.hpp"
 #include "halo/http/json.hpp"
 #include "halo/http/notifier.hpp"
 #include "halo/http/server.hpp"
@@ -46,6 +47,7 @@ struct Options {
   std::string token;
   std::string alertmanager;
   std::string webhook;
+  std::string history;
   std::string json;
   std::string plot;
   bool quiet = false;
@@ -166,6 +168,7 @@ class Sim {
   // After the engine (they subscribe to it), before the server (its /metrics reads them).
   std::unique_ptr<halo::AlertmanagerNotifier> alerts_;
   std::unique_ptr<halo::WebhookNotifier> hook_;
+  std::unique_ptr<halo::HistoryStore> history_;
   std::unique_ptr<halo::HttpServer> http_;
   std::vector<FaultState> faults_;
   std::map<std::uint64_t, double> approval_seen_;
@@ -314,6 +317,10 @@ void Sim::start_engine(double baseline_rate) {
   tc.cooldown[static_cast<int>(halo::TriggerKind::kEvent)] = 1s;
   loop_ = halo::register_loop(*engine_, signals_, tc);
 
+  if (!opt_.history.empty()) {
+    history_ = std::make_unique<halo::HistoryStore>(*engine_,
+                                                    halo::HistoryStoreConfig{.dir = opt_.history});
+  }
   std::vector<const halo::Notifier*> notifiers;
   if (!opt_.alertmanager.empty()) {
     alerts_ = std::make_unique<halo::AlertmanagerNotifier>(
@@ -335,10 +342,20 @@ void Sim::start_engine(double baseline_rate) {
                         // A local demo: without --token the routes are open, on loopback only.
                         .open_loopback = opt_.token.empty()};
     if (!notifiers.empty()) hc.metrics.writers.push_back(halo::notifier_metrics(notifiers));
+    hc.history = history_.get();
     http_ = std::make_unique<halo::HttpServer>(hc, *engine_, executor_.get(), &*loop_);
     http_->start();
     std::printf("http: listening on http://%s:%d\n", hc.host.c_str(), http_->port());
     std::fflush(stdout);
+  }
+  if (history_) {
+    // After the http line (the first line, which scripts read).
+    const auto hs = history_->status();
+    std::printf(
+        "history: %s (restored %zu cycles, %zu audit entries, %zu silences, %zu "
+        "escalations; %llu damaged lines skipped)\n",
+        opt_.history.c_str(), hs.restored_cycles, hs.restored_audit, hs.restored_silences,
+        hs.restored_escalations, static_cast<unsigned long long>(hs.corrupt_lines));
   }
 }
 
@@ -844,6 +861,8 @@ int main(int argc, char** argv) {
                  "send critical and escalated weak points to this Alertmanager "
                  "(http://HOST:PORT)");
   app.add_option("--webhook", opt.webhook, "post every HALO event as JSON to this URL");
+  app.add_option("--history", opt.history,
+                 "keep cycles, audit, silences and escalations in this directory across runs");
   app.add_option("--json", opt.json, "write the report as JSON to this file");
   app.add_option("--plot", opt.plot, "write a PNG plot (gnuplot) to this file");
   app.add_flag("--quiet", opt.quiet, "no live status lines");

@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "halo/engine.hpp"
+#include "halo/http/history_store.hpp"
 #include "halo/http/metrics.hpp"
 #include "halo/triggers.hpp"
 #include "octo/executor.hpp"
@@ -51,6 +52,8 @@ struct HttpConfig {
   std::size_t max_connections = 512;
   std::chrono::milliseconds request_timeout{10'000};  // HttpServer
   MetricsConfig metrics{};                            // what /metrics exports (metrics.hpp)
+  // /cycles and /audit go on into what earlier runs left (history_store.hpp); may be null.
+  const HistoryStore* history = nullptr;
 };
 
 // A request's head: views valid for the call they are passed to.
