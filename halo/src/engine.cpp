@@ -15,6 +15,7 @@
 #include "detail/parallel.hpp"
 #include "detail/safety_rails.hpp"
 #include "detail/subject_types.hpp"
+#include "octo/detail/thread_name.hpp"
 
 namespace halo {
 
@@ -130,7 +131,10 @@ Engine::Engine(SystemState& state, EngineConfig config)
     link_->engine = this;
   }
   LockGuard join(join_mu_);
-  worker_ = std::thread([this] { worker_loop(); });
+  worker_ = std::thread([this] {
+    octo::detail::name_this_thread("halo-engine");
+    worker_loop();
+  });
 }
 
 Engine::~Engine() {

@@ -4,6 +4,7 @@
 
 #include "detail/engine_internals.hpp"
 #include "halo/engine.hpp"
+#include "octo/detail/thread_name.hpp"
 
 namespace halo {
 
@@ -52,7 +53,10 @@ std::uint64_t Engine::subscribe(EventHandler handler) {
   events_->active.store(true, std::memory_order_relaxed);
   if (!events_->started && !events_->stopping) {
     events_->started = true;
-    events_->thread = std::thread([e = events_.get()] { e->deliver_loop(); });
+    events_->thread = std::thread([e = events_.get()] {
+      octo::detail::name_this_thread("halo-events");
+      e->deliver_loop();
+    });
   }
   return id;
 }

@@ -14,6 +14,7 @@
 #include "detail/http_post.hpp"
 #include "halo/audit.hpp"
 #include "halo/utf8.hpp"
+#include "octo/detail/thread_name.hpp"
 
 namespace halo {
 
@@ -44,7 +45,10 @@ struct Notifier::Core {
   virtual ~Core() = default;
 
   void start() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      octo::detail::name_this_thread("halo-notifier");
+      run();
+    });
     // Through the gate: a handler call already under way when unsubscribe() returns (the engine
     // lets it finish) must not reach a notifier being destroyed.
     subscription_ = engine_.subscribe([gate = gate_](const Event& e) {

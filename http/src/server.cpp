@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "detail/beast_head.hpp"
+#include "octo/detail/thread_name.hpp"
 
 namespace halo {
 
@@ -209,6 +210,7 @@ void HttpServer::start() {
   im.accept();
   for (int i = 0; i < Impl::kThreads; ++i)
     im.threads.emplace_back([&im] {
+      octo::detail::name_this_thread("halo-http");
       for (;;) {
         try {
           im.ioc.run();

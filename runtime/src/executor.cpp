@@ -218,8 +218,8 @@ struct Executor::Impl {
     // Read before any thread starts: a journal that cannot be read fails the constructor.
     JournalRecovery recovery;
     if (jr != nullptr) recovery = jr->recover();
-    timer = std::make_unique<detail::TimerQueue<Retry>>([this](Retry&& r) { fire(r); },
-                                                        [this] { watch(); }, cfg.stall_check);
+    timer = std::make_unique<detail::TimerQueue<Retry>>(
+        [this](Retry&& r) { fire(r); }, [this] { return watch(); }, cfg.stall_check);
     try {
       for (DeadLetter& d : recovery.dead_letters) dead.keep(std::move(d));
       for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
@@ -276,15 +276,21 @@ struct Executor::Impl {
   // Timer thread, every stall_check: an arm with waiting tasks, spare parallelism and no task
   // finished since the last look has its drainers stuck in slow tasks; add one. This bounds the
   // cost of wake()'s shallow-queue shortcut for slow tasks to about one stall_check period.
-  void watch() noexcept {
+  // Returns whether any arm has drainers (the only time a stall can happen): when none has,
+  // the timer pauses until spawn() resumes it, so an idle executor's timer sleeps.
+  bool watch() noexcept {
     const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    bool busy = false;
     for (std::uint32_t i = 0; i < n; ++i) {
       Arm& a = *arms[i];
       const std::uint64_t progress = a.processed.load(std::memory_order_relaxed);
       const bool stalled = progress == a.watched_progress;
       a.watched_progress = progress;
       if (stalled && a.queued() > 0) wake(a, INT64_MAX / 2);
+      // seq_cst: the second half of the timer's pause protocol (see TimerQueue::resume).
+      busy = busy || a.active.load(std::memory_order_seq_cst) != 0;
     }
+    return busy;
   }
 
   // --- configuration -----------------------------------------------------------------------
@@ -396,6 +402,8 @@ struct Executor::Impl {
 
   void spawn(Arm& a) noexcept {
     drainers.fetch_add(1, std::memory_order_relaxed);
+    // After the active count rose (seq_cst, in wake()): a paused stall check starts again.
+    timer->resume();
     post(a);
   }
 

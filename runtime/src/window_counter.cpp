@@ -102,7 +102,7 @@ thread_local ThreadExitHook tls_exit_hook;
 }  // namespace
 
 WindowCounter::WindowCounter(const Ticker& ticker, Options options, std::uint32_t pinned_slot)
-    : epoch_(&ticker.epoch_word()) {
+    : ticker_(&ticker), epoch_(&ticker.epoch_word()) {
   const auto res = ticker.resolution();
   if (options.buckets == 0 || options.buckets > 65536) {
     throw std::invalid_argument("octo::WindowCounter: buckets must be in [1, 65536] (got " +
@@ -164,6 +164,10 @@ detail::CounterShard* WindowCounter::take_shard() {
   return shards_.back().get();
 }
 
+void WindowCounter::roll(detail::TlsSlot& s, std::uint64_t n) noexcept {
+  detail::roll(s, ticker_->active_epoch(), shift_, n);
+}
+
 void WindowCounter::record_slow(std::uint64_t n) noexcept {
   try {
     tls_exit_hook.armed = true;
@@ -188,7 +192,7 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
       slot = &t.slots[index];
     }
     *slot = {generation_, 0, nullptr, shard};
-    detail::roll(*slot, epoch_->load(std::memory_order_relaxed), shift_, n);
+    detail::roll(*slot, ticker_->active_epoch(), shift_, n);
   } catch (...) {
     // Out of memory for a first record on this thread: the event is dropped, nothing else breaks.
   }

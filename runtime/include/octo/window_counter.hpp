@@ -120,7 +120,7 @@ class WindowCounter {
       // whole. The word's address is at hand, so the epoch compare stays off the data path.
       s->current->store(s->current->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     } else {
-      detail::roll(*s, epoch, shift_, n);
+      roll(*s, n);
     }
   }
 
@@ -177,10 +177,13 @@ class WindowCounter {
     return s->generation == generation_ ? s : nullptr;
   }
   void record_slow(std::uint64_t n) noexcept;
+  // This thread's next bucket, on the ticker's active epoch (which wakes an idle ticker).
+  void roll(detail::TlsSlot& s, std::uint64_t n) noexcept;
   // Events in the newest n buckets whose number is at least `min_bucket`.
   std::uint64_t sum_buckets(std::uint32_t n, std::uint64_t min_bucket = 0) const;
   detail::CounterShard* take_shard();  // under mu_
 
+  const Ticker* ticker_;
   const std::atomic<std::uint64_t>* epoch_;
   std::uint32_t shift_ = 0;
   std::uint32_t buckets_ = 0;

@@ -1,9 +1,12 @@
 // One thread that fires delayed actions (retry backoff) in deadline order, and a periodic tick.
 //
 // A min-heap under a mutex: timers are rare compared with tasks (only failed attempts wait), so
-// one thread and a lock serve every arm of an executor without a sleeping thread per task.
+// one thread and a lock serve every arm of an executor without a sleeping thread per task. The
+// tick says whether it needs to run again; when it does not, the thread sleeps (until a deadline
+// or resume()), so an idle executor's timer does not wake at all.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "octo/detail/annotated_mutex.hpp"
+#include "octo/detail/thread_name.hpp"
 
 namespace octo::detail {
 
@@ -24,12 +28,13 @@ class TimerQueue {
   // Called on the timer thread with each item whose deadline has passed.
   using Fire = std::function<void(Item&&)>;
 
-  // `tick` runs on the timer thread every `period` (never when period is zero).
-  TimerQueue(Fire fire, std::function<void()> tick, std::chrono::nanoseconds period)
-      : fire_(std::move(fire)),
-        tick_(std::move(tick)),
-        period_(period),
-        thread_([this] { run(); }) {}
+  // `tick` runs on the timer thread every `period` (never when period is zero) until it returns
+  // false; then it pauses until resume().
+  TimerQueue(Fire fire, std::function<bool()> tick, std::chrono::nanoseconds period)
+      : fire_(std::move(fire)), tick_(std::move(tick)), period_(period), thread_([this] {
+          name_this_thread("octo-timer");
+          run();
+        }) {}
   ~TimerQueue() {
     {
       LockGuard lock(mu_);
@@ -37,6 +42,18 @@ class TimerQueue {
     }
     cv_.notify_one();
     thread_.join();
+  }
+
+  // Restarts a paused tick (cheap when it is not paused: one load). The pause and this pair as
+  // in Dekker's protocol: the tick thread sets paused_ and then looks again (seq_cst), a caller
+  // publishes its work (seq_cst) and then loads paused_, so one of the two sees the other.
+  void resume() noexcept {
+    if (!paused_.load(std::memory_order_seq_cst)) return;
+    {
+      LockGuard lock(mu_);
+      if (!paused_.exchange(false, std::memory_order_seq_cst)) return;
+    }
+    cv_.notify_one();
   }
 
   void schedule(Clock::time_point when, Item item) {
@@ -95,16 +112,23 @@ class TimerQueue {
     auto next_tick = Clock::now() + period_;
     while (!stop_) {
       const auto now = Clock::now();
-      if (ticking && now >= next_tick) {
+      const bool tick_due = ticking && !paused_.load(std::memory_order_relaxed);
+      if (tick_due && now >= next_tick) {
         lock.unlock();
-        tick_();
+        if (!tick_()) {
+          paused_.store(true, std::memory_order_seq_cst);
+          // Work published before the store above is seen by this second look; work after it
+          // sees paused_ and resumes.
+          if (tick_()) paused_.store(false, std::memory_order_relaxed);
+        }
         lock.lock();
         next_tick = now + period_;
         continue;
       }
+      if (ticking && !tick_due) next_tick = now + period_;  // resumed: the first tick a period on
       if (heap_.empty() || now < heap_.top().when) {
         auto until = heap_.empty() ? Clock::time_point::max() : heap_.top().when;
-        if (ticking) until = std::min(until, next_tick);
+        if (tick_due) until = std::min(until, next_tick);
         if (until == Clock::time_point::max()) {
           cv_.wait(lock.native());
         } else {
@@ -121,7 +145,8 @@ class TimerQueue {
   }
 
   Fire fire_;
-  std::function<void()> tick_;
+  std::function<bool()> tick_;
+  std::atomic<bool> paused_{false};  // the tick stopped itself; resume() restarts it
   std::chrono::nanoseconds period_;
   Mutex mu_;
   std::condition_variable cv_;
