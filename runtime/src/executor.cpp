@@ -287,8 +287,9 @@ struct Executor::Impl {
       const bool stalled = progress == a.watched_progress;
       a.watched_progress = progress;
       if (stalled && a.queued() > 0) wake(a, INT64_MAX / 2);
-      // seq_cst: the second half of the timer's pause protocol (see TimerQueue::resume).
-      busy = busy || a.active.load(std::memory_order_seq_cst) != 0;
+      // seq_cst: the second half of the timer's pause protocol (see TimerQueue::resume). Queued
+      // work with no drainer keeps it ticking too (this look spawns one).
+      busy = busy || a.active.load(std::memory_order_seq_cst) != 0 || a.queued() > 0;
     }
     return busy;
   }

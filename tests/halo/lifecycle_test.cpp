@@ -61,8 +61,8 @@ std::vector<std::string> types_ran(Rig& rig) {
 
 TEST(Verification, ASucceededRepairHealsOnlyOnEvidenceAfterIt) {
   auto cfg = open_rails();
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(cfg);
-  EventLog log;
   log.attach(*rig.engine);
   rig.handler = [&](const octo::Task& t) {
     rig.state.set_agent_online(t.payload, true);  // fixed, but no heartbeat yet
@@ -254,8 +254,8 @@ TEST(Budget, ALyingRepairEscalatesAfterMaxRepairsAndClearReopens) {
   cfg.safety.verify_timeout = 5s;
   cfg.safety.backoff_base = 1s;
   cfg.safety.backoff_max = 1s;
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(cfg);
-  EventLog log;
   log.attach(*rig.engine);
   rig.state.upsert_agent({.id = "a1", .online = false});
   std::map<std::string, int> seen;
@@ -352,8 +352,8 @@ TEST(Breaker, OverHalfOfATypeUnhealthyPausesRepairsUntilItSettles) {
   auto cfg = open_rails();
   cfg.safety.max_unhealthy_percent = 50;
   cfg.safety.breaker_settle = 30s;
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(cfg);
-  EventLog log;
   log.attach(*rig.engine);
   for (int i = 0; i < 10; ++i) rig.state.upsert_agent({.id = std::to_string(i), .online = i >= 5});
   // Five of ten: at the level, not over it.
@@ -541,9 +541,9 @@ TEST(Events, AThrowingSubscriberIsCountedAndOthersStillHearEverything) {
   auto cfg = open_rails();
   cfg.safety.max_repairs = 1;
   cfg.safety.verify_timeout = 1s;
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(cfg);
   const auto thrower = rig.engine->subscribe([](const halo::Event&) { throw 1; });
-  EventLog log;
   log.attach(*rig.engine);
   EXPECT_THROW(rig.engine->subscribe({}), std::invalid_argument);
   rig.state.upsert_agent({.id = "a1", .online = false});
@@ -568,8 +568,8 @@ TEST(Events, AThrowingSubscriberIsCountedAndOthersStillHearEverything) {
 
 // One subject's whole story as a subscriber hears it, in order, with what each event carries.
 TEST(Events, OneRepairFromOpenedToHealed) {
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(open_rails());
-  EventLog log;
   log.attach(*rig.engine);
   rig.handler = [&](const octo::Task& t) {
     // Finishes after its cycle did (the cycle does not wait for its repairs).
@@ -616,8 +616,8 @@ TEST(Events, CriticalIsAnnouncedOnceWhenAWeakPointReachesIt) {
   auto cfg = open_rails();
   cfg.dry_run = true;
   cfg.escalate_after = 2;
+  EventLog log;  // outlives the engine, whose event thread writes to it
   Rig rig(cfg);
-  EventLog log;
   log.attach(*rig.engine);
   // A slow endpoint is kHigh: the second cycle raises it to critical.
   rig.state.report_probe("/slow", 200, 60'000.0);

@@ -6,8 +6,10 @@
 // engine's event thread, never on a cycle's or the executor's thread: a slow handler delays
 // only later events, never a cycle. Without subscribers nothing is built or queued. A handler
 // that throws is counted (events_failed) and keeps its subscription. A handler may call the
-// engine (status(), clear(), ...); one being called when it is unsubscribed finishes that call.
-// The engine's destructor delivers what is queued.
+// engine (status(), clear(), ...); one being called when it is unsubscribed finishes that call,
+// so what a handler uses must outlive the engine, or be guarded (the notifiers and HistoryStore
+// check a flag under a lock they clear before going away). The engine's destructor delivers
+// what is queued.
 //
 //   engine.subscribe([](const halo::Event& e) {
 //     if (e.kind == halo::EventKind::kEscalated) page(e.weak_point, e.reason);
