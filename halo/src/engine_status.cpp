@@ -65,8 +65,8 @@ std::vector<PendingApproval> Engine::pending_approvals() const {
 
 bool Engine::clear(std::string_view weak_point_id) { return rails_->clear(weak_point_id); }
 
-bool Engine::restore_escalation(std::string_view weak_point_id, std::string subject_type,
-                                std::string subject_id, std::string reason) {
+bool Engine::restore_escalation(std::string_view weak_point_id, std::string_view subject_type,
+                                std::string_view subject_id, std::string_view reason) {
   constexpr std::string_view kPrefix = "wp-";
   if (weak_point_id.size() != kPrefix.size() + 16 || !weak_point_id.starts_with(kPrefix))
     return false;
@@ -75,8 +75,7 @@ bool Engine::restore_escalation(std::string_view weak_point_id, std::string subj
   const auto [end, ec] = std::from_chars(first, first + 16, fp, 16);
   if (ec != std::errc() || end != first + 16 || weak_point_id != halo::weak_point_id(fp))
     return false;
-  return rails_->restore_escalation(fp, std::move(subject_type), std::move(subject_id),
-                                    std::move(reason));
+  return rails_->restore_escalation(fp, subject_type, subject_id, reason);
 }
 
 std::uint64_t Engine::silence(Silence silence) { return rails_->silence(std::move(silence)); }

@@ -478,12 +478,13 @@ bool SafetyRails::clear(std::string_view weak_point_id) {
   return false;
 }
 
-bool SafetyRails::restore_escalation(std::uint64_t fingerprint, std::string subject_type,
-                                     std::string subject_id, std::string reason) {
+bool SafetyRails::restore_escalation(std::uint64_t fingerprint, std::string_view subject_type,
+                                     std::string_view subject_id, std::string_view reason) {
   LockGuard lock(outcomes_mu_);
   if (lives_.contains(fingerprint)) return false;
   Life& life = life_of(fingerprint, weak_point_id(fingerprint), subject_type, subject_id);
-  transition(life, WeakPointState::kEscalated, "restored after a restart: " + reason, state_.now());
+  transition(life, WeakPointState::kEscalated, "restored after a restart: " + std::string(reason),
+             state_.now());
   return true;
 }
 

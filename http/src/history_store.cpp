@@ -1,7 +1,6 @@
 #include "halo/http/history_store.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -84,7 +83,8 @@ void append_lines(const fs::path& base, const std::string& lines, const HistoryS
   out << lines;
   out.flush();
   if (!out)
-    throw std::runtime_error("cannot append to " + base.string() + ": " + std::strerror(errno));
+    throw std::runtime_error("cannot append to " + base.string() + ": " +
+                             std::generic_category().message(errno));
 }
 
 std::chrono::system_clock::time_point wall_of(std::chrono::nanoseconds state_time,

@@ -69,7 +69,8 @@ PostResult post_json(const Url& url, std::string_view target, std::string body,
   req.prepare_payload();
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024);  // only the status matters; a large answer is cut short
+  parser.body_limit(std::uint64_t{64} *
+                    1024);  // only the status matters; a large answer is cut short
   PostResult out;
   auto fail = [&](const char* step, beast::error_code ec) {
     out.error =
@@ -84,7 +85,7 @@ PostResult post_json(const Url& url, std::string_view target, std::string body,
     if (!ec) resolver.cancel();
   });
   resolver.async_resolve(
-      url.host, url.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
+      url.host, url.port, [&](beast::error_code ec, const tcp::resolver::results_type& r) {
         resolve_deadline.cancel();
         if (ec)
           return fail("resolve", ec == asio::error::operation_aborted ? beast::error::timeout : ec);

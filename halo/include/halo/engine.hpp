@@ -329,8 +329,8 @@ class Engine {
   // restores at start): no automatic repair until clear() or auto_clear_after, audited and
   // announced as an escalation. False when `weak_point_id` is not "wp-" + 16 hex digits or the
   // engine already tracks it.
-  bool restore_escalation(std::string_view weak_point_id, std::string subject_type,
-                          std::string subject_id, std::string reason);
+  bool restore_escalation(std::string_view weak_point_id, std::string_view subject_type,
+                          std::string_view subject_id, std::string_view reason);
 
   // Silences (see silence.hpp). Throws std::invalid_argument when until <= from, the reason is
   // empty, or 10,000 silences are active or scheduled already. Returns the silence's id.

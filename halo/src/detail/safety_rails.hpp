@@ -103,8 +103,9 @@ class SafetyRails {
 
   bool clear(std::string_view weak_point_id) OCTO_EXCLUDES(outcomes_mu_);
   // Engine::restore_escalation, with the id's fingerprint.
-  bool restore_escalation(std::uint64_t fingerprint, std::string subject_type,
-                          std::string subject_id, std::string reason) OCTO_EXCLUDES(outcomes_mu_);
+  bool restore_escalation(std::uint64_t fingerprint, std::string_view subject_type,
+                          std::string_view subject_id, std::string_view reason)
+      OCTO_EXCLUDES(outcomes_mu_);
   std::uint64_t silence(Silence silence) OCTO_EXCLUDES(decisions_mu_);
   bool unsilence(std::uint64_t id) OCTO_EXCLUDES(decisions_mu_);
   std::vector<Silence> silences() const OCTO_EXCLUDES(decisions_mu_);
