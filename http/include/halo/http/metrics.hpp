@@ -5,7 +5,9 @@
 //
 // Per-subject series (what HALO decides on) are bounded: the `top_subjects` worst endpoints (by
 // errors in the window) and agents (by heartbeat age) plus the ids a service lists, so a million
-// subjects export at most top_subjects + subjects.size() series per family.
+// subjects export at most top_subjects + subjects.size() series per family. Finding the worst
+// reads every endpoint's window and sorts the agents: a scrape costs O(endpoints x recording
+// threads + agents), on the scraping thread.
 //
 //   halo::MetricsConfig mc{.subjects = {"/checkout"}};
 //   mc.writers.push_back([&](std::string& out) {          // the service's own families
