@@ -332,7 +332,10 @@ class AlertCore final : public Notifier::Core {
   }
 
   std::optional<std::string> payload(Clock::time_point now) override {
-    if (firing_.empty() && resolving_.empty()) return std::nullopt;
+    if (firing_.empty() && resolving_.empty()) {
+      dirty_ = false;  // nothing to say: not due again until something changes
+      return std::nullopt;
+    }
     if (!dirty_ && now < next_repeat_) return std::nullopt;
     nlohmann::json arr = nlohmann::json::array();
     auto add = [&](const Alert& a) {
