@@ -114,7 +114,8 @@ struct ExecutorConfig {
   std::uint32_t aging_period = 16;
   // How often the timer thread looks for arms whose drainers are all inside slow tasks while work
   // waits and parallelism is spare, and adds a drainer. Zero disables the check; then a task that
-  // arrives behind a slow one on a lightly loaded arm may wait for it to finish.
+  // arrives behind a slow one on a lightly loaded arm may wait for it to finish. The check pauses
+  // while no arm has drainers or queued work, and resumes with the next drainer.
   std::chrono::nanoseconds stall_check = std::chrono::milliseconds(1);
 
   // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
