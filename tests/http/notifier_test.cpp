@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -68,6 +70,18 @@ struct Receiver {
   }
 };
 
+// A future that is ready once the engine's event thread has handed the next cycle-completed
+// event to every subscriber registered before this one (handlers are called in subscription
+// order), so the notifier has received the cycle's events before the test calls flush().
+std::future<void> next_cycle_delivered(halo::Engine& engine) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  engine.subscribe([done, once](const halo::Event& e) {
+    if (e.kind == halo::EventKind::kCycleCompleted && !once->exchange(true)) done->set_value();
+  });
+  return done->get_future();
+}
+
 TEST(WebhookNotifier, PostsEveryEventInOrderAndRetriesRefusals) {
   Receiver rx;
   rx.refuse_first = 2;
@@ -78,8 +92,10 @@ TEST(WebhookNotifier, PostsEveryEventInOrderAndRetriesRefusals) {
                     .backoff_max = 40ms,
                     .kinds = {halo::EventKind::kWeakPointOpened, halo::EventKind::kRepairDispatched,
                               halo::EventKind::kCycleCompleted}});
+  auto delivered = next_cycle_delivered(*rig.engine);
   rig.state.upsert_agent({.id = "a1", .online = false});
   const auto c = rig.cycle();
+  ASSERT_EQ(delivered.wait_for(20s), std::future_status::ready);
   ASSERT_TRUE(hook.flush(20s));
   EXPECT_EQ(rx.kinds(), (std::vector<std::string>{"weak-point-opened", "repair-dispatched",
                                                   "cycle-completed"}));
@@ -125,8 +141,10 @@ TEST(WebhookNotifier, AnUnreachableReceiverIsReportedAndBackedOff) {
   const int port = octo_test::free_port();  // nothing listens there
   halo::WebhookNotifier hook(*rig.engine, {.url = "http://127.0.0.1:" + std::to_string(port) + "/x",
                                            .backoff_initial = 20ms});
+  auto delivered = next_cycle_delivered(*rig.engine);
   rig.state.upsert_agent({.id = "a1", .online = false});
   rig.cycle();
+  ASSERT_EQ(delivered.wait_for(20s), std::future_status::ready);
   EXPECT_FALSE(hook.flush(300ms));
   const auto s = hook.status();
   EXPECT_GE(s.posts_failed, 1u);
