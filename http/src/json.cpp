@@ -157,6 +157,21 @@ nlohmann::json to_json(const AuditEntry& e) {
   return nlohmann::json::parse(to_json_line(e));
 }
 
+nlohmann::json to_json(const NotifierStatus& s) {
+  nlohmann::json j = {{"name", s.name},
+                      {"url", s.url},
+                      {"events_received", s.events_received},
+                      {"events_dropped", s.events_dropped},
+                      {"posts_ok", s.posts_ok},
+                      {"posts_failed", s.posts_failed},
+                      {"pending", s.pending},
+                      {"alerts_firing", s.alerts_firing},
+                      {"last_error", s.last_error}};
+  j["last_success"] =
+      s.last_success ? nlohmann::json(format_iso8601(*s.last_success)) : nlohmann::json(nullptr);
+  return j;
+}
+
 nlohmann::json to_json(const octo::RuntimeStatus& s) {
   nlohmann::json arms = nlohmann::json::array();
   for (const auto& a : s.arms) {

@@ -766,15 +766,7 @@ nlohmann::json Sim::notifier_report() const {
   for (const halo::Notifier* n :
        std::initializer_list<const halo::Notifier*>{alerts_.get(), hook_.get()}) {
     if (n == nullptr) continue;
-    const auto s = n->status();
-    out.push_back({{"name", s.name},
-                   {"url", s.url},
-                   {"posts_ok", s.posts_ok},
-                   {"posts_failed", s.posts_failed},
-                   {"events_dropped", s.events_dropped},
-                   {"pending", s.pending},
-                   {"alerts_firing", s.alerts_firing},
-                   {"last_error", s.last_error}});
+    out.push_back(halo::to_json(n->status()));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include "halo/audit.hpp"
 #include "halo/engine.hpp"
+#include "halo/http/notifier.hpp"
 #include "halo/triggers.hpp"
 #include "octo/status.hpp"
 
@@ -21,5 +22,6 @@ nlohmann::json to_json(const AuditEntry& entry);
 // `now` on the state's clock, which the silence's times are on.
 nlohmann::json to_json(const Silence& silence, std::chrono::nanoseconds now);
 nlohmann::json to_json(const octo::RuntimeStatus& status);
+nlohmann::json to_json(const NotifierStatus& status);
 
 }  // namespace halo
