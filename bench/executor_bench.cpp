@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "octo/executor.hpp"
-#include "octo/histogram.hpp"
+#include "octo/windowed_histogram.hpp"
 
 namespace {
 
@@ -232,7 +232,7 @@ constexpr auto kPacedGap = std::chrono::nanoseconds(2'000);
 
 template <class Post>
 void paced_latency(benchmark::State& state, Post post) {
-  octo::Histogram wait;
+  octo::WindowedHistogram wait({.window = std::chrono::hours(1)});
   for (auto _ : state) {
     const auto target = completed() + kPacedTasks;
     auto next = std::chrono::steady_clock::now();
@@ -250,9 +250,10 @@ void paced_latency(benchmark::State& state, Post post) {
     }
     wait_for_count(target);
   }
-  const auto s = wait.snapshot();
+  const auto s = wait.total();
   state.counters["p50_us"] = static_cast<double>(s.quantile(0.50)) / 1e3;
   state.counters["p99_us"] = static_cast<double>(s.quantile(0.99)) / 1e3;
+  state.counters["p999_us"] = static_cast<double>(s.quantile(0.999)) / 1e3;
   state.SetItemsProcessed(state.iterations() * kPacedTasks);
 }
 

@@ -172,11 +172,24 @@ nlohmann::json to_json(const NotifierStatus& s) {
   return j;
 }
 
+namespace {
+
+nlohmann::json to_json(const octo::DurationSummary& d) {
+  const auto us = [](std::chrono::nanoseconds ns) { return static_cast<double>(ns.count()) / 1e3; };
+  return {{"count", d.count},    {"p50_us", us(d.p50)},   {"p90_us", us(d.p90)},
+          {"p99_us", us(d.p99)}, {"p999_us", us(d.p999)}, {"max_us", us(d.max)}};
+}
+
+}  // namespace
+
 nlohmann::json to_json(const octo::RuntimeStatus& s) {
   nlohmann::json arms = nlohmann::json::array();
   for (const auto& a : s.arms) {
     arms.push_back({{"name", a.name},
                     {"enabled", a.enabled},
+                    {"paused", a.paused},
+                    {"blocking", a.blocking},
+                    {"threads", a.threads},
                     {"max_parallel", a.max_parallel},
                     {"active", a.active},
                     {"queued", a.queued},
@@ -187,15 +200,17 @@ nlohmann::json to_json(const octo::RuntimeStatus& s) {
                     {"retried", a.retried},
                     {"dead_lettered", a.dead_lettered},
                     {"rejected", a.rejected},
-                    {"queue_wait_p50_us", a.queue_wait_p50.count() / 1000.0},
-                    {"queue_wait_p99_us", a.queue_wait_p99.count() / 1000.0},
-                    {"run_time_p50_us", a.run_time_p50.count() / 1000.0},
-                    {"run_time_p99_us", a.run_time_p99.count() / 1000.0}});
+                    {"cancelled", a.cancelled},
+                    {"expired", a.expired},
+                    {"stuck", a.stuck},
+                    {"overran", a.overran},
+                    {"queue_wait", to_json(a.queue_wait)},
+                    {"run_time", to_json(a.run_time)}});
   }
   return {{"arms", std::move(arms)},  {"accepted", s.accepted}, {"succeeded", s.succeeded},
           {"failed", s.failed},       {"retried", s.retried},   {"dead_lettered", s.dead_lettered},
           {"cancelled", s.cancelled}, {"pending", s.pending},   {"rejected", s.rejected},
-          {"stopping", s.stopping}};
+          {"expired", s.expired},     {"stuck", s.stuck},       {"stopping", s.stopping}};
 }
 
 }  // namespace halo

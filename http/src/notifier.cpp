@@ -18,7 +18,7 @@
 
 namespace halo {
 
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock;
 
 // The part both notifiers share: the inbox the engine's event thread fills, the thread that
 // drains it and posts, backoff and status. What is sent is the subclass's.
@@ -104,12 +104,12 @@ struct Notifier::Core {
  protected:
   // What a subclass does with an event, and what it would send now (nullopt: nothing due).
   virtual bool wants(EventKind) const { return true; }
-  virtual void absorb(Event e, Clock::time_point now) = 0;
-  virtual std::optional<std::string> payload(Clock::time_point now) = 0;
-  virtual void sent(Clock::time_point now) = 0;
+  virtual void absorb(Event e, SteadyTime::time_point now) = 0;
+  virtual std::optional<std::string> payload(SteadyTime::time_point now) = 0;
+  virtual void sent(SteadyTime::time_point now) = 0;
   // Items waiting to be sent, and the next time something is due without new events.
   virtual std::size_t waiting() const = 0;
-  virtual std::optional<Clock::time_point> next_due() const = 0;
+  virtual std::optional<SteadyTime::time_point> next_due() const = 0;
   virtual std::size_t firing() const { return 0; }
   void count_dropped(std::uint64_t n) {
     std::lock_guard lock(mu_);
@@ -124,9 +124,11 @@ struct Notifier::Core {
   void run() {
     std::unique_lock lock(mu_);
     for (;;) {
-      std::optional<Clock::time_point> wake = next_due_;
+      std::optional<SteadyTime::time_point> wake = next_due_;
       if (wake && retry_at_ && *retry_at_ > *wake) wake = retry_at_;
-      auto ready = [&] { return stopping_ || !inbox_.empty() || (wake && Clock::now() >= *wake); };
+      auto ready = [&] {
+        return stopping_ || !inbox_.empty() || (wake && SteadyTime::now() >= *wake);
+      };
       if (wake) {
         cv_.wait_until(lock, *wake, ready);
       } else {
@@ -138,13 +140,13 @@ struct Notifier::Core {
       busy_ = true;
       lock.unlock();
 
-      auto now = Clock::now();
+      auto now = SteadyTime::now();
       for (Event& e : events) absorb(std::move(e), now);
       std::optional<std::string> body;
       if (!retry_at_ || now >= *retry_at_) body = payload(now);
       detail::PostResult result;
       if (body) result = detail::post_json(url_, url_.target, std::move(*body), config_.timeout);
-      now = Clock::now();
+      now = SteadyTime::now();
       if (body && result.ok()) sent(now);
 
       lock.lock();
@@ -182,8 +184,8 @@ struct Notifier::Core {
   NotifierStatus status_;
   std::size_t model_size_ = 0;  // waiting(), as of the thread's last pass
   std::size_t firing_ = 0;
-  std::optional<Clock::time_point> next_due_;
-  std::optional<Clock::time_point> retry_at_;  // backing off until then
+  std::optional<SteadyTime::time_point> next_due_;
+  std::optional<SteadyTime::time_point> retry_at_;  // backing off until then
   std::chrono::milliseconds backoff_;
   bool busy_ = false;
   bool stopping_ = false;
@@ -295,7 +297,7 @@ class AlertCore final : public Notifier::Core {
     }
   }
 
-  void absorb(Event e, Clock::time_point) override {
+  void absorb(Event e, SteadyTime::time_point) override {
     switch (e.kind) {
       case EventKind::kWeakPointCritical:
         fire(e, "open", "critical");
@@ -331,7 +333,7 @@ class AlertCore final : public Notifier::Core {
     std::erase_if(last_repair_, [&](const auto& kv) { return !firing_.contains(kv.first); });
   }
 
-  std::optional<std::string> payload(Clock::time_point now) override {
+  std::optional<std::string> payload(SteadyTime::time_point now) override {
     if (firing_.empty() && resolving_.empty()) {
       dirty_ = false;  // nothing to say: not due again until something changes
       return std::nullopt;
@@ -350,15 +352,15 @@ class AlertCore final : public Notifier::Core {
     return dump(arr);
   }
 
-  void sent(Clock::time_point now) override {
+  void sent(SteadyTime::time_point now) override {
     resolving_.clear();
     dirty_ = false;
     next_repeat_ = now + config_.repeat_interval;
   }
 
   std::size_t waiting() const override { return dirty_ ? firing_.size() + resolving_.size() : 0; }
-  std::optional<Clock::time_point> next_due() const override {
-    if (dirty_) return Clock::now();
+  std::optional<SteadyTime::time_point> next_due() const override {
+    if (dirty_) return SteadyTime::now();
     if (!firing_.empty()) return next_repeat_;
     return std::nullopt;
   }
@@ -369,7 +371,7 @@ class AlertCore final : public Notifier::Core {
   std::vector<Alert> resolving_;
   std::map<std::string, std::string> last_repair_;
   bool dirty_ = false;
-  Clock::time_point next_repeat_{};
+  SteadyTime::time_point next_repeat_{};
 };
 
 class HookCore final : public Notifier::Core {
@@ -383,8 +385,8 @@ class HookCore final : public Notifier::Core {
   bool wants(EventKind k) const override {
     return config_.kinds.empty() || config_.kinds.contains(k);
   }
-  void absorb(Event e, Clock::time_point) override { outbox_.push_back(std::move(e)); }
-  std::optional<std::string> payload(Clock::time_point) override {
+  void absorb(Event e, SteadyTime::time_point) override { outbox_.push_back(std::move(e)); }
+  std::optional<std::string> payload(SteadyTime::time_point) override {
     if (outbox_.empty()) return std::nullopt;
     nlohmann::json arr = nlohmann::json::array();
     for (std::size_t i = 0; i < std::min(kBatch, outbox_.size()); ++i)
@@ -392,13 +394,13 @@ class HookCore final : public Notifier::Core {
     in_post_ = arr.size();
     return dump({{"events", std::move(arr)}});
   }
-  void sent(Clock::time_point) override {
+  void sent(SteadyTime::time_point) override {
     outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(in_post_));
   }
   std::size_t waiting() const override { return outbox_.size(); }
-  std::optional<Clock::time_point> next_due() const override {
+  std::optional<SteadyTime::time_point> next_due() const override {
     if (outbox_.empty()) return std::nullopt;
-    return Clock::now();
+    return SteadyTime::now();
   }
 
   std::deque<Event> outbox_;  // the notifier's thread only

@@ -21,7 +21,7 @@ namespace octo {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock;
 using detail::Kind;
 using detail::Record;
 using detail::to_ms;
@@ -184,7 +184,7 @@ struct SqliteJournal::Impl {
         if (failed.load(std::memory_order_relaxed)) {
           // After a failed commit: wait before the next try (stop() cuts it short), and drop what
           // no longer needs the disk (tasks accepted and finished since).
-          const auto until = Clock::now() + retry_delay;
+          const auto until = SteadyTime::now() + retry_delay;
           while (!stopping &&
                  writer_cv.wait_until(lock.native(), until) != std::cv_status::timeout) {
           }
@@ -236,7 +236,7 @@ struct SqliteJournal::Impl {
       space_cv.notify_all();
       std::string error;
       bool permanent = false;
-      const auto t0 = Clock::now();
+      const auto t0 = SteadyTime::now();
       try {
         // A file deleted or replaced under the open connection would take every later commit
         // with it (into an unlinked inode): nothing written from then on survives a restart.
@@ -245,7 +245,7 @@ struct SqliteJournal::Impl {
           permanent = true;
         } else {
           file->commit(batch, extras);
-          const auto took = Clock::now() - t0;
+          const auto took = SteadyTime::now() - t0;
           commit_ewma += (took - commit_ewma) / 8;
         }
       } catch (const std::exception& e) {
@@ -322,7 +322,8 @@ struct SqliteJournal::Impl {
     for (const Record& r : pending) gathered += r.kind == Kind::kAccepted ? 1 : 0;
     if (gathered >= gather_target || full()) return;
     gathering = true;
-    const auto until = Clock::now() + std::min<Clock::duration>(commit_ewma / 2, kMaxGather);
+    const auto until =
+        SteadyTime::now() + std::min<SteadyTime::duration>(commit_ewma / 2, kMaxGather);
     while (gathered < gather_target && !full() && !stopping) {
       if (writer_cv.wait_until(lock.native(), until) == std::cv_status::timeout) break;
     }
@@ -363,7 +364,7 @@ struct SqliteJournal::Impl {
   std::uint64_t unwritten OCTO_GUARDED_BY(mu) = 0;
   // The file is gone: nothing more is written (a restart creates a new journal).
   bool broken OCTO_GUARDED_BY(mu) = false;
-  Clock::duration commit_ewma{};  // writer thread only: one commit's smoothed duration
+  SteadyTime::duration commit_ewma{};  // writer thread only: one commit's smoothed duration
   std::optional<std::uint64_t> unsaved_key_limit OCTO_GUARDED_BY(mu);
 
   std::thread writer;

@@ -23,7 +23,7 @@ namespace octo {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock;
 using detail::Command;
 using detail::id_of;
 using detail::is_error;
@@ -153,7 +153,8 @@ struct RedisStreams::Impl {
   }
 
   static std::int64_t now_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               SteadyTime::now().time_since_epoch())
         .count();
   }
   // Relaxed: a status indicator; the two stamps only ever move forward.
@@ -177,7 +178,7 @@ struct RedisStreams::Impl {
   void fetch_loop(Arm& a) {
     Conn conn(cfg, health);
     bool group_ready = false;
-    auto next_claim = Clock::now();
+    auto next_claim = SteadyTime::now();
     const auto refresh_every = std::max(cfg.claim_idle / 3, std::chrono::milliseconds(1));
     while (!stopping.load(std::memory_order_acquire)) {
       if (!conn.ensure(true)) continue;
@@ -194,9 +195,9 @@ struct RedisStreams::Impl {
         }
         group_ready = true;
       }
-      if (Clock::now() >= next_claim) {
+      if (SteadyTime::now() >= next_claim) {
         if (!refresh(conn, a) || !claim(conn, a)) continue;
-        next_claim = Clock::now() + refresh_every;
+        next_claim = SteadyTime::now() + refresh_every;
       }
       const std::uint32_t busy = a.in_flight.load(std::memory_order_acquire);
       if (busy >= a.window) {
@@ -373,12 +374,12 @@ struct RedisStreams::Impl {
     Conn conn(cfg, health);
     std::vector<Ack> batch;
     for (;;) {
-      auto retry_until = Clock::time_point::max();
+      auto retry_until = SteadyTime::time_point::max();
       {
         UniqueLock lock(ack_mu);
         while (acks.empty() && batch.empty() && !ack_stop) ack_cv.wait(lock.native());
         if (ack_stop) {
-          if ((acks.empty() && batch.empty()) || Clock::now() >= ack_deadline) break;
+          if ((acks.empty() && batch.empty()) || SteadyTime::now() >= ack_deadline) break;
           retry_until = ack_deadline;
         }
         for (auto& a : acks) batch.push_back(std::move(a));
@@ -386,7 +387,7 @@ struct RedisStreams::Impl {
       }
       if (!conn.ensure(false)) {
         // Not cut short by stop(): the last acks are worth retrying until its deadline.
-        std::this_thread::sleep_until(std::min(Clock::now() + conn.backoff(), retry_until));
+        std::this_thread::sleep_until(std::min(SteadyTime::now() + conn.backoff(), retry_until));
         continue;
       }
       for (const Ack& k : batch) {
@@ -487,7 +488,7 @@ struct RedisStreams::Impl {
       a->space.notify_all();
       if (a->fetcher.joinable()) a->fetcher.join();
     }
-    const auto until = Clock::now() + deadline;
+    const auto until = SteadyTime::now() + deadline;
     ex->shutdown(ShutdownMode::kDrain, deadline);
     {
       // The last acks get what is left of the deadline; unsent ones stay pending in Redis.
@@ -523,7 +524,7 @@ struct RedisStreams::Impl {
   std::condition_variable ack_cv;
   std::vector<Ack> acks OCTO_GUARDED_BY(ack_mu);
   bool ack_stop OCTO_GUARDED_BY(ack_mu) = false;
-  Clock::time_point ack_deadline OCTO_GUARDED_BY(ack_mu){};
+  SteadyTime::time_point ack_deadline OCTO_GUARDED_BY(ack_mu){};
   std::thread acker;
 
   std::optional<Executor> ex;  // last: destroyed first

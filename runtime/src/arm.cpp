@@ -6,14 +6,20 @@
 namespace octo {
 
 std::vector<ArmConfig> default_arms() {
-  const std::pair<const char*, std::uint32_t> kArms[] = {
-      {"deploy", 2}, {"batch", 4},    {"streams", 2}, {"secrets", 1},
-      {"builds", 2}, {"watchers", 2}, {"cleanup", 2}, {"analytics", 2}};
+  struct Default {
+    const char* name;
+    std::uint32_t parallel;
+    bool blocking;
+  };
+  const Default kArms[] = {{"deploy", 2, true},  {"batch", 4, false},    {"streams", 2, true},
+                           {"secrets", 1, true}, {"builds", 2, true},    {"watchers", 2, true},
+                           {"cleanup", 2, true}, {"analytics", 2, false}};
   std::vector<ArmConfig> arms;
-  for (auto [name, parallel] : kArms) {
+  for (const Default& d : kArms) {
     ArmConfig c;
-    c.name = name;
-    c.max_parallel = parallel;
+    c.name = d.name;
+    c.max_parallel = d.parallel;
+    c.blocking = d.blocking;
     arms.push_back(std::move(c));
   }
   return arms;

@@ -2,10 +2,28 @@
 
 namespace octo::detail {
 
+namespace {
+
+DurationSummary summarize(const HistogramSnapshot& h) {
+  DurationSummary d;
+  d.count = h.count;
+  d.p50 = std::chrono::nanoseconds(h.quantile(0.50));
+  d.p90 = std::chrono::nanoseconds(h.quantile(0.90));
+  d.p99 = std::chrono::nanoseconds(h.quantile(0.99));
+  d.p999 = std::chrono::nanoseconds(h.quantile(0.999));
+  d.max = std::chrono::nanoseconds(h.max());
+  return d;
+}
+
+}  // namespace
+
 ArmStatus ArmState::status() const {
   ArmStatus s;
   s.name = name;
   s.enabled = enabled.load(std::memory_order_relaxed);
+  s.paused = paused.load(std::memory_order_relaxed);
+  s.blocking = blocking;
+  s.threads = pool ? pool->thread_count() : 0;
   s.max_parallel = max_parallel.load(std::memory_order_relaxed);
   s.active = active.load(std::memory_order_relaxed);
   s.pending = pending();
@@ -19,14 +37,12 @@ ArmStatus ArmState::status() const {
   s.dead_lettered = dead_lettered.load(std::memory_order_relaxed);
   s.cancelled = cancelled.load(std::memory_order_relaxed);
   s.rejected = rejected.load(std::memory_order_relaxed);
+  s.expired = expired.load(std::memory_order_relaxed);
+  s.overran = overran.load(std::memory_order_relaxed);
   s.last_run = std::chrono::system_clock::time_point(
       std::chrono::system_clock::duration(last_run_ns.load(std::memory_order_relaxed)));
-  const auto wait = queue_wait.snapshot();
-  const auto run = run_time.snapshot();
-  s.queue_wait_p50 = std::chrono::nanoseconds(wait.quantile(0.50));
-  s.queue_wait_p99 = std::chrono::nanoseconds(wait.quantile(0.99));
-  s.run_time_p50 = std::chrono::nanoseconds(run.quantile(0.50));
-  s.run_time_p99 = std::chrono::nanoseconds(run.quantile(0.99));
+  s.queue_wait = summarize(queue_wait.window());
+  s.run_time = summarize(run_time.window());
   return s;
 }
 

@@ -22,13 +22,16 @@
 
 #include "detail/arm_state.hpp"
 #include "detail/asymmetric_fence.hpp"
+#include "detail/blocking_pool.hpp"
 #include "detail/compiled_routes.hpp"
 #include "detail/dead_letter_store.hpp"
 #include "detail/observer_registry.hpp"
+#include "detail/running_slot.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
+#include "octo/cycle_clock.hpp"
 #include "octo/detail/annotated_mutex.hpp"
-#include "octo/histogram.hpp"
+#include "octo/this_task.hpp"
 
 // TBB hands a drainer to a worker through its own (uninstrumented) queues, and moodycamel orders
 // its slots with standalone fences; ThreadSanitizer models neither. For the queue hand-off we
@@ -66,10 +69,11 @@ namespace octo {
 namespace {
 
 using Arm = detail::ArmState;
+using detail::RunningSlot;
 using detail::TaskNode;
 using detail::Work;
 using detail::WorkQueue;
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock;
 
 constexpr std::size_t kBatch = 32;
 // Batches grow (doubling up to kBatch) while tasks average less than this, and fall back to one
@@ -78,11 +82,6 @@ constexpr std::int64_t kFastTaskNs = 2'000;
 // A second drainer is worth an arena enqueue only when the queue holds this many tasks per running
 // drainer; below it the running drainer reaches the new task within a few microseconds anyway.
 constexpr std::int64_t kSpawnDepth = 16;
-
-std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
 
 // CLOCK_REALTIME_COARSE: a few ns instead of ~20; millisecond resolution is plenty for "created".
 std::chrono::system_clock::time_point coarse_wall() noexcept {
@@ -99,10 +98,21 @@ double unit_random() noexcept {
   return std::generate_canonical<double, 32>(rng);
 }
 
-std::uint64_t stamp_now() noexcept {
-  const auto t = static_cast<std::uint64_t>(steady_ns()) & Work::kStampMask;
-  return t == 0 ? 1 : t;
+// The precise wall clock, for deadlines (only tasks that have one pay for it).
+std::chrono::system_clock::time_point precise_wall() noexcept {
+  return std::chrono::system_clock::now();
 }
+
+bool has_deadline(const Task& t) noexcept { return t.deadline.time_since_epoch().count() != 0; }
+
+// Enqueue-to-start in nanoseconds from a 48-bit enqueue stamp and the start's ticks. A stamp
+// "after" the start (ticks of two cores a few cycles apart) is a wait of zero.
+std::uint64_t waited_ns(std::uint64_t stamp, std::uint64_t start) noexcept {
+  const std::uint64_t d = (start - stamp) & Work::kStampMask;
+  return d > Work::kStampMask / 2 ? 0 : CycleClock::to_ns(d);
+}
+
+constexpr std::string_view kExpired = "expired";
 
 struct Retry {
   ArmId arm;
@@ -124,17 +134,19 @@ void validate(const ArmConfig& c) {
                                 std::to_string(c.backoff_base.count()) + " ms and " +
                                 std::to_string(c.backoff_max.count()) + " ms)");
   }
+  if (c.timeout && c.timeout->count() <= 0) {
+    throw std::invalid_argument(who + "timeout must be > 0 or unset (got " +
+                                std::to_string(c.timeout->count()) + " ns)");
+  }
 }
 
-// Per arena thread: 1 while its drainer runs a task (or is about to find it cancelled); read by
-// shutdown() after its heavy fence. A cache line each: every drainer writes its own per task.
-struct alignas(64) RunningSlot {
-  std::atomic<std::uint32_t> running{0};
+struct Local {
+  std::uint64_t processed = 0, ok = 0, failed = 0, retried = 0, dead = 0, cancelled = 0,
+                expired = 0, overran = 0;
 };
 
-struct Local {
-  std::uint64_t processed = 0, ok = 0, failed = 0, retried = 0, dead = 0, cancelled = 0;
-};
+// The drainer slot and executor of the task running on this thread (octo::this_task).
+thread_local RunningSlot* t_slot = nullptr;
 
 }  // namespace
 
@@ -181,8 +193,15 @@ struct Executor::Impl {
         journal(std::move(cfg.journal)),
         jr(journal.get()),
         journal_sync(jr != nullptr && jr->durability() == Durability::kSync),
+        latency_window(cfg.latency_window),
+        stall_enabled(cfg.stall_check.count() > 0),
+        fast_ticks(CycleClock::from_ns(std::chrono::nanoseconds(kFastTaskNs))),
         arena(threads, 0),
         dead(cfg.dead_letter_capacity) {
+    if (cfg.latency_window.count() <= 0) {
+      throw std::invalid_argument("octo::ExecutorConfig: latency_window must be > 0 (got " +
+                                  std::to_string(cfg.latency_window.count()) + " ns)");
+    }
     // TBB's worker pool defaults to one thread less than the cores (it expects the caller to
     // join); our producers never join the arena, so it needs one worker per slot. TBB applies the
     // smallest max_allowed_parallelism of all live controls to the whole process, so add one only
@@ -206,7 +225,7 @@ struct Executor::Impl {
       }
     }
     for (std::size_t i = 0; i < cfg.arms.size(); ++i) {
-      arms[i] = std::make_unique<Arm>(cfg.arms[i], static_cast<ArmId>(i));
+      arms[i] = make_arm(cfg.arms[i], static_cast<ArmId>(i));
     }
     arm_count.store(static_cast<std::uint32_t>(cfg.arms.size()), std::memory_order_release);
     {
@@ -218,8 +237,11 @@ struct Executor::Impl {
     // Read before any thread starts: a journal that cannot be read fails the constructor.
     JournalRecovery recovery;
     if (jr != nullptr) recovery = jr->recover();
+    // The tick also watches running tasks' timeouts, so it runs (every millisecond when the
+    // stall check is off) whenever something is running.
     timer = std::make_unique<detail::TimerQueue<Retry>>(
-        [this](Retry&& r) { fire(r); }, [this] { return watch(); }, cfg.stall_check);
+        [this](Retry&& r) { fire(r); }, [this] { return watch(); },
+        stall_enabled ? cfg.stall_check : std::chrono::milliseconds(1));
     try {
       for (DeadLetter& d : recovery.dead_letters) dead.keep(std::move(d));
       for (JournaledTask& t : recovery.unfinished) restore(std::move(t));
@@ -278,6 +300,9 @@ struct Executor::Impl {
   // cost of wake()'s shallow-queue shortcut for slow tasks to about one stall_check period.
   // Returns whether any arm has drainers (the only time a stall can happen): when none has,
   // the timer pauses until spawn() resumes it, so an idle executor's timer sleeps.
+  // The same tick asks runs past their timeout or deadline to stop, and rolls the arms' latency
+  // windows (a histogram's window needs a roll per slot while values arrive, and values arrive
+  // only while drainers run, which keeps this tick going).
   bool watch() noexcept {
     const std::uint32_t n = arm_count.load(std::memory_order_acquire);
     bool busy = false;
@@ -286,12 +311,52 @@ struct Executor::Impl {
       const std::uint64_t progress = a.processed.load(std::memory_order_relaxed);
       const bool stalled = progress == a.watched_progress;
       a.watched_progress = progress;
-      if (stalled && a.queued() > 0) wake(a, INT64_MAX / 2);
+      const bool held = a.paused.load(std::memory_order_relaxed);
+      if (stall_enabled && stalled && !held && a.queued() > 0) wake(a, INT64_MAX / 2);
+      try {
+        a.queue_wait.roll();
+        a.run_time.roll();
+      } catch (...) {  // out of memory: the window is rolled by the next read instead
+      }
       // seq_cst: the second half of the timer's pause protocol (see TimerQueue::resume). Queued
-      // work with no drainer keeps it ticking too (this look spawns one).
-      busy = busy || a.active.load(std::memory_order_seq_cst) != 0 || a.queued() > 0;
+      // work with no drainer keeps it ticking too (this look spawns one), unless the arm is
+      // paused (resume() wakes it).
+      busy = busy || a.active.load(std::memory_order_seq_cst) != 0 || (!held && a.queued() > 0);
     }
+    const std::uint64_t now = CycleClock::now();
+    for_each_slot([now](RunningSlot& slot) {
+      if (slot.running.load(std::memory_order_relaxed) == 0) return;
+      const std::uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+      const std::uint64_t at = slot.stop_at.load(std::memory_order_relaxed);
+      const bool due = at != 0 && now >= at;
+      // Once per run: a request already made (cancel, shutdown) has woken its token itself.
+      if (due && slot.stop_seq.load(std::memory_order_relaxed) != seq)
+        slot.request_stop(seq, false);
+    });
     return busy;
+  }
+
+  // Every drainer slot: the arena's, then each blocking arm's. Cold (timer, shutdown, status).
+  template <class F>
+  void for_each_slot(F&& f) noexcept {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(threads); ++i) f(running[i]);
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (arms[i]->pool) arms[i]->pool->for_each_slot(f);
+    }
+  }
+
+  std::unique_ptr<Arm> make_arm(const ArmConfig& c, ArmId id) {
+    auto a = std::make_unique<Arm>(c, id, latency_window);
+    if (c.blocking) {
+      Arm* raw = a.get();
+      a->pool = std::make_unique<detail::BlockingPool>(("octo-" + c.name).substr(0, 15),
+                                                       [this, raw](RunningSlot& slot) {
+                                                         OCTO_TSAN_ACQUIRE(raw);
+                                                         drain(*raw, slot, -1);
+                                                       });
+    }
+    return a;
   }
 
   // --- configuration -----------------------------------------------------------------------
@@ -345,7 +410,8 @@ struct Executor::Impl {
         return EnqueueResult::refused(EnqueueError::kFull);
       }
     }
-    if (tick % Executor::kSampleEvery == 0) w.meta |= stamp_now();
+    // Every task's enqueue time: its queue wait is recorded when it starts.
+    w.meta |= CycleClock::now() & Work::kStampMask;
     // Journaled before it is counted: a sync wait here must not look like a push in flight to a
     // retiring drainer (which would spin for the whole commit).
     if (TaskNode* node = w.node(); jr != nullptr && node != nullptr) {
@@ -386,8 +452,51 @@ struct Executor::Impl {
     return EnqueueResult::accepted(id);
   }
 
+  // Lifts a pause. The flag is stored before wake() reads `active` (both seq_cst): a drainer that
+  // retired because it saw the pause decremented `active` before that read, so a drainer is
+  // spawned for what it left queued.
+  void resume(Arm& a) noexcept {
+    if (!a.paused.exchange(false, std::memory_order_seq_cst)) return;
+    if (a.queued() > 0) wake(a, INT64_MAX / 2);
+  }
+
+  // Runs of arm `id` now past their timeout or deadline.
+  std::uint64_t stuck(ArmId id) noexcept {
+    const std::uint64_t now = CycleClock::now();
+    std::uint64_t count = 0;
+    for_each_slot([&](RunningSlot& slot) {
+      if (slot.running.load(std::memory_order_relaxed) == 0 ||
+          slot.arm.load(std::memory_order_relaxed) != id)
+        return;
+      const std::uint64_t at = slot.stop_at.load(std::memory_order_relaxed);
+      if (at != 0 && now > at) ++count;
+    });
+    return count;
+  }
+
+  // A task whose deadline passed before it was enqueued: accepted (it has an id, and is counted)
+  // and dead-lettered as expired at once, without a queue or the journal.
+  EnqueueResult expire_at_enqueue(Arm& a, Work& w, TaskId id) noexcept {
+    if (stopping.load(std::memory_order_acquire)) {
+      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+      finish(w);
+      return EnqueueResult::refused(EnqueueError::kStopped);
+    }
+    a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    expire(a, w);
+    finish(w);
+    Local l;
+    l.dead = 1;
+    l.expired = 1;
+    flush(a, l);
+    return EnqueueResult::accepted(id);
+  }
+
   // Puts a drainer on the arena unless enough are running for the queue's depth.
   void wake(Arm& a, std::int64_t depth) noexcept {
+    // seq_cst: a paused arm spawns nothing; resume() stores the flag and then wakes (see there).
+    if (a.paused.load(std::memory_order_seq_cst)) [[unlikely]]
+      return;
     std::uint32_t cur = a.active.load(std::memory_order_seq_cst);
     const std::uint32_t limit = a.max_parallel.load(std::memory_order_relaxed);
     while (cur < limit) {
@@ -410,10 +519,15 @@ struct Executor::Impl {
 
   void post(Arm& a) noexcept {
     OCTO_TSAN_RELEASE(&a);
+    // A blocking arm's own threads; the arena only if none could be started.
+    if (a.pool && a.pool->post(a.max_parallel.load(std::memory_order_relaxed))) return;
     OCTO_TSAN_IGNORE_BEGIN();
     arena.enqueue([this, &a] {
       OCTO_TSAN_ACQUIRE(&a);
-      drain(a);
+      // Drainers run only on this executor's arena threads, each on its own slot.
+      const int index = tbb::this_task_arena::current_thread_index();
+      assert(index >= 0 && index < threads);
+      drain(a, running[static_cast<std::size_t>(index)], index);
     });
     OCTO_TSAN_IGNORE_END();
   }
@@ -443,7 +557,9 @@ struct Executor::Impl {
     // its `accepted` increment precedes that read; all four operations are seq_cst, so queued()
     // sees the increment. queued() > 0 with nothing to dequeue means a push still in flight (or
     // a task another drainer took and has not subtracted yet): the caller yields and retries.
-    if (a.queued() <= 0) return true;
+    // A paused arm's drainer leaves its work queued: resume() stores the flag before it reads
+    // `active` (seq_cst both), so it sees this decrement and spawns a drainer.
+    if (a.queued() <= 0 || a.paused.load(std::memory_order_seq_cst)) return true;
     std::uint32_t cur = a.active.load(std::memory_order_seq_cst);
     while (cur < a.max_parallel.load(std::memory_order_relaxed)) {
       if (a.active.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) return false;
@@ -455,12 +571,17 @@ struct Executor::Impl {
   // a handler that drains another executor's work in between leaves it right).
   static thread_local const Impl* t_draining;
 
-  void drain(Arm& a) noexcept {
+  // The observer pin of this thread while it drains for this executor: its arena slot, or -1 on a
+  // blocking arm's thread (which uses the registry's shared lock).
+  static thread_local int t_pin;
+
+  void drain(Arm& a, RunningSlot& slot, int pin) noexcept {
     const Impl* const outer = std::exchange(t_draining, this);
-    // Drainers run only on this executor's arena threads, each on its own slot.
-    const int index = tbb::this_task_arena::current_thread_index();
-    assert(index >= 0 && index < threads);
-    drain_batches(a, running[static_cast<std::size_t>(index)]);
+    const int outer_pin = std::exchange(t_pin, pin);
+    RunningSlot* const outer_slot = std::exchange(t_slot, &slot);
+    drain_batches(a, slot);
+    t_slot = outer_slot;
+    t_pin = outer_pin;
     t_draining = outer;
   }
 
@@ -469,11 +590,12 @@ struct Executor::Impl {
     std::uint32_t budget = fairness_budget;
     std::uint32_t tick = 0;
     std::size_t want = 1;
-    std::int64_t t_prev = steady_ns();
+    std::uint64_t t_prev = CycleClock::now();
     std::uint32_t misses = 0;
     for (;;) {
       Priority prio = Priority::kNormal;
-      const std::size_t n = take(a, batch, want, tick, prio);
+      const std::size_t n =
+          a.paused.load(std::memory_order_relaxed) ? 0 : take(a, batch, want, tick, prio);
       if (n == 0) {
         if (retire(a)) break;
         if (++misses > 1) std::this_thread::yield();  // let the other consumer subtract
@@ -481,9 +603,10 @@ struct Executor::Impl {
       }
       misses = 0;
       a.taken.fetch_add(n, std::memory_order_relaxed);
-      run_batch(a, batch, n, prio, slot);
-      const std::int64_t t_now = steady_ns();
-      const bool fast = (t_now - t_prev) < kFastTaskNs * static_cast<std::int64_t>(n);
+      // The batch's first start: later tasks start where the one before ended.
+      std::uint64_t t_now = CycleClock::now();
+      run_batch(a, batch, n, prio, slot, t_now);
+      const bool fast = (t_now - t_prev) < fast_ticks * n;
       want = fast ? std::min(kBatch, want * 2) : 1;
       // Tiny tasks arriving one by one: step aside (a yield, ~1 us) so the producer gets a lead
       // and the next take is a batch, instead of pulling each slot across cores as it is written.
@@ -492,9 +615,14 @@ struct Executor::Impl {
       t_prev = t_now;
       budget = budget > n ? budget - static_cast<std::uint32_t>(n) : 0;
       if (budget == 0) {
-        // Fairness: yield the worker to other arms' drainers, keeping our slot.
-        post(a);
-        return;
+        // Fairness: yield the worker to other arms' drainers, keeping our slot. A blocking arm's
+        // thread serves that arm alone: it just carries on.
+        if (a.pool) {
+          budget = fairness_budget;
+        } else {
+          post(a);
+          return;
+        }
       }
       // Honour a lowered max_parallel by retiring surplus drainers at batch boundaries.
       std::uint32_t cur = a.active.load(std::memory_order_relaxed);
@@ -512,9 +640,9 @@ struct Executor::Impl {
             std::string_view reason = {}) const noexcept {
     observers.for_each(
         [this] {
-          // A drainer of this executor uses its arena slot's pin; any other thread (timer,
-          // shutdown, a drainer of another executor) the shared lock.
-          return t_draining == this ? tbb::this_task_arena::current_thread_index() : -1;
+          // A drainer of this executor on the arena uses its slot's pin; any other thread (timer,
+          // shutdown, a blocking arm's thread, a drainer of another executor) the shared lock.
+          return t_draining == this ? t_pin : -1;
         },
         [&](Observer& o) {
           const Task* task = w.node() ? &w.node()->task : nullptr;
@@ -533,7 +661,8 @@ struct Executor::Impl {
     }
   }
 
-  void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio, RunningSlot& slot) noexcept {
+  void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio, RunningSlot& slot,
+                 std::uint64_t& t_now) noexcept {
     Local l;
     // Finished typed tasks go back to the slab together: one free-list CAS per batch.
     static_assert(kBatch <= detail::TaskSlab::kMaxChain);
@@ -546,6 +675,10 @@ struct Executor::Impl {
         w.ops->destroy(w.word);
       }
     };
+    std::uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+    slot.arm.store(a.id, std::memory_order_relaxed);
+    WindowedHistogram::Writer queue_wait = a.queue_wait.writer();
+    WindowedHistogram::Writer run_time = a.run_time.writer();
     for (std::size_t i = 0; i < n; ++i) {
       Work& w = batch[i];
       // Checked per task, not per batch: the rest of a batch taken before a cancelling shutdown
@@ -560,7 +693,8 @@ struct Executor::Impl {
         ++l.cancelled;
         continue;
       }
-      if (TaskNode* node = w.node()) {
+      TaskNode* const node = w.node();
+      if (node != nullptr) {
         std::uint64_t expect = (node->generation() << 2) | TaskNode::kQueued;
         // Acquire: a successful take sees the task the producer wrote; a failed one means cancel()
         // won the race and the task must not run.
@@ -573,20 +707,36 @@ struct Executor::Impl {
           continue;
         }
       }
-      const std::uint32_t attempt = w.next_attempt();
-      const bool sampled = w.stamp() != 0;
-      std::int64_t t0 = 0;
-      if (sampled) {
-        t0 = steady_ns();
-        // Modular 48-bit difference: exact for waits shorter than ~78 hours.
-        a.queue_wait.record((static_cast<std::uint64_t>(t0) - w.stamp()) & Work::kStampMask);
+      const std::uint64_t t0 = t_now;
+      std::uint64_t stop_at = a.timeout_ticks != 0 ? t0 + a.timeout_ticks : 0;
+      if (node != nullptr && has_deadline(node->task)) [[unlikely]] {
+        const auto wall = precise_wall();
+        if (wall >= node->task.deadline) {
+          slot.running.store(0, std::memory_order_relaxed);
+          expire(a, w);
+          ++l.dead;
+          ++l.expired;
+          done(w);
+          continue;
+        }
+        const std::uint64_t by = t0 + CycleClock::from_ns(node->task.deadline - wall);
+        stop_at = stop_at == 0 ? by : std::min(stop_at, by);
       }
+      const std::uint32_t attempt = w.next_attempt();
+      queue_wait.record(waited_ns(w.stamp(), t0));
+      // The run's identity for stop requests; the release on seq publishes the fields before it
+      // to a reader that loads seq with acquire (cancel(id)).
+      slot.task.store(node != nullptr ? node->task.id : 0, std::memory_order_relaxed);
+      slot.stop_at.store(stop_at, std::memory_order_relaxed);
+      slot.seq.store(++seq, std::memory_order_release);
       emit(TaskEventKind::kStarted, a, w, attempt);
       Outcome out = invoke(a, w);
       slot.running.store(0, std::memory_order_relaxed);
-      if (sampled) {
-        a.run_time.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - t0)));
-      }
+      t_now = CycleClock::now();
+      run_time.record(CycleClock::to_ns(t_now - t0));
+      if (stop_at != 0 && t_now > stop_at) ++l.overran;
+      if (slot.has_source.load(std::memory_order_relaxed)) [[unlikely]]
+        drop_source(slot);
       ++l.processed;
       if (out.ok()) {
         ++l.ok;
@@ -596,8 +746,21 @@ struct Executor::Impl {
         continue;
       }
       ++l.failed;
-      const std::uint32_t limit = (w.node() && w.node()->task.max_attempts != 0)
-                                      ? w.node()->task.max_attempts
+      // A failure after cancel(id) reached this run ends the task as cancelled (and out of the
+      // journal); after a cancelling shutdown it is cancelled too but stays journaled, as the
+      // tasks the shutdown never started do.
+      const bool by_cancel = slot.cancel_seq.load(std::memory_order_relaxed) == seq;
+      if (by_cancel || cancel_all.load(std::memory_order_acquire)) [[unlikely]] {
+        if (by_cancel && node != nullptr) {
+          node->word.store((node->generation() << 2) | TaskNode::kCancelled,
+                           std::memory_order_relaxed);
+        }
+        discard(a, w);
+        ++l.cancelled;
+        continue;
+      }
+      const std::uint32_t limit = (node != nullptr && node->task.max_attempts != 0)
+                                      ? node->task.max_attempts
                                       : a.max_attempts;
       if (attempt < limit && !cancel_all.load(std::memory_order_acquire) &&
           retry(a, w, prio, attempt)) {
@@ -636,7 +799,7 @@ struct Executor::Impl {
     w.meta &= ~Work::kStampMask;
     try {
       if (jr != nullptr && node != nullptr) jr->retried(node->task.durable_key, attempt);
-      timer->schedule(Clock::now() + delay, Retry{a.id, prio, w});
+      timer->schedule(SteadyTime::now() + delay, Retry{a.id, prio, w});
       // cancel() may have run between the store above and the schedule, missing the timer.
       const std::uint64_t cancelled_word = (gen << 2) | TaskNode::kCancelled;
       if (node && node->word.load(std::memory_order_acquire) == cancelled_word) {
@@ -707,6 +870,24 @@ struct Executor::Impl {
     flush(a, l);
   }
 
+  // A queued task whose deadline passed: dead-lettered as "expired" (and out of the journal).
+  void expire(const Arm& a, const Work& w) noexcept {
+    emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), kExpired);
+    dead_letter(a, w, kExpired, w.attempt());
+    journal_end(w, JournalEnd::kDeadLettered, kExpired, w.attempt());
+  }
+
+  // The run's stop_token source goes with the run (tokens handed out keep their own state).
+  static void drop_source(RunningSlot& slot) noexcept {
+    std::stop_source* s = nullptr;
+    {
+      detail::LockGuard lock(slot.source_mu);
+      s = std::exchange(slot.source, nullptr);
+      slot.has_source.store(false, std::memory_order_relaxed);
+    }
+    delete s;
+  }
+
   // A task cancel(id) hit (state kCancelled) leaves the journal; one a shutdown cancels stays in
   // it, so the next executor on the same journal runs it.
   void discard(Arm& a, Work& w) noexcept {
@@ -773,6 +954,8 @@ struct Executor::Impl {
     if (l.ok) a.succeeded.fetch_add(l.ok, std::memory_order_seq_cst);
     if (l.dead) a.dead_lettered.fetch_add(l.dead, std::memory_order_seq_cst);
     if (l.cancelled) a.cancelled.fetch_add(l.cancelled, std::memory_order_seq_cst);
+    if (l.expired) a.expired.fetch_add(l.expired, std::memory_order_relaxed);
+    if (l.overran) a.overran.fetch_add(l.overran, std::memory_order_relaxed);
     if (l.processed) {
       a.last_run_ns.store(coarse_wall().time_since_epoch().count(), std::memory_order_relaxed);
     }
@@ -794,12 +977,12 @@ struct Executor::Impl {
   }
 
   // Until no more than `own` tasks are pending (the caller's own, when a handler calls).
-  bool wait_idle_until(Clock::time_point deadline, std::uint64_t own = 0) {
+  bool wait_idle_until(SteadyTime::time_point deadline, std::uint64_t own = 0) {
     waiters.fetch_add(1, std::memory_order_seq_cst);
     std::unique_lock lock(idle_mu);
     const auto idle_now = [this, own] { return total_pending() <= own; };
     bool idle = true;
-    if (deadline == Clock::time_point::max()) {
+    if (deadline == SteadyTime::time_point::max()) {
       idle_cv.wait(lock, idle_now);
     } else {
       idle = idle_cv.wait_until(lock, deadline, idle_now);
@@ -845,27 +1028,37 @@ struct Executor::Impl {
 
   ShutdownReport shutdown(ShutdownMode mode, std::chrono::nanoseconds limit) {
     std::lock_guard guard(shutdown_mu);
-    const auto now = Clock::now();
+    const auto now = SteadyTime::now();
     const auto deadline =
-        limit >= Clock::time_point::max() - now ? Clock::time_point::max() : now + limit;
+        limit >= SteadyTime::time_point::max() - now ? SteadyTime::time_point::max() : now + limit;
     ShutdownReport report;
     const std::uint64_t cancelled_before = total_cancelled();
     // Called by a handler of this executor: its own task cannot finish while it waits here.
     const std::uint64_t own = t_draining == this ? 1 : 0;
     // enqueue() calls that begin after this see it (they load with acquire).
     stopping.store(true, std::memory_order_seq_cst);
-    if (mode == ShutdownMode::kDrain && !wait_idle_until(deadline, own)) report.deadline_hit = true;
+    if (mode == ShutdownMode::kDrain) {
+      // Draining runs what paused arms hold too.
+      const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+      for (std::uint32_t i = 0; i < n; ++i) resume(*arms[i]);
+      if (!wait_idle_until(deadline, own)) report.deadline_hit = true;
+    }
     cancel_all.store(true, std::memory_order_seq_cst);
     // From here no drainer starts a task (see run_batch): each either sees cancel_all or has its
     // running slot set where the count below sees it.
     detail::heavy_fence();
+    // Tasks still running are asked to stop (octo::this_task).
+    for_each_slot([](RunningSlot& slot) {
+      if (slot.running.load(std::memory_order_relaxed) != 0)
+        slot.request_stop(slot.seq.load(std::memory_order_acquire), false);
+    });
     // Late arrivals (a producer that passed the stopping check just before it was set, or a retry
     // scheduled by a task that was running) are swept again until nothing is pending.
     for (;;) {
       sweep();
-      const auto step = std::min(deadline, Clock::now() + std::chrono::milliseconds(10));
+      const auto step = std::min(deadline, SteadyTime::now() + std::chrono::milliseconds(10));
       if (wait_idle_until(step, own)) break;
-      if (Clock::now() >= deadline) {
+      if (SteadyTime::now() >= deadline) {
         report.deadline_hit = true;
         break;
       }
@@ -873,8 +1066,9 @@ struct Executor::Impl {
     // Tasks in a handler now (a drainer between its check and a discard counts too, for the
     // nanoseconds it takes). Tasks a drainer took but did not start are not running: it cancels
     // them when its handler returns.
-    for (std::size_t i = 0; i < static_cast<std::size_t>(threads); ++i)
-      report.still_running += running[i].running.load(std::memory_order_relaxed);
+    for_each_slot([&report](RunningSlot& slot) {
+      report.still_running += slot.running.load(std::memory_order_relaxed);
+    });
     report.cancelled = total_cancelled() - cancelled_before;
     return report;
   }
@@ -894,6 +1088,10 @@ struct Executor::Impl {
       }
     }
     timer.reset();
+    const std::uint32_t n = arm_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (arms[i]->pool) arms[i]->pool->stop();
+    }
     // Every event has been delivered (drainers and the timer are done). Observers still
     // registered hear that the executor goes away; one that calls into it (halo::Engine) waits
     // here for its own calls to return and makes no more. Enqueues meanwhile are refused.
@@ -913,6 +1111,9 @@ struct Executor::Impl {
   const std::shared_ptr<Journal> journal;
   Journal* const jr;  // journal.get(): one load on the hot path
   const bool journal_sync;
+  const std::chrono::nanoseconds latency_window;
+  const bool stall_enabled;
+  const std::uint64_t fast_ticks;  // kFastTaskNs in CycleClock ticks
   std::atomic<std::uint64_t> recovered{0};
   std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers
   tbb::task_arena arena;
@@ -944,6 +1145,7 @@ struct Executor::Impl {
 };
 
 thread_local const Executor::Impl* Executor::Impl::t_draining = nullptr;
+thread_local int Executor::Impl::t_pin = -1;
 
 Executor::Executor(ExecutorConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 
@@ -1001,6 +1203,8 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
+  if (has_deadline(node->task) && precise_wall() >= node->task.deadline) [[unlikely]]
+    return im.expire_at_enqueue(*a, w, id);
   return im.push(*a, w, prio, id);
 }
 
@@ -1044,6 +1248,18 @@ bool Executor::cancel(TaskId id) noexcept {
   // that later meets it in a queue counts it as cancelled and frees it.
   const std::uint64_t cancelled_word = ((id >> 32) << 2) | TaskNode::kCancelled;
   if (!node->word.compare_exchange_strong(expect, cancelled_word, std::memory_order_acq_rel)) {
+    // Running: ask it to stop. Its slot is the one whose run carries this id; a run that ends
+    // meanwhile changes the slot's seq, and the request (stored under the old one) is ignored.
+    if ((expect & 3) == TaskNode::kRunning && (expect >> 2) == (id >> 32)) {
+      impl_->for_each_slot([id](detail::RunningSlot& slot) {
+        const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
+        if (slot.running.load(std::memory_order_relaxed) != 0 &&
+            slot.task.load(std::memory_order_relaxed) == id &&
+            slot.seq.load(std::memory_order_relaxed) == seq) {
+          slot.request_stop(seq, true);
+        }
+      });
+    }
     return false;
   }
   if (impl_->any_delayed()) impl_->purge_delayed(node, cancelled_word);
@@ -1074,13 +1290,24 @@ ArmId Executor::add_arm(const ArmConfig& config) {
     throw std::invalid_argument("octo::Executor::add_arm: at most " + std::to_string(kMaxArms) +
                                 " arms");
   }
-  impl_->arms[n] = std::make_unique<Arm>(config, n);
+  impl_->arms[n] = impl_->make_arm(config, n);
   impl_->arm_count.store(n + 1, std::memory_order_release);
   return n;
 }
 
 void Executor::set_enabled(ArmId arm, bool enabled) {
   impl_->arm_or_throw(arm, "set_enabled").enabled.store(enabled, std::memory_order_relaxed);
+}
+
+void Executor::pause(ArmId arm) {
+  impl_->arm_or_throw(arm, "pause").paused.store(true, std::memory_order_seq_cst);
+}
+
+void Executor::resume(ArmId arm) { impl_->resume(impl_->arm_or_throw(arm, "resume")); }
+
+ArmLatency Executor::arm_latency(ArmId arm) const {
+  const Arm& a = impl_->arm_or_throw(arm, "arm_latency");
+  return ArmLatency{a.queue_wait.total(), a.run_time.total()};
 }
 
 void Executor::set_max_parallel(ArmId arm, std::uint32_t max_parallel) {
@@ -1100,7 +1327,9 @@ void Executor::set_routes(const RoutingTable& routes) {
 }
 
 ArmStatus Executor::arm_status(ArmId arm) const {
-  return impl_->arm_or_throw(arm, "arm_status").status();
+  ArmStatus s = impl_->arm_or_throw(arm, "arm_status").status();
+  s.stuck = impl_->stuck(arm);
+  return s;
 }
 
 RuntimeStatus Executor::status() const {
@@ -1117,6 +1346,8 @@ RuntimeStatus Executor::status() const {
     r.pending += s.pending;
     r.queued += s.queued;
     r.rejected += s.rejected;
+    r.expired += s.expired;
+    r.stuck += s.stuck;
     r.arms.push_back(std::move(s));
   }
   r.rejected_unroutable = impl_->rejected_unroutable.load(std::memory_order_relaxed);
@@ -1135,9 +1366,10 @@ const Context& Executor::context() const noexcept { return impl_->context; }
 
 bool Executor::wait_idle(std::chrono::nanoseconds timeout) {
   if (Impl::t_draining == impl_.get()) return false;  // a handler waiting for its own task
-  const auto now = Clock::now();
-  const auto deadline =
-      timeout >= Clock::time_point::max() - now ? Clock::time_point::max() : now + timeout;
+  const auto now = SteadyTime::now();
+  const auto deadline = timeout >= SteadyTime::time_point::max() - now
+                            ? SteadyTime::time_point::max()
+                            : now + timeout;
   return impl_->wait_idle_until(deadline);
 }
 
@@ -1150,3 +1382,30 @@ ShutdownReport Executor::shutdown(ShutdownMode mode, std::chrono::nanoseconds de
 }
 
 }  // namespace octo
+
+namespace octo::this_task {
+
+bool stop_requested() noexcept {
+  const detail::RunningSlot* s = t_slot;
+  return s != nullptr && s->stop_requested_now(CycleClock::now());
+}
+
+std::stop_token stop_token() {
+  detail::RunningSlot* s = t_slot;
+  if (s == nullptr) return {};
+  detail::LockGuard lock(s->source_mu);
+  if (s->source == nullptr) {
+    s->source = new std::stop_source;
+    // Release: the timer, cancel() and shutdown lock the mutex only after seeing the flag.
+    s->has_source.store(true, std::memory_order_release);
+  }
+  if (s->stop_requested_now(CycleClock::now())) s->source->request_stop();
+  return s->source->get_token();
+}
+
+TaskId id() noexcept {
+  const detail::RunningSlot* s = t_slot;
+  return s != nullptr ? s->task.load(std::memory_order_relaxed) : 0;
+}
+
+}  // namespace octo::this_task

@@ -608,10 +608,18 @@ TEST(Status, HistogramsAndTotals) {
   EXPECT_EQ(s.pending, 0u);
   EXPECT_EQ(s.queued, 0u);
   EXPECT_LE(s.arms[0].active, 2u);  // drainers retire just after the last task
-  // 2000 / kSampleEvery samples were recorded; percentiles are ordered.
-  EXPECT_GT(s.arms[0].queue_wait_p99.count(), 0);
-  EXPECT_LE(s.arms[0].queue_wait_p50, s.arms[0].queue_wait_p99);
-  EXPECT_LE(s.arms[0].run_time_p50, s.arms[0].run_time_p99);
+  // Every task was recorded, once in each histogram; percentiles are ordered.
+  for (const octo::DurationSummary& d : {s.arms[0].queue_wait, s.arms[0].run_time}) {
+    EXPECT_EQ(d.count, 2000u);
+    EXPECT_LE(d.p50, d.p90);
+    EXPECT_LE(d.p90, d.p99);
+    EXPECT_LE(d.p99, d.p999);
+    EXPECT_LE(d.p999, d.max);
+  }
+  EXPECT_GT(s.arms[0].queue_wait.max.count(), 0);
+  const auto all = ex.arm_latency(0);
+  EXPECT_EQ(all.queue_wait.count, 2000u);
+  EXPECT_EQ(all.run_time.count, 2000u);
 }
 
 TEST(Config, NeverLowersTheProcessTbbLimit) {

@@ -3,11 +3,20 @@
 // An arm is a named lane of background work with a hard concurrency limit (`max_parallel`), a
 // bounded queue (`capacity`, tasks waiting, not running) and a retry policy. `default_arms()` gives
 // the original eight. Handlers run typed tasks routed to the arm; `submit()` callables need none.
+//
+// Blocking arms (`blocking = true`) run on threads of their own, created when work first arrives
+// and at most `max_parallel` of them, so a handler that waits seconds on I/O holds only its own
+// arm; the others run on the executor's TBB arena, one thread per core, and their handlers must
+// not block.
+//
+//   octo::ArmConfig deploy{.name = "deploy", .max_parallel = 2, .blocking = true,
+//                          .timeout = std::chrono::minutes(5)};
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +33,13 @@ using Handler = std::function<Outcome(const Task&, const Context&)>;
 struct ArmConfig {
   std::string name;
   std::uint32_t max_parallel = 1;
+  // Handlers wait (I/O, subprocesses, sleeps): run them on the arm's own threads, not the arena.
+  bool blocking = false;
   bool enabled = true;
+  // How long one run may take. At the timeout the running task is asked to stop (see
+  // octo/this_task.hpp: cooperative, it is never killed) and from then on it is reported as
+  // stuck in status and metrics. nullopt = no limit; zero or negative is refused.
+  std::optional<std::chrono::nanoseconds> timeout{};
   // Tasks waiting in the arm's queues; enqueue beyond it is rejected with EnqueueError::kFull.
   std::size_t capacity = 1u << 20;
   // Runs before dead-lettering (a task's own max_attempts overrides it).
@@ -37,7 +52,10 @@ struct ArmConfig {
   Handler handler;
 };
 
-// deploy 2, batch 4, streams 2, secrets 1, builds 2, watchers 2, cleanup 2, analytics 2.
+// deploy 2, batch 4, streams 2, secrets 1, builds 2, watchers 2, cleanup 2, analytics 2 (max
+// parallel). All but batch and analytics are blocking: they deploy, build, rotate secrets, read
+// streams, watch and clean up through I/O. With the default ExecutorConfig a handler blocked on
+// one arm therefore never holds back another arm's task.
 std::vector<ArmConfig> default_arms();
 
 // The delay before retry number `attempt` (1-based: the delay after the first failure is attempt

@@ -3,10 +3,13 @@
 //
 // Tasks are routed by type to arms. Each arm owns one lock-free MPMC queue per priority and an
 // atomic `active` counter; while active < max_parallel an enqueue puts one *drainer* on a
-// tbb::task_arena, which runs the arm's tasks in batches until the queue is empty or its fairness
-// budget is spent. Failures are retried with exponential backoff and jitter, then dead-lettered.
-// Expected refusals (unroutable, disabled, full, stopped) come back as an EnqueueError and are
-// counted, never thrown.
+// tbb::task_arena (or, for a blocking arm, on one of the arm's own threads), which runs the arm's
+// tasks in batches until the queue is empty or its fairness budget is spent. Failures are retried
+// with exponential backoff and jitter, then dead-lettered. Expected refusals (unroutable,
+// disabled, full, stopped) come back as an EnqueueError and are counted, never thrown. Every
+// task's queue wait and run time go into the arm's windowed histograms
+// (octo/windowed_histogram.hpp, timed with octo/cycle_clock.hpp); a running task can be asked to
+// stop (octo/this_task.hpp).
 //
 //   octo::ExecutorConfig cfg;                        // the eight default arms and routes
 //   cfg.on("deploy", [](const octo::Task& t, const octo::Context&) {
@@ -16,10 +19,12 @@
 //   if (auto r = ex.enqueue({.type = "agent.revive", .payload = "a-17"}); !r)
 //     log(octo::to_string(r.error()));
 //   auto done = ex.submit(*ex.arm_id("cleanup"), [] { purge_tmp(); });
+//   ex.pause(*ex.arm_id("deploy"));                  // hold deploys; enqueue still accepts
 //   ex.shutdown(octo::ShutdownMode::kDrain, std::chrono::seconds(10));
 //
 // Thread safety: every member may be called from any thread, except that the executor must outlive
-// all calls into it. Handlers run on the executor's TBB arena and must not block for long.
+// all calls into it. Handlers of blocking arms (ArmConfig::blocking) may block; the others run on
+// the executor's TBB arena and must not block for long.
 #pragma once
 
 #include <cassert>
@@ -40,6 +45,7 @@
 #include "octo/routing.hpp"
 #include "octo/status.hpp"
 #include "octo/task.hpp"
+#include "octo/windowed_histogram.hpp"
 
 namespace octo {
 
@@ -54,6 +60,8 @@ enum class EnqueueError : std::uint8_t {
   kJournal,      // the journal could not record the task (see the journal's status)
   kBadPriority,  // the priority is not one of the four Priority values (a cast from bad input)
 };
+// (A task whose deadline has passed is not refused: it is accepted and expires, see
+// Task::deadline.)
 std::string_view to_string(EnqueueError e) noexcept;
 
 // The answer to enqueue()/submit(): the new task's id, or why it was refused.
@@ -117,15 +125,22 @@ struct ExecutorConfig {
   // arrives behind a slow one on a lightly loaded arm may wait for it to finish. The check pauses
   // while no arm has drainers or queued work, and resumes with the next drainer.
   std::chrono::nanoseconds stall_check = std::chrono::milliseconds(1);
+  // The span of the percentiles in ArmStatus::queue_wait / run_time (6 slots of a sixth each).
+  std::chrono::nanoseconds latency_window = std::chrono::seconds(60);
 
   // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
   ExecutorConfig& on(std::string_view arm, Handler handler);
 };
 
+// An arm's latency histograms since the executor started (for Prometheus; the windowed
+// percentiles are in ArmStatus).
+struct ArmLatency {
+  HistogramSnapshot queue_wait;  // enqueue to start, every task, nanoseconds
+  HistogramSnapshot run_time;    // each run, nanoseconds
+};
+
 class Executor {
  public:
-  // One task in kSampleEvery has its queue wait and run time recorded in the arm's histograms.
-  static constexpr std::uint32_t kSampleEvery = 16;
   static constexpr std::uint32_t kMaxArms = 64;
 
   // Throws std::invalid_argument on a bad configuration (names the arm and value).
@@ -149,7 +164,9 @@ class Executor {
   }
 
   // Cancels a task that has not started (queued or waiting for a retry). True if it will not run
-  // again; false if it is unknown, running or finished.
+  // again; false if it is unknown, running or finished. A running task is asked to stop
+  // (octo::this_task::stop_requested() turns true in its handler) and false is returned: it may
+  // still succeed; if it fails it is cancelled, not retried.
   bool cancel(TaskId id) noexcept;
 
   // Registers `observer` for every event from here on (a second add of the same one is ignored).
@@ -168,11 +185,18 @@ class Executor {
   // Run-time reconfiguration (cold paths; throw std::invalid_argument on bad values).
   ArmId add_arm(const ArmConfig& config);
   void set_enabled(ArmId arm, bool enabled);
+  // Holds the arm's queued work: running tasks finish, no new one starts, and enqueue still
+  // accepts (unlike set_enabled(false), which refuses). Retries wait in the queue too; deadlines
+  // keep running (a held task expires when the arm resumes). wait_idle() waits for held work;
+  // shutdown(kDrain) resumes every arm. Idempotent.
+  void pause(ArmId arm);
+  void resume(ArmId arm);
   void set_max_parallel(ArmId arm, std::uint32_t max_parallel);
   void set_routes(const RoutingTable& routes);
 
   RuntimeStatus status() const;
   ArmStatus arm_status(ArmId arm) const;
+  ArmLatency arm_latency(ArmId arm) const;
   std::vector<DeadLetter> dead_letters() const;
   std::uint64_t dead_letters_dropped() const noexcept;
   const Context& context() const noexcept;

@@ -11,9 +11,19 @@
 
 namespace octo {
 
+// Percentiles of one duration over the executor's window (ExecutorConfig::latency_window), from
+// every task (octo/windowed_histogram.hpp: within 0.78%).
+struct DurationSummary {
+  std::uint64_t count = 0;
+  std::chrono::nanoseconds p50{0}, p90{0}, p99{0}, p999{0}, max{0};
+};
+
 struct ArmStatus {
   std::string name;
   bool enabled = false;
+  bool paused = false;        // pause(): queued work is held, enqueue still accepts
+  bool blocking = false;      // runs on threads of its own (ArmConfig::blocking)
+  std::uint32_t threads = 0;  // a blocking arm's threads (created on demand, <= max_parallel)
   std::uint32_t max_parallel = 0;
   std::uint32_t active = 0;   // drainers running tasks right now (<= max_parallel)
   std::uint64_t queued = 0;   // waiting in the arm's queues
@@ -26,17 +36,19 @@ struct ArmStatus {
   std::uint64_t retried = 0;
   std::uint64_t dead_lettered = 0;
   std::uint64_t cancelled = 0;
-  std::uint64_t rejected = 0;                        // full or disabled
+  std::uint64_t rejected = 0;  // full or disabled
+  std::uint64_t expired = 0;   // not started by their deadline (also counted in dead_lettered)
+  std::uint64_t stuck = 0;     // running now, past the arm's timeout or the task's deadline
+  std::uint64_t overran = 0;   // runs that finished after their timeout or deadline
   std::chrono::system_clock::time_point last_run{};  // epoch when never run
-  // Sampled (one task in Executor::kSampleEvery): enqueue-to-start and run durations.
-  std::chrono::nanoseconds queue_wait_p50{0}, queue_wait_p99{0};
-  std::chrono::nanoseconds run_time_p50{0}, run_time_p99{0};
+  // Every task: enqueue-to-start, and each run's duration.
+  DurationSummary queue_wait, run_time;
 };
 
 struct RuntimeStatus {
   std::vector<ArmStatus> arms;
   std::uint64_t accepted = 0, succeeded = 0, failed = 0, retried = 0, dead_lettered = 0,
-                cancelled = 0, pending = 0, queued = 0;
+                cancelled = 0, pending = 0, queued = 0, expired = 0, stuck = 0;
   // All rejections: per-arm ones plus those with no arm (unroutable type, stopped executor).
   std::uint64_t rejected = 0;
   std::uint64_t rejected_unroutable = 0, rejected_stopped = 0;

@@ -45,6 +45,11 @@ struct Task {
   std::vector<std::string> target_agents{};
   // Attempts before dead-lettering; 0 means the arm's default.
   std::uint32_t max_attempts = 0;
+  // The task is wanted only until then (the epoch = no deadline). Not started by the deadline, it
+  // expires: dead-lettered with reason "expired" and counted, at enqueue when the deadline has
+  // already passed, else when a drainer reaches it. Running at the deadline, it is asked to stop
+  // (octo/this_task.hpp). Not journaled yet: a task recovered after a restart has none.
+  std::chrono::system_clock::time_point deadline{};
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;

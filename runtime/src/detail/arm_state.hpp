@@ -11,13 +11,17 @@
 #include <string>
 #include <type_traits>
 
+#include <memory>
+
 #include <concurrentqueue/concurrentqueue.h>
 
+#include "detail/blocking_pool.hpp"
 #include "detail/task_slab.hpp"
 #include "octo/arm.hpp"
+#include "octo/cycle_clock.hpp"
 #include "octo/detail/job.hpp"
-#include "octo/histogram.hpp"
 #include "octo/status.hpp"
+#include "octo/windowed_histogram.hpp"
 
 namespace octo::detail {
 
@@ -28,7 +32,9 @@ struct Work {
 
   const detail::JobOps* ops = nullptr;  // submit(): the callable's ops; nullptr for typed tasks
   std::uintptr_t word = 0;              // the callable (or its heap copy), or the TaskNode*
-  std::uint64_t meta = 0;  // submit() attempt << 48 | sampled enqueue time (48-bit ns; 0 = none)
+  // submit() attempt << 48 | enqueue time (CycleClock ticks, low 48 bits: at 3 GHz they wrap
+  // after 26 hours, and a wait is their difference modulo 2^48).
+  std::uint64_t meta = 0;
 
   TaskNode* node() const noexcept { return ops ? nullptr : reinterpret_cast<TaskNode*>(word); }
   std::uint64_t stamp() const noexcept { return meta & kStampMask; }
@@ -57,7 +63,7 @@ using WorkQueue = moodycamel::ConcurrentQueue<Work, QueueTraits>;
 
 // Counters are grouped by writer so that producers and drainers do not share cache lines.
 struct alignas(64) ArmState {
-  ArmState(const ArmConfig& c, ArmId arm_id)
+  ArmState(const ArmConfig& c, ArmId arm_id, std::chrono::nanoseconds latency_window)
       : name(c.name),
         id(arm_id),
         capacity(static_cast<std::int64_t>(std::min<std::size_t>(c.capacity, INT64_MAX))),
@@ -65,8 +71,12 @@ struct alignas(64) ArmState {
         backoff_base(c.backoff_base),
         backoff_max(c.backoff_max),
         handler(c.handler),
+        blocking(c.blocking),
+        timeout_ticks(c.timeout ? std::max<std::uint64_t>(1, CycleClock::from_ns(*c.timeout)) : 0),
         max_parallel(c.max_parallel),
-        enabled(c.enabled) {}
+        enabled(c.enabled),
+        queue_wait({.window = latency_window}),
+        run_time({.window = latency_window}) {}
 
   const std::string name;
   const ArmId id;
@@ -74,8 +84,15 @@ struct alignas(64) ArmState {
   const std::uint32_t max_attempts;
   const std::chrono::milliseconds backoff_base, backoff_max;
   const Handler handler;
+  const bool blocking;
+  const std::uint64_t timeout_ticks;  // ArmConfig::timeout in CycleClock ticks; 0 = none
+  // A blocking arm's threads (set once by the executor, before the arm is visible).
+  std::unique_ptr<BlockingPool> pool;
   std::atomic<std::uint32_t> max_parallel;
   std::atomic<bool> enabled;
+  // pause(): drainers stop taking work and wake() spawns none. seq_cst where it pairs with
+  // `active` (see Executor::Impl::retire and resume).
+  std::atomic<bool> paused{false};
 
   static_assert(kPriorityCount == 4, "one initializer per priority");
   // One block ready per priority (moodycamel's default is six); more come on demand and are
@@ -102,9 +119,12 @@ struct alignas(64) ArmState {
   std::atomic<std::uint64_t> dead_lettered{0};
   std::atomic<std::uint64_t> cancelled{0};
   std::atomic<std::uint64_t> delayed{0};
+  std::atomic<std::uint64_t> expired{0};
+  std::atomic<std::uint64_t> overran{0};
   std::atomic<std::int64_t> last_run_ns{0};
-  Histogram queue_wait;
-  Histogram run_time;
+  // Every task's enqueue-to-start wait and run time, in nanoseconds.
+  WindowedHistogram queue_wait;
+  WindowedHistogram run_time;
   std::uint64_t watched_progress = 0;  // timer thread only
 
   // Finished counters are read before `accepted`: a task is accepted before it can finish, and the
