@@ -483,6 +483,8 @@ struct Executor::Impl {
       return EnqueueResult::refused(EnqueueError::kStopped);
     }
     a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    // Never queued: taken at once, so queued() (accepted + requeued - taken) does not count it.
+    a.taken.fetch_add(1, std::memory_order_seq_cst);
     expire(a, w);
     finish(w);
     Local l;
