@@ -350,11 +350,9 @@ struct Executor::Impl {
     auto a = std::make_unique<Arm>(c, id, latency_window);
     if (c.blocking) {
       Arm* raw = a.get();
-      a->pool = std::make_unique<detail::BlockingPool>(("octo-" + c.name).substr(0, 15),
-                                                       [this, raw](RunningSlot& slot) {
-                                                         OCTO_TSAN_ACQUIRE(raw);
-                                                         drain(*raw, slot, -1);
-                                                       });
+      a->pool = std::make_unique<detail::BlockingPool>(
+          ("octo-" + c.name).substr(0, 15),
+          [this, raw](RunningSlot& slot) { drain(*raw, slot, -1); });
     }
     return a;
   }
@@ -520,9 +518,11 @@ struct Executor::Impl {
   }
 
   void post(Arm& a) noexcept {
-    OCTO_TSAN_RELEASE(&a);
-    // A blocking arm's own threads; the arena only if none could be started.
+    // A blocking arm's own threads (a mutex hand-off, which ThreadSanitizer sees); the arena only
+    // if none could be started.
     if (a.pool && a.pool->post(a.max_parallel.load(std::memory_order_relaxed))) return;
+    // After every read of `a` on this side: the edge must cover them all.
+    OCTO_TSAN_RELEASE(&a);
     OCTO_TSAN_IGNORE_BEGIN();
     arena.enqueue([this, &a] {
       OCTO_TSAN_ACQUIRE(&a);

@@ -90,7 +90,7 @@ TEST(ExecutorStress, AccountingInvariantAndParallelLimitUnderLoad) {
   }
   octo::Executor ex(std::move(cfg));
 
-  std::atomic<std::uint64_t> accepted{0}, cancelled_ok{0};
+  std::atomic<std::uint64_t> accepted{0}, cancelled_ok{0}, cancel_refused{0};
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
@@ -107,7 +107,7 @@ TEST(ExecutorStress, AccountingInvariantAndParallelLimitUnderLoad) {
         }
         ASSERT_TRUE(r.ok()) << octo::to_string(r.error());
         accepted.fetch_add(1, std::memory_order_relaxed);
-        if (j % 101 == 0 && ex.cancel(r.id())) cancelled_ok.fetch_add(1);
+        if (j % 101 == 0) (ex.cancel(r.id()) ? cancelled_ok : cancel_refused).fetch_add(1);
       }
     });
   }
@@ -120,7 +120,11 @@ TEST(ExecutorStress, AccountingInvariantAndParallelLimitUnderLoad) {
   EXPECT_EQ(s.pending, 0u);
   EXPECT_EQ(s.queued, 0u);
   EXPECT_EQ(s.accepted, s.succeeded + s.dead_lettered + s.cancelled + s.pending);
-  EXPECT_EQ(s.cancelled, cancelled_ok.load());
+  // A refused cancel() of a running task still asks it to stop: if that run then fails, the task
+  // ends cancelled instead of retrying. So the cancelled are those cancel() took off the queue,
+  // plus at most the refused ones.
+  EXPECT_GE(s.cancelled, cancelled_ok.load());
+  EXPECT_LE(s.cancelled, cancelled_ok.load() + cancel_refused.load());
   EXPECT_GT(s.retried, 0u);
   EXPECT_GT(s.dead_lettered, 0u);  // three failures in a row do happen at this rate and size
 
