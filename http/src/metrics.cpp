@@ -162,6 +162,47 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
             [](const A& a) { return a.queued; });
     per_arm("octohalo_arm_max_parallel", "gauge", "The arm's parallel limit.",
             [](const A& a) { return a.max_parallel; });
+    per_arm("octohalo_arm_tasks_expired_total", "counter",
+            "Tasks not started by their deadline (dead-lettered as expired).",
+            [](const A& a) { return a.expired; });
+    per_arm("octohalo_arm_runs_overran_total", "counter",
+            "Runs that finished after their timeout or deadline.",
+            [](const A& a) { return a.overran; });
+    per_arm("octohalo_arm_stuck", "gauge", "Runs now past their timeout or deadline.",
+            [](const A& a) { return a.stuck; });
+    per_arm("octohalo_arm_paused", "gauge", "1 while the arm holds its queued work.",
+            [](const A& a) { return a.paused ? 1 : 0; });
+    per_arm("octohalo_arm_threads", "gauge", "A blocking arm's own threads.",
+            [](const A& a) { return a.threads; });
+    // Every task, since the executor started, in the fixed bounds below (each count is exact to
+    // the histogram's bucket, 0.78%, at the bound).
+    static constexpr double kBounds[] = {1e-6, 1e-5, 1e-4, 2.5e-4, 1e-3, 2.5e-3, 1e-2, 2.5e-2,
+                                         0.1,  0.25, 1,    2.5,    10,   60,     300,  3600};
+    std::vector<octo::ArmLatency> latency;
+    for (std::size_t i = 0; i < st.arms.size(); ++i)
+      latency.push_back(executor->arm_latency(static_cast<octo::ArmId>(i)));
+    auto histogram = [&](const char* name, const char* help, auto pick) {
+      o.family(name, "histogram", help);
+      const std::string bucket = std::string(name) + "_bucket";
+      for (std::size_t i = 0; i < st.arms.size(); ++i) {
+        const octo::HistogramSnapshot& h = pick(latency[i]);
+        const std::string arm = "arm=\"" + label(st.arms[i].name) + "\"";
+        for (const double b : kBounds) {
+          const auto ns = static_cast<std::uint64_t>(b * 1e9);
+          o.sample(bucket, arm + ",le=\"" + num(b) + "\"",
+                   static_cast<double>(h.count_at_most(ns)));
+        }
+        o.sample(bucket, arm + ",le=\"+Inf\"", static_cast<double>(h.count));
+        o.sample(std::string(name) + "_sum", arm, static_cast<double>(h.sum) / 1e9);
+        o.sample(std::string(name) + "_count", arm, static_cast<double>(h.count));
+      }
+    };
+    histogram(
+        "octohalo_arm_queue_wait_seconds", "From enqueue to start, every task.",
+        [](const octo::ArmLatency& l) -> const octo::HistogramSnapshot& { return l.queue_wait; });
+    histogram(
+        "octohalo_arm_run_time_seconds", "Each run of a task, every run.",
+        [](const octo::ArmLatency& l) -> const octo::HistogramSnapshot& { return l.run_time; });
     o.family("octohalo_rejected_unroutable_total", "counter", "Typed tasks no route matched.");
     o.sample("octohalo_rejected_unroutable_total", "", static_cast<double>(st.rejected_unroutable));
   }

@@ -48,6 +48,8 @@ TEST(Promtool, AScrapeOfABusyEngineIsClean) {
   const auto scrape = handler.handle({.method = "GET", .target = "/metrics"}, "").body;
   ASSERT_NE(scrape.find("octohalo_agent_heartbeat_age_seconds{"), std::string::npos);
   ASSERT_NE(scrape.find("octohalo_notifier_posts_total{"), std::string::npos);
+  ASSERT_NE(scrape.find("octohalo_arm_queue_wait_seconds_bucket{arm=\"deploy\",le=\"1e-06\"}"),
+            std::string::npos);
   const auto r =
       octo_test::promtool_check(scrape, (std::filesystem::temp_directory_path() /
                                          ("octo-scrape-" + std::to_string(::getpid()) + ".txt"))

@@ -83,7 +83,16 @@ TEST(HttpServer, MetricsAreValidPrometheusText) {
         "octohalo_cycles_total{trigger=\"deploy\"} 0\n",
         "octohalo_repairs_suppressed_total{reason=\"breaker-open\"} 0\n",
         "octohalo_arm_tasks_cancelled_total{arm=\"cleanup\"} 0\n",
-        "octohalo_arm_pending{arm=\"deploy\"} 0\n", "octohalo_arm_enabled{arm=\"batch\"} 1\n"})
+        "octohalo_arm_pending{arm=\"deploy\"} 0\n", "octohalo_arm_enabled{arm=\"batch\"} 1\n",
+        // The repair's queue wait and run time, every task, as Prometheus histograms.
+        "# TYPE octohalo_arm_queue_wait_seconds histogram\n",
+        "octohalo_arm_queue_wait_seconds_bucket{arm=\"deploy\",le=\"+Inf\"} 1\n",
+        "octohalo_arm_queue_wait_seconds_bucket{arm=\"deploy\",le=\"3600\"} 1\n",
+        "octohalo_arm_queue_wait_seconds_count{arm=\"deploy\"} 1\n",
+        "octohalo_arm_run_time_seconds_count{arm=\"deploy\"} 1\n",
+        "octohalo_arm_run_time_seconds_bucket{arm=\"batch\",le=\"+Inf\"} 0\n",
+        "octohalo_arm_paused{arm=\"deploy\"} 0\n", "octohalo_arm_stuck{arm=\"deploy\"} 0\n",
+        "octohalo_arm_tasks_expired_total{arm=\"deploy\"} 0\n"})
     EXPECT_NE(m.find(needle), std::string::npos) << needle << "\n" << m;
   // Every sample line is "name{labels} value" or "name value"; every family has HELP and TYPE.
   std::istringstream lines(m);
