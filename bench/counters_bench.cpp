@@ -4,6 +4,10 @@
 // operation per thread. Baselines in the same binary: one shared relaxed fetch_add, a padded
 // per-thread slot with fetch_add, tbb::enumerable_thread_specific, a mutex, and a shared ring of
 // atomic buckets that reads steady_clock on every call (the usual sliding-window design).
+//
+// The latency histogram (octo::WindowedHistogram) beside the same bucket layout guarded by a
+// mutex and kept in shared atomics, and the clocks that time tasks: octo::CycleClock against
+// steady_clock.
 #include <benchmark/benchmark.h>
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -15,7 +19,9 @@
 #include <vector>
 
 #include "halo/triggers.hpp"
+#include "octo/cycle_clock.hpp"
 #include "octo/window_counter.hpp"
+#include "octo/windowed_histogram.hpp"
 
 namespace {
 
@@ -132,6 +138,91 @@ void BM_WindowCounter_Sum(benchmark::State& state) {
   state.counters["shards"] = static_cast<double>(c.shard_count());
 }
 BENCHMARK(BM_WindowCounter_Sum)->Arg(2)->Arg(16)->Arg(64);
+
+// --- latency histograms: every thread records values spread over a few decades -------------
+
+// 64 values from 1 us to about 10 ms (task-like durations in ns), cycled so records hit several
+// buckets as real ones do.
+const std::array<std::uint64_t, 64>& sample_values() {
+  static const auto v = [] {
+    std::array<std::uint64_t, 64> a{};
+    double x = 1'000;
+    for (auto& e : a) {
+      e = static_cast<std::uint64_t>(x);
+      x *= 1.155;
+    }
+    return a;
+  }();
+  return v;
+}
+
+void BM_WindowedHistogram_Record(benchmark::State& state) {
+  static octo::WindowedHistogram* const h = new octo::WindowedHistogram();
+  const auto& v = sample_values();
+  std::size_t i = 0;
+  for (auto _ : state) h->record(v[i++ & 63]);
+}
+BENCHMARK(BM_WindowedHistogram_Record)->Threads(1)->Threads(2);
+
+// The same through a Writer taken once (the executor's drainers take one per batch).
+void BM_WindowedHistogram_Writer(benchmark::State& state) {
+  static octo::WindowedHistogram* const h = new octo::WindowedHistogram();
+  const auto& v = sample_values();
+  auto w = h->writer();
+  std::size_t i = 0;
+  for (auto _ : state) w.record(v[i++ & 63]);
+}
+BENCHMARK(BM_WindowedHistogram_Writer)->Threads(1)->Threads(2);
+
+// The same layout, one shared array: a relaxed fetch_add on the bucket and on the sum.
+struct SharedAtomicHistogram {
+  std::array<std::atomic<std::uint64_t>, octo::HistogramBuckets::kCount> counts{};
+  std::atomic<std::uint64_t> sum{0};
+  void record(std::uint64_t v) noexcept {
+    counts[static_cast<std::size_t>(octo::HistogramBuckets::bucket_of(v))].fetch_add(
+        1, std::memory_order_relaxed);
+    sum.fetch_add(v, std::memory_order_relaxed);
+  }
+};
+void BM_SharedAtomicHistogram_Record(benchmark::State& state) {
+  static auto* const h = new SharedAtomicHistogram();
+  const auto& v = sample_values();
+  std::size_t i = 0;
+  for (auto _ : state) h->record(v[i++ & 63]);
+}
+BENCHMARK(BM_SharedAtomicHistogram_Record)->Threads(1)->Threads(2);
+
+// The same layout behind one mutex.
+struct MutexHistogram {
+  std::mutex mu;
+  std::array<std::uint64_t, octo::HistogramBuckets::kCount> counts{};
+  std::uint64_t sum = 0;
+  void record(std::uint64_t v) {
+    std::lock_guard lock(mu);
+    ++counts[static_cast<std::size_t>(octo::HistogramBuckets::bucket_of(v))];
+    sum += v;
+  }
+};
+void BM_MutexHistogram_Record(benchmark::State& state) {
+  static auto* const h = new MutexHistogram();
+  const auto& v = sample_values();
+  std::size_t i = 0;
+  for (auto _ : state) h->record(v[i++ & 63]);
+}
+BENCHMARK(BM_MutexHistogram_Record)->Threads(1)->Threads(2);
+
+// --- the clocks -------------------------------------------------------------------------------
+
+void BM_CycleClock_Now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(octo::CycleClock::now());
+  state.SetLabel(std::string(octo::CycleClock::source()));
+}
+BENCHMARK(BM_CycleClock_Now)->Threads(1)->Threads(2);
+
+void BM_SteadyClock_Now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+}
+BENCHMARK(BM_SteadyClock_Now)->Threads(1)->Threads(2);
 
 }  // namespace
 

@@ -277,6 +277,51 @@ BENCHMARK(BM_Octopus_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMi
 BENCHMARK(BM_TbbArena_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MutexPool_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// --- blocking isolation: how long a batch task waits to start while two deploy handlers block ---
+// The default ExecutorConfig (the machine's cores, the default arms). Arg 1: both of deploy's
+// slots are held by handlers blocked on a latch for the whole run; arg 0: nothing is blocked.
+// Each iteration times one submit to the batch arm until its callable starts.
+void BM_Blocking_StartDelay(benchmark::State& state) {
+  octo::Executor ex;
+  const bool blocked = state.range(0) != 0;
+  std::atomic<bool> release{false};
+  std::atomic<int> holding{0};
+  if (blocked) {
+    for (int i = 0; i < 2; ++i) {
+      static_cast<void>(ex.submit(*ex.arm_id("deploy"), [&] {
+        holding.fetch_add(1);
+        while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }));
+    }
+    while (holding.load() < 2) std::this_thread::yield();
+  }
+  const octo::ArmId batch = *ex.arm_id("batch");
+  octo::WindowedHistogram delay({.window = std::chrono::hours(1)});
+  for (auto _ : state) {
+    std::atomic<std::int64_t> started{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!ex.submit(batch, [&started] {
+      started.store(std::chrono::steady_clock::now().time_since_epoch().count());
+    })) {
+    }
+    while (started.load() == 0) std::this_thread::yield();
+    const auto ns = started.load() - t0.time_since_epoch().count();
+    delay.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, ns)));
+    state.SetIterationTime(static_cast<double>(ns) / 1e9);
+  }
+  release.store(true);
+  const auto s = delay.total();
+  state.counters["p50_us"] = static_cast<double>(s.quantile(0.50)) / 1e3;
+  state.counters["p99_us"] = static_cast<double>(s.quantile(0.99)) / 1e3;
+  state.counters["max_us"] = static_cast<double>(s.max()) / 1e3;
+}
+BENCHMARK(BM_Blocking_StartDelay)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(2'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

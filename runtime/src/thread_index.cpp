@@ -7,6 +7,9 @@
 namespace octo::detail {
 
 constinit thread_local std::uint32_t t_thread_index = 0;
+// Set once the thread has asked and got none (the numbers ran out, or its number was released at
+// exit), so it does not ask the allocator again.
+constinit thread_local bool t_no_index = false;
 
 namespace {
 
@@ -43,8 +46,9 @@ Allocator& allocator() {
 struct Releaser {
   std::uint32_t index = 0;
   ~Releaser() {
-    if (index != 0 && index != kNoThreadIndex) allocator().give_back(index);
-    t_thread_index = kNoThreadIndex;
+    if (index != 0) allocator().give_back(index);
+    t_thread_index = 0;
+    t_no_index = true;
   }
 };
 
@@ -52,11 +56,14 @@ struct Releaser {
 
 std::uint32_t acquire_thread_index() noexcept {
   if (t_thread_index != 0) return t_thread_index;
+  if (t_no_index) return kNoThreadIndex;
   const std::uint32_t i = allocator().take();
-  if (i != kNoThreadIndex) {
-    thread_local Releaser releaser;
-    releaser.index = i;
+  if (i == kNoThreadIndex) {
+    t_no_index = true;
+    return i;
   }
+  thread_local Releaser releaser;
+  releaser.index = i;
   t_thread_index = i;
   return i;
 }

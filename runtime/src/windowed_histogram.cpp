@@ -52,8 +52,7 @@ WindowedHistogram::WindowedHistogram(Options options)
     : window_(options.window),
       slot_(options.slots == 0 ? options.window : options.window / options.slots),
       slots_(options.slots),
-      clock_(options.clock != nullptr ? options.clock : &kSteady),
-      shards_(std::make_unique<std::atomic<Shard*>[]>(detail::kMaxThreadIndex + 1)) {
+      clock_(options.clock != nullptr ? options.clock : &kSteady) {
   if (options.window.count() <= 0) {
     throw std::invalid_argument("octo::WindowedHistogram: window must be > 0 (got " +
                                 std::to_string(options.window.count()) + " ns)");
@@ -74,8 +73,7 @@ WindowedHistogram::WindowedHistogram(Options options)
 WindowedHistogram::~WindowedHistogram() = default;
 
 void WindowedHistogram::record_slow(std::uint64_t value) noexcept {
-  std::uint32_t t = detail::thread_index();
-  if (t == 0) t = detail::acquire_thread_index();
+  const std::uint32_t t = detail::acquire_thread_index();
   std::lock_guard lock(mu_);
   if (t == detail::kNoThreadIndex) {
     if (!shared_) shared_.reset(new (std::nothrow) Shard);

@@ -52,7 +52,9 @@ struct HistogramBuckets {
   // Branch-free: shift = max(0, bit_width - 7), bucket = shift * 64 + (v >> shift).
   static constexpr int bucket_of(std::uint64_t v) noexcept {
     v = std::min(v, kMaxValue);
-    const int width = std::bit_width(v);
+    // `| 1` changes no bucket (0 and 1 both have shift 0) and lets the compiler drop bsr's
+    // zero check.
+    const int width = std::bit_width(v | 1);
     const int shift = std::max(0, width - (kSubBits + 1));
     return (shift << kSubBits) + static_cast<int>(v >> shift);
   }
@@ -169,10 +171,10 @@ class WindowedHistogram {
   };
 
   Shard* own_shard() const noexcept {
-    const std::uint32_t t = detail::thread_index();
     // Acquire: the shard's construction (by record_slow on this thread, or by an earlier owner of
-    // this thread number) is visible before its counts are touched; a plain load on x86.
-    return t <= detail::kMaxThreadIndex ? shards_[t].load(std::memory_order_acquire) : nullptr;
+    // this thread number) is visible before its counts are touched; a plain load on x86. A thread
+    // without a number reads slot 0, which stays empty.
+    return shards_[detail::thread_index()].load(std::memory_order_acquire);
   }
   static void add(Shard& s, std::uint64_t value) noexcept {
     std::atomic<std::uint32_t>& c = s.counts[HistogramBuckets::bucket_of(value)];
@@ -189,7 +191,8 @@ class WindowedHistogram {
   const std::chrono::nanoseconds slot_;
   const std::uint32_t slots_;
   const Clock* const clock_;
-  std::unique_ptr<std::atomic<Shard*>[]> shards_;  // by thread number, 0..kMaxThreadIndex
+  // By thread number (1..kMaxThreadIndex; 0, "none", stays null): inline, one load from `this`.
+  std::atomic<Shard*> shards_[detail::kMaxThreadIndex + 1]{};
   std::atomic<std::uint64_t> dropped_{0};
 
   mutable std::mutex mu_;
