@@ -70,8 +70,10 @@ struct OneMicro {
 
 // --- the pools -----------------------------------------------------------------------------
 
-octo::ExecutorConfig octo_config() {
+// time_one_in: 1 times every task (the default); the *_Sampled benchmarks time one in 16.
+octo::ExecutorConfig octo_config(std::uint32_t time_one_in = 1) {
   octo::ExecutorConfig cfg;
+  cfg.time_one_in = time_one_in;
   octo::ArmConfig arm;
   arm.name = "bench";
   arm.max_parallel = kWorkers;
@@ -124,9 +126,9 @@ class MutexPool {
 
 // --- throughput: kTasks from one producer, then wait ------------------------------------------
 
-template <class Body>
+template <class Body, std::uint32_t kTimeOneIn = 1>
 void BM_Octopus_Submit(benchmark::State& state) {
-  octo::Executor ex(octo_config());
+  octo::Executor ex(octo_config(kTimeOneIn));
   for (auto _ : state) {
     const auto target = completed() + kTasks;
     for (std::int64_t i = 0; i < kTasks; ++i) {
@@ -138,9 +140,9 @@ void BM_Octopus_Submit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTasks);
 }
 
-template <class Body>
+template <class Body, std::uint32_t kTimeOneIn = 1>
 void BM_Octopus_Enqueue(benchmark::State& state) {
-  auto cfg = octo_config();
+  auto cfg = octo_config(kTimeOneIn);
   cfg.arms[0].handler = [](const octo::Task&, const octo::Context&) {
     Body{}();
     return octo::Outcome::success();
@@ -218,6 +220,17 @@ void BM_MutexPool(benchmark::State& state) {
 // Names as the project documents them: BM_Octopus_Submit_Noop, BM_TbbArena_Enqueue_Noop, ...
 OCTO_THROUGHPUT(BM_Octopus_Submit);
 OCTO_THROUGHPUT(BM_Octopus_Enqueue);
+// The same with time_one_in = 16 (what the executor timed before every task was).
+BENCHMARK_TEMPLATE(BM_Octopus_Submit, Noop, 16)
+    ->Name("BM_Octopus_Submit_NoopSampled")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Octopus_Enqueue, Noop, 16)
+    ->Name("BM_Octopus_Enqueue_NoopSampled")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 OCTO_THROUGHPUT(BM_TbbArena_Enqueue);
 OCTO_THROUGHPUT(BM_TbbTaskGroup);
 OCTO_THROUGHPUT(BM_AsioThreadPool);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <condition_variable>
 #include <cstring>
@@ -195,9 +196,14 @@ struct Executor::Impl {
         journal_sync(jr != nullptr && jr->durability() == Durability::kSync),
         latency_window(cfg.latency_window),
         stall_enabled(cfg.stall_check.count() > 0),
+        time_mask(std::bit_ceil(std::clamp<std::uint32_t>(cfg.time_one_in, 1, 1u << 31)) - 1),
+        time_all(time_mask == 0),
         fast_ticks(CycleClock::from_ns(std::chrono::nanoseconds(kFastTaskNs))),
         arena(threads, 0),
         dead(cfg.dead_letter_capacity) {
+    if (cfg.time_one_in == 0) {
+      throw std::invalid_argument("octo::ExecutorConfig: time_one_in must be >= 1 (got 0)");
+    }
     if (cfg.latency_window.count() <= 0) {
       throw std::invalid_argument("octo::ExecutorConfig: latency_window must be > 0 (got " +
                                   std::to_string(cfg.latency_window.count()) + " ns)");
@@ -408,8 +414,12 @@ struct Executor::Impl {
         return EnqueueResult::refused(EnqueueError::kFull);
       }
     }
-    // Every task's enqueue time: its queue wait is recorded when it starts.
-    w.meta |= CycleClock::now() & Work::kStampMask;
+    // The enqueue time (of every task, or of one in time_one_in): its queue wait is recorded
+    // when it starts. 0 means "not timed".
+    if (time_all || (tick & time_mask) == 0) {
+      const std::uint64_t t = CycleClock::now() & Work::kStampMask;
+      w.meta |= t == 0 ? 1 : t;
+    }
     // Journaled before it is counted: a sync wait here must not look like a push in flight to a
     // retiring drainer (which would spin for the whole commit).
     if (TaskNode* node = w.node(); jr != nullptr && node != nullptr) {
@@ -608,6 +618,7 @@ struct Executor::Impl {
       // The batch's first start: later tasks start where the one before ended.
       std::uint64_t t_now = CycleClock::now();
       run_batch(a, batch, n, prio, slot, t_now);
+      if (!time_all) t_now = CycleClock::now();
       const bool fast = (t_now - t_prev) < fast_ticks * n;
       want = fast ? std::min(kBatch, want * 2) : 1;
       // Tiny tasks arriving one by one: step aside (a yield, ~1 us) so the producer gets a lead
@@ -709,9 +720,13 @@ struct Executor::Impl {
           continue;
         }
       }
+      const bool timed = time_all || w.stamp() != 0;
+      const bool deadline = node != nullptr && has_deadline(node->task);
+      // Sampling (time_one_in > 1) reads the clock only for the tasks that need it.
+      if (!time_all && (timed || deadline || a.timeout_ticks != 0)) t_now = CycleClock::now();
       const std::uint64_t t0 = t_now;
       std::uint64_t stop_at = a.timeout_ticks != 0 ? t0 + a.timeout_ticks : 0;
-      if (node != nullptr && has_deadline(node->task)) [[unlikely]] {
+      if (deadline) [[unlikely]] {
         const auto wall = precise_wall();
         if (wall >= node->task.deadline) {
           slot.running.store(0, std::memory_order_relaxed);
@@ -725,7 +740,7 @@ struct Executor::Impl {
         stop_at = stop_at == 0 ? by : std::min(stop_at, by);
       }
       const std::uint32_t attempt = w.next_attempt();
-      queue_wait.record(waited_ns(w.stamp(), t0));
+      if (timed) queue_wait.record(waited_ns(w.stamp(), t0));
       // The run's identity for stop requests; the release on seq publishes the fields before it
       // to a reader that loads seq with acquire (cancel(id)).
       slot.task.store(node != nullptr ? node->task.id : 0, std::memory_order_relaxed);
@@ -734,9 +749,11 @@ struct Executor::Impl {
       emit(TaskEventKind::kStarted, a, w, attempt);
       Outcome out = invoke(a, w);
       slot.running.store(0, std::memory_order_relaxed);
-      t_now = CycleClock::now();
-      run_time.record(CycleClock::to_ns(t_now - t0));
-      if (stop_at != 0 && t_now > stop_at) ++l.overran;
+      if (timed || stop_at != 0) {
+        t_now = CycleClock::now();
+        if (timed) run_time.record(CycleClock::to_ns(t_now - t0));
+        if (stop_at != 0 && t_now > stop_at) ++l.overran;
+      }
       if (slot.has_source.load(std::memory_order_relaxed)) [[unlikely]]
         drop_source(slot);
       ++l.processed;
@@ -1115,6 +1132,8 @@ struct Executor::Impl {
   const bool journal_sync;
   const std::chrono::nanoseconds latency_window;
   const bool stall_enabled;
+  const std::uint32_t time_mask;   // time_one_in rounded up to a power of two, minus one
+  const bool time_all;             // time_one_in == 1
   const std::uint64_t fast_ticks;  // kFastTaskNs in CycleClock ticks
   std::atomic<std::uint64_t> recovered{0};
   std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers

@@ -622,6 +622,25 @@ TEST(Status, HistogramsAndTotals) {
   EXPECT_EQ(all.run_time.count, 2000u);
 }
 
+TEST(Status, SampledTimingRecordsOneTaskInN) {
+  auto cfg = config_with({arm("a", 2)});
+  cfg.time_one_in = 16;
+  Executor ex(std::move(cfg));
+  // One enqueueing thread: its 1,600 tasks have every 16th timed.
+  for (int i = 0; i < 1600; ++i) ASSERT_TRUE(ex.submit(0, [] {}));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  const auto all = ex.arm_latency(0);
+  EXPECT_EQ(all.queue_wait.count, 100u);
+  EXPECT_EQ(all.run_time.count, 100u);
+  EXPECT_EQ(ex.arm_status(0).succeeded, 1600u);
+  auto bad = config_with({arm("a")});
+  bad.time_one_in = 0;
+  EXPECT_THROW(Executor{std::move(bad)}, std::invalid_argument);
+  auto window = config_with({arm("a")});
+  window.latency_window = 0s;
+  EXPECT_THROW(Executor{std::move(window)}, std::invalid_argument);
+}
+
 TEST(Config, NeverLowersTheProcessTbbLimit) {
   using tbb::global_control;
   // The embedding service allows 8 TBB threads; TBB applies the smallest live limit process-wide.

@@ -49,13 +49,12 @@ struct HistogramBuckets {
   // Relative distance from any value of a bucket to its midpoint, at most.
   static constexpr double kRelativeError = 1.0 / (2.0 * kSub);
 
-  // Branch-free: shift = max(0, bit_width - 7), bucket = shift * 64 + (v >> shift).
+  // shift = bit_width(v) - 7 for v >= 128, else 0; bucket = shift * 64 + (v >> shift). `v | 64`
+  // makes the width at least 7 without a max (and never zero, so bsr needs no check).
   static constexpr int bucket_of(std::uint64_t v) noexcept {
-    v = std::min(v, kMaxValue);
-    // `| 1` changes no bucket (0 and 1 both have shift 0) and lets the compiler drop bsr's
-    // zero check.
-    const int width = std::bit_width(v | 1);
-    const int shift = std::max(0, width - (kSubBits + 1));
+    if (v > kMaxValue) [[unlikely]]
+      v = kMaxValue;
+    const int shift = std::bit_width(v | kSub) - (kSubBits + 1);
     return (shift << kSubBits) + static_cast<int>(v >> shift);
   }
   static constexpr std::uint64_t lower(int b) noexcept {
