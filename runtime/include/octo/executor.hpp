@@ -128,9 +128,10 @@ struct ExecutorConfig {
   // The span of the percentiles in ArmStatus::queue_wait / run_time (6 slots of a sixth each).
   std::chrono::nanoseconds latency_window = std::chrono::seconds(60);
   // Tasks whose queue wait and run time are recorded: 1 = every task (the default); N = one in N
-  // per enqueueing thread, N rounded up to a power of two. Timing a task costs two CycleClock reads, one on the enqueueing
-  // thread and one on the worker: about 10 ns each on the project's AMD VM, a fifth of a no-op
-  // task's whole cost there (docs/benchmarks.md). Timeouts and deadlines are timed regardless.
+  // per enqueueing thread, N rounded up to a power of two. Timing a task costs two CycleClock
+  // reads, one on the enqueueing thread and one on the worker: about 10 ns each on the project's
+  // AMD VM, a fifth of a no-op task's whole cost there (docs/benchmarks.md). Timeouts and deadlines
+  // are timed regardless.
   std::uint32_t time_one_in = 1;
 
   // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
