@@ -689,6 +689,7 @@ struct Executor::Impl {
       }
     };
     std::uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+    std::uint64_t last_stop_at = slot.stop_at.load(std::memory_order_relaxed);
     slot.arm.store(a.id, std::memory_order_relaxed);
     WindowedHistogram::Writer queue_wait = a.queue_wait.writer();
     WindowedHistogram::Writer run_time = a.run_time.writer();
@@ -721,7 +722,7 @@ struct Executor::Impl {
         }
       }
       const bool timed = time_all || w.stamp() != 0;
-      const bool deadline = node != nullptr && has_deadline(node->task);
+      const bool deadline = (w.meta & Work::kHasDeadline) != 0 && node != nullptr;
       // Sampling (time_one_in > 1) reads the clock only for the tasks that need it.
       if (!time_all && (timed || deadline || a.timeout_ticks != 0)) t_now = CycleClock::now();
       const std::uint64_t t0 = t_now;
@@ -744,7 +745,10 @@ struct Executor::Impl {
       // The run's identity for stop requests; the release on seq publishes the fields before it
       // to a reader that loads seq with acquire (cancel(id)).
       slot.task.store(node != nullptr ? node->task.id : 0, std::memory_order_relaxed);
-      slot.stop_at.store(stop_at, std::memory_order_relaxed);
+      if (stop_at != last_stop_at) {  // usually 0 run after run: skip the store
+        slot.stop_at.store(stop_at, std::memory_order_relaxed);
+        last_stop_at = stop_at;
+      }
       slot.seq.store(++seq, std::memory_order_release);
       emit(TaskEventKind::kStarted, a, w, attempt);
       Outcome out = invoke(a, w);
@@ -1224,8 +1228,10 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
-  if (has_deadline(node->task) && precise_wall() >= node->task.deadline) [[unlikely]]
-    return im.expire_at_enqueue(*a, w, id);
+  if (has_deadline(node->task)) [[unlikely]] {
+    if (precise_wall() >= node->task.deadline) return im.expire_at_enqueue(*a, w, id);
+    w.meta = Work::kHasDeadline;
+  }
   return im.push(*a, w, prio, id);
 }
 

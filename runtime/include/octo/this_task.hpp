@@ -20,8 +20,10 @@
 // Cost: stop_requested() is a few loads and, with a timeout or deadline, one clock read.
 // stop_token() allocates a std::stop_source on its first call in a run (and only then); its stop
 // is requested at once by cancel() and shutdown, and within ExecutorConfig::stall_check (1 ms)
-// of a timeout or deadline by the executor's timer thread. Outside a task: false, and a token
-// that can never be stopped.
+// of a timeout or deadline by the executor's timer thread. Callbacks registered on the token
+// (std::stop_callback, condition_variable_any's wait) run on the thread that asks for the stop,
+// that timer thread among them: keep them short. Outside a task: false, and a token that can
+// never be stopped.
 #pragma once
 
 #include <cstdint>

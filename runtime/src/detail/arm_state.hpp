@@ -29,11 +29,14 @@ namespace octo::detail {
 // Ownership is explicit: whoever holds a Work calls finish() on it exactly once.
 struct Work {
   static constexpr std::uint64_t kStampMask = (std::uint64_t{1} << 48) - 1;
+  // A typed task's top bit (its attempts live in its node): the task has a deadline, so the
+  // drainer checks the node's deadline only for tasks that have one.
+  static constexpr std::uint64_t kHasDeadline = std::uint64_t{1} << 63;
 
   const detail::JobOps* ops = nullptr;  // submit(): the callable's ops; nullptr for typed tasks
   std::uintptr_t word = 0;              // the callable (or its heap copy), or the TaskNode*
-  // submit() attempt << 48 | enqueue time (CycleClock ticks, low 48 bits: at 3 GHz they wrap
-  // after 26 hours, and a wait is their difference modulo 2^48).
+  // submit() attempt << 48 (typed tasks: kHasDeadline) | enqueue time (CycleClock ticks, low 48
+  // bits: at 3 GHz they wrap after 26 hours, and a wait is their difference modulo 2^48).
   std::uint64_t meta = 0;
 
   TaskNode* node() const noexcept { return ops ? nullptr : reinterpret_cast<TaskNode*>(word); }

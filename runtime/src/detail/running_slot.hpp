@@ -24,10 +24,10 @@ struct alignas(64) RunningSlot {
   std::atomic<std::uint64_t> seq{0};      // this run's number (1, 2, ...; 0 = none yet)
   std::atomic<TaskId> task{0};            // the typed task's id, 0 for submit() callables
   std::atomic<std::uint64_t> stop_at{0};  // ticks of its timeout or deadline; 0 = none
+  std::atomic<bool> has_source{false};    // this_task::stop_token() set `source` (same thread)
   // Written by others (a separate line: the drainer only reads them).
   alignas(64) std::atomic<std::uint64_t> stop_seq{0};  // == seq: stop requested for this run
   std::atomic<std::uint64_t> cancel_seq{0};            // == seq: by cancel(id) or shutdown
-  std::atomic<bool> has_source{false};                 // drainer-written: source is set
   Mutex source_mu;
   std::stop_source* source OCTO_GUARDED_BY(source_mu) = nullptr;  // this_task::stop_token()
 
