@@ -31,6 +31,8 @@ struct alignas(64) RunningSlot {
   Mutex source_mu;
   std::stop_source* source OCTO_GUARDED_BY(source_mu) = nullptr;  // this_task::stop_token()
 
+  // Relaxed throughout: a stop request is a flag that a handler polls; it publishes no data, and
+  // a request seen a little late is seen at the next poll.
   bool stop_requested_now(std::uint64_t now_ticks) const noexcept {
     const std::uint64_t s = seq.load(std::memory_order_relaxed);
     if (stop_seq.load(std::memory_order_relaxed) == s) return true;
@@ -42,6 +44,8 @@ struct alignas(64) RunningSlot {
   void request_stop(std::uint64_t s, bool cancel) noexcept {
     if (cancel) cancel_seq.store(s, std::memory_order_relaxed);
     stop_seq.store(s, std::memory_order_relaxed);
+    // Acquire pairs with stop_token()'s release: a set flag means the source exists (the mutex
+    // then orders the rest).
     if (has_source.load(std::memory_order_acquire)) {
       LockGuard lock(source_mu);
       if (source != nullptr && seq.load(std::memory_order_relaxed) == s) source->request_stop();
