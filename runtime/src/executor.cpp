@@ -292,7 +292,7 @@ struct Executor::Impl {
     w.word = reinterpret_cast<std::uintptr_t>(node);
     a->accepted.fetch_add(1, std::memory_order_seq_cst);
     OCTO_TSAN_RELEASE(&a->queues[static_cast<int>(prio)]);
-    if (!a->queues[static_cast<int>(prio)].enqueue(w)) {
+    if (!a->enqueue(static_cast<int>(prio), w)) {
       a->accepted.fetch_sub(1, std::memory_order_seq_cst);
       finish(w);
       throw JournalError("octo::Executor: no memory for recovered tasks");
@@ -448,7 +448,7 @@ struct Executor::Impl {
       return EnqueueResult::refused(EnqueueError::kStopped);
     }
     OCTO_TSAN_RELEASE(&a.queues[static_cast<int>(prio)]);
-    if (!a.queues[static_cast<int>(prio)].enqueue(w)) {  // allocation failure
+    if (!a.enqueue(static_cast<int>(prio), w)) {  // allocation failure
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
       if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       a.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -649,8 +649,17 @@ struct Executor::Impl {
     drainers.fetch_sub(1, std::memory_order_release);
   }
 
-  void emit(TaskEventKind kind, const Arm& a, const Work& w, std::uint32_t attempt,
-            std::string_view reason = {}) const noexcept {
+  // Inlined down to the one check, so a run without observers pays neither a call nor its frame.
+  [[gnu::always_inline]] void emit(TaskEventKind kind, const Arm& a, const Work& w,
+                                   std::uint32_t attempt,
+                                   std::string_view reason = {}) const noexcept {
+    if (!observers.empty()) [[unlikely]]
+      emit_to_observers(kind, a, w, attempt, reason);
+  }
+
+  [[gnu::noinline]] void emit_to_observers(TaskEventKind kind, const Arm& a, const Work& w,
+                                           std::uint32_t attempt,
+                                           std::string_view reason) const noexcept {
     observers.for_each(
         [this] {
           // A drainer of this executor on the arena uses its slot's pin; any other thread (timer,
@@ -854,7 +863,7 @@ struct Executor::Impl {
     a.requeued.fetch_add(1, std::memory_order_seq_cst);
     a.delayed.fetch_sub(1, std::memory_order_relaxed);
     OCTO_TSAN_RELEASE(&a.queues[static_cast<int>(r.priority)]);
-    if (!a.queues[static_cast<int>(r.priority)].enqueue(w)) {
+    if (!a.enqueue(static_cast<int>(r.priority), w)) {
       a.taken.fetch_add(1, std::memory_order_relaxed);  // un-announce it
       emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), "out of memory re-queueing a retry");
       dead_letter(a, w, "out of memory re-queueing a retry", w.attempt());

@@ -67,6 +67,7 @@ WindowedHistogram::WindowedHistogram(Options options)
   Reading start;
   start.at_ns = now_ns();
   last_ = start;
+  next_roll_ns_.store(start.at_ns + slot_.count(), std::memory_order_relaxed);
   ring_.push_back(std::move(start));
 }
 
@@ -147,11 +148,14 @@ void WindowedHistogram::roll_locked(std::int64_t now) const {
   last_ = r;
   if (ring_.size() == static_cast<std::size_t>(slots_) + 1) ring_.erase(ring_.begin());
   ring_.push_back(std::move(r));
+  next_roll_ns_.store(now + slot_.count(), std::memory_order_relaxed);
 }
 
 void WindowedHistogram::roll() const {
+  const std::int64_t now = now_ns();
+  if (now < next_roll_ns_.load(std::memory_order_relaxed)) return;
   std::lock_guard lock(mu_);
-  roll_locked(now_ns());
+  roll_locked(now);
 }
 
 HistogramSnapshot WindowedHistogram::window() const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "counting_observer.hpp"  // tests/support
+#include "octo/detail/thread_index.hpp"
 #include "octo/this_task.hpp"
 
 namespace {
@@ -373,6 +374,55 @@ TEST(ExecutorStress, PauseAndResumeRacingProducersLoseNoWork) {
   ex.resume(0);
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   EXPECT_EQ(ran.load(), kProducers * kPerProducer);
+}
+
+// Producers push through per-thread-number queue tokens: more threads alive at once than there are
+// numbers (the rest push without a token), then threads that come and go and inherit the numbers
+// (and tokens) of exited ones. Every task runs once at each priority.
+TEST(ExecutorStress, ProducersPastTheThreadNumbersAndReusingThemLoseNoWork) {
+  constexpr int kAtOnce = static_cast<int>(octo::detail::kMaxThreadIndex) + 9;
+  constexpr int kPerThread = 50;
+  constexpr int kSequential = 64;
+  constexpr int kPerSequential = 2'000;
+  octo::ExecutorConfig cfg;
+  octo::ArmConfig a;
+  a.name = "a";
+  a.max_parallel = 2;
+  a.handler = [](const Task&, const octo::Context&) { return Outcome::success(); };
+  cfg.arms = {a};
+  cfg.routes = {};
+  cfg.routes.add_exact("t", "a");
+  cfg.threads = 2;
+  octo::Executor ex(std::move(cfg));
+  std::atomic<int> ran{0};
+  {
+    std::latch alive(kAtOnce);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kAtOnce; ++t) {
+      threads.emplace_back([&, t] {
+        alive.arrive_and_wait();  // all alive before any pushes: numbers run out
+        const auto prio = t % 2 == 0 ? octo::Priority::kNormal : octo::Priority::kHigh;
+        for (int i = 0; i < kPerThread; ++i) {
+          ASSERT_TRUE(ex.submit(
+              0, [&ran] { ran.fetch_add(1, std::memory_order_relaxed); }, prio));
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (int t = 0; t < kSequential; ++t) {
+    std::thread([&] {
+      for (int i = 0; i < kPerSequential; ++i) {
+        ASSERT_TRUE(ex.enqueue(Task{.type = "t"}));
+        ASSERT_TRUE(ex.submit(0, [&ran] { ran.fetch_add(1, std::memory_order_relaxed); }));
+      }
+    }).join();
+  }
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  EXPECT_EQ(ran.load(), kAtOnce * kPerThread + kSequential * kPerSequential);
+  const auto s = ex.status().arms.at(0);
+  EXPECT_EQ(s.succeeded,
+            static_cast<std::uint64_t>(kAtOnce * kPerThread + 2 * kSequential * kPerSequential));
 }
 
 }  // namespace

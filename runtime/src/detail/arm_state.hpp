@@ -16,6 +16,7 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "detail/blocking_pool.hpp"
+#include "detail/producer_tokens.hpp"
 #include "detail/task_slab.hpp"
 #include "octo/arm.hpp"
 #include "octo/cycle_clock.hpp"
@@ -103,6 +104,16 @@ struct alignas(64) ArmState {
   WorkQueue queues[kPriorityCount]{
       WorkQueue(QueueTraits::BLOCK_SIZE), WorkQueue(QueueTraits::BLOCK_SIZE),
       WorkQueue(QueueTraits::BLOCK_SIZE), WorkQueue(QueueTraits::BLOCK_SIZE)};
+  // After the queues: destroyed before them.
+  ProducerTokens producers[kPriorityCount];
+
+  // Pushes `w` at priority `p` through the calling thread's token (or without one); false when
+  // the queue could not allocate a block.
+  bool enqueue(int p, const Work& w) noexcept {
+    if (moodycamel::ProducerToken* t = producers[p].token(queues[p]))
+      return queues[p].enqueue(*t, w);
+    return queues[p].enqueue(w);
+  }
 
   // Queue depth is accepted + requeued - taken, split so that producers and drainers each write
   // their own cache line. Producers bump `accepted` just before each push: it is the one RMW of

@@ -41,6 +41,10 @@ class ObserverRegistry {
   ObserverRegistry(const ObserverRegistry&) = delete;
   ObserverRegistry& operator=(const ObserverRegistry&) = delete;
 
+  // No observer registered now: lets a caller skip the (out-of-line) for_each. Relaxed: a stale
+  // answer is the same race as an observer added just after the check.
+  bool empty() const noexcept { return current_.load(std::memory_order_relaxed) == nullptr; }
+
   // Calls `fn(observer)` for each registered observer. `slot_of()` (called only when there is
   // one) gives the calling thread's arena slot, or a negative value outside the arena.
   template <class Slot, class F>
