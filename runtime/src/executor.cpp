@@ -485,12 +485,16 @@ struct Executor::Impl {
   // A task whose deadline passed before it was enqueued: accepted (it has an id, and is counted)
   // and dead-lettered as expired at once, without a queue or the journal.
   EnqueueResult expire_at_enqueue(Arm& a, Work& w, TaskId id) noexcept {
-    if (stopping.load(std::memory_order_acquire)) {
+    // push()'s shutdown handshake (count, then look at `stopping`, both seq_cst): a check before
+    // the count would let a task be accepted after shutdown() returned.
+    a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    if (stopping.load(std::memory_order_seq_cst)) {
+      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
       rejected_stopped.fetch_add(1, std::memory_order_relaxed);
       finish(w);
+      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
       return EnqueueResult::refused(EnqueueError::kStopped);
     }
-    a.accepted.fetch_add(1, std::memory_order_seq_cst);
     // Never queued: taken at once, so queued() (accepted + requeued - taken) does not count it.
     a.taken.fetch_add(1, std::memory_order_seq_cst);
     expire(a, w);

@@ -11,7 +11,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "octo/executor.hpp"
 #include "octo/this_task.hpp"
@@ -130,6 +135,47 @@ TEST(BlockingArms, ARaisedLimitAddsThreads) {
   EXPECT_EQ(ex.arm_status(0).threads, 2u);
   gate.count_down();
   ASSERT_TRUE(ex.wait_idle(kGenerous));
+}
+
+// The child's side of the test below: exits 0 when the task ran on the arena; other exit codes
+// name the step that failed.
+[[noreturn]] void run_with_no_threads_left() {
+  auto cpu = arm("cpu", 1);
+  auto io = arm("io", 1);
+  io.blocking = true;
+  {
+    Executor ex(config_with({cpu, io}, 2));
+    // The arena's threads exist before the limit (the CPU task ran on one).
+    std::promise<void> warm;
+    if (!ex.submit(0, [&] { warm.set_value(); })) std::_Exit(2);
+    if (warm.get_future().wait_for(kGenerous) != std::future_status::ready) std::_Exit(3);
+    const rlimit none{0, 0};
+    if (setgid(65534) != 0 || setuid(65534) != 0 || setrlimit(RLIMIT_NPROC, &none) != 0)
+      std::_Exit(4);
+    try {
+      std::thread([] {}).join();
+      std::_Exit(5);  // the limit did not hold: the test would prove nothing
+    } catch (const std::system_error&) {
+    }
+    std::promise<int> ran;
+    if (!ex.submit(1, [&] { ran.set_value(tbb::this_task_arena::current_thread_index()); }))
+      std::_Exit(6);
+    auto f = ran.get_future();
+    if (f.wait_for(kGenerous) != std::future_status::ready) std::_Exit(7);
+    if (f.get() < 0) std::_Exit(8);                    // it ran, but not on the arena
+    if (ex.arm_status(1).threads != 0) std::_Exit(9);  // the arm has no thread of its own
+    if (!ex.wait_idle(kGenerous) || ex.arm_status(1).succeeded != 1) std::_Exit(10);
+  }
+  std::_Exit(0);
+}
+
+// A blocking arm whose thread cannot be started runs its drainer on the arena instead: late (it
+// shares the CPU arms' threads) but not lost. Threads are refused for real, in a child process that
+// gives up root and may start no more processes or threads (RLIMIT_NPROC 0).
+TEST(BlockingArms, AnArmWhoseThreadCannotStartRunsOnTheArena) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to drop to an unprivileged user";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(run_with_no_threads_left(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(BlockingArms, ShutdownAsksBlockedHandlersToStopAndWaitsForThem) {

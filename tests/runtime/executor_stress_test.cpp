@@ -425,4 +425,49 @@ TEST(ExecutorStress, ProducersPastTheThreadNumbersAndReusingThemLoseNoWork) {
             static_cast<std::uint64_t>(kAtOnce * kPerThread + 2 * kSequential * kPerSequential));
 }
 
+// A task whose deadline has passed expires inside enqueue(); that enqueue racing shutdown() must
+// follow the same handshake as a queued one: once shutdown() has returned, nothing more is
+// accepted (every later enqueue is refused with kStopped and the accepted count stays put).
+TEST(ExecutorStress, ExpiryAtEnqueueRacingShutdownAcceptsNothingAfterIt) {
+  constexpr int kRounds = 200;
+  for (int round = 0; round < kRounds; ++round) {
+    octo::ExecutorConfig cfg;
+    octo::ArmConfig a;
+    a.name = "a";
+    a.handler = [](const Task&, const octo::Context&) { return Outcome::success(); };
+    cfg.arms = {a};
+    cfg.routes = {};
+    cfg.threads = 2;
+    octo::Executor ex(std::move(cfg));
+    std::atomic<bool> run{true};
+    std::atomic<std::uint64_t> attempts{0};
+    std::atomic<std::uint64_t> accepted_late{0};
+    std::atomic<bool> returned{false};
+    std::thread producer([&] {
+      const Task past{.type = "t", .deadline = std::chrono::system_clock::now() - 1s};
+      while (run.load()) {
+        // Read before the call: a refusal seen only after shutdown() returned says nothing.
+        const bool after = returned.load();
+        const auto r = ex.enqueue(0, past);
+        if (after && r) accepted_late.fetch_add(1);  // accepted after shutdown returned
+        attempts.fetch_add(1);
+      }
+    });
+    while (attempts.load() < static_cast<std::uint64_t>(round % 8)) std::this_thread::yield();
+    ex.shutdown(octo::ShutdownMode::kDrain);
+    const std::uint64_t accepted = ex.status().accepted;
+    returned.store(true);
+    // Let the producer make 50 more attempts, all after shutdown() returned.
+    const std::uint64_t seen = attempts.load();
+    while (attempts.load() < seen + 50) std::this_thread::yield();
+    run.store(false);
+    producer.join();
+    const auto s = ex.status();
+    ASSERT_EQ(accepted_late.load(), 0u) << "round " << round;
+    ASSERT_EQ(s.accepted, accepted) << "round " << round;
+    ASSERT_EQ(s.accepted, s.dead_lettered) << "round " << round;
+    ASSERT_EQ(s.expired, s.dead_lettered) << "round " << round;
+  }
+}
+
 }  // namespace
