@@ -20,7 +20,8 @@ namespace {
 
 // 'OCTJ': marks the file as ours, so a foreign SQLite database is refused rather than altered.
 constexpr int kApplicationId = 0x4F43544A;
-constexpr int kSchemaVersion = 1;
+// 2 added deadline_ms and run_at_ms; a version-1 file is migrated when it is opened.
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks(
@@ -32,6 +33,8 @@ CREATE TABLE IF NOT EXISTS tasks(
   targets      TEXT    NOT NULL DEFAULT '[]',
   max_attempts INTEGER NOT NULL DEFAULT 0,
   created_ms   INTEGER NOT NULL,
+  deadline_ms  INTEGER NOT NULL DEFAULT 0,
+  run_at_ms    INTEGER NOT NULL DEFAULT 0,
   attempts     INTEGER NOT NULL DEFAULT 0,
   state        TEXT    NOT NULL DEFAULT 'queued' CHECK(state IN ('queued', 'dead')),
   reason       TEXT,
@@ -41,6 +44,13 @@ CREATE INDEX IF NOT EXISTS tasks_dead ON tasks(finished_ms) WHERE state = 'dead'
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('key_limit', 1), ('succeeded', 0), ('cancelled', 0),
                                   ('dead_lettered', 0), ('recovered', 0), ('opened', 0);
+)sql";
+
+// From version 1 (what octohalo wrote before deadlines and due times were journaled): the two
+// columns, with "none" for every task already there. Inside the opening transaction.
+constexpr const char* kMigrate1To2 = R"sql(
+ALTER TABLE tasks ADD COLUMN deadline_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN run_at_ms INTEGER NOT NULL DEFAULT 0;
 )sql";
 
 }  // namespace
@@ -160,9 +170,10 @@ void JournalFile::open() {
       fail_open("is a SQLite database but not an octohalo journal (application_id " +
                 std::to_string(app) + ")");
     }
+    std::int64_t version = kSchemaVersion;
     if (app == kApplicationId) {
-      const std::int64_t version = pragma_int("PRAGMA user_version");
-      if (version != kSchemaVersion) {
+      version = pragma_int("PRAGMA user_version");
+      if (version != kSchemaVersion && version != 1) {
         fail_open("journal schema version " + std::to_string(version) +
                   " is not supported (this build reads version " + std::to_string(kSchemaVersion) +
                   ")");
@@ -181,6 +192,10 @@ void JournalFile::open() {
       exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
     }
     exec("BEGIN IMMEDIATE");
+    if (version == 1) {
+      exec(kMigrate1To2);
+      migrated_from_ = 1;
+    }
     exec(kSchema);
     exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
@@ -220,7 +235,7 @@ void JournalFile::prepare() {
       // One statement over two literals (not a missing comma).
       // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
       "INSERT OR REPLACE INTO tasks(key, arm, type, payload, priority, targets, max_attempts, "
-      "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "created_ms, deadline_ms, run_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       "DELETE FROM tasks WHERE key = ?",
       "UPDATE tasks SET attempts = ? WHERE key = ?",
       "UPDATE tasks SET state = 'dead', attempts = ?, reason = ?, finished_ms = ? WHERE key = ?",
@@ -245,7 +260,7 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
     while (t.step()) targets[static_cast<std::uint64_t>(t.i64(0))].push_back(t.text(1));
     Stmt q(db_,
            "SELECT key, arm, type, payload, priority, max_attempts, created_ms, attempts, state, "
-           "coalesce(reason, ''), coalesce(finished_ms, 0) FROM tasks "
+           "coalesce(reason, ''), coalesce(finished_ms, 0), deadline_ms, run_at_ms FROM tasks "
            "ORDER BY state = 'dead', finished_ms, priority DESC, key");
     while (q.step()) {
       Task task;
@@ -268,6 +283,12 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
       } else if (!time_from_ms(created_ms)) {
         bad = "created_ms " + std::to_string(created_ms) + " is outside 0-" +
               std::to_string(kMaxTimeMs);
+      } else if (!time_from_ms(q.i64(11))) {
+        bad = "deadline_ms " + std::to_string(q.i64(11)) + " is outside 0-" +
+              std::to_string(kMaxTimeMs);
+      } else if (!time_from_ms(q.i64(12))) {
+        bad = "run_at_ms " + std::to_string(q.i64(12)) + " is outside 0-" +
+              std::to_string(kMaxTimeMs);
       }
       task.type = q.text(2);
       task.payload = q.text(3);
@@ -275,6 +296,8 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
       task.max_attempts = bad.empty() ? static_cast<std::uint32_t>(max_attempts) : 0;
       task.created = time_from_ms(created_ms).value_or(std::chrono::system_clock::time_point{});
       task.attempt = bad.empty() ? static_cast<std::uint32_t>(attempts) : 0;
+      task.deadline = time_from_ms(q.i64(11)).value_or(std::chrono::system_clock::time_point{});
+      task.run_at = time_from_ms(q.i64(12)).value_or(std::chrono::system_clock::time_point{});
       if (auto it = targets.find(task.durable_key); it != targets.end()) {
         task.target_agents = std::move(it->second);
       }
@@ -345,6 +368,8 @@ void JournalFile::commit_batch(const std::vector<Record>& batch, const CommitExt
             .bind(6, r.targets.empty() ? std::string_view("[]") : std::string_view(r.targets))
             .bind(7, std::int64_t{r.count})
             .bind(8, r.ms)
+            .bind(9, r.deadline_ms)
+            .bind(10, r.run_at_ms)
             .run();
         break;
       case Kind::kRetried:

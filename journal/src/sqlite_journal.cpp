@@ -25,6 +25,7 @@ using SteadyTime = std::chrono::steady_clock;
 using detail::Kind;
 using detail::Record;
 using detail::to_ms;
+using detail::to_stored_ms;
 using octo::detail::LockGuard;
 using octo::detail::UniqueLock;
 
@@ -386,6 +387,8 @@ JournalTicket SqliteJournal::accepted(std::string_view arm, const Task& task) no
     r.priority = static_cast<std::uint8_t>(task.priority);
     r.count = task.max_attempts;
     r.ms = to_ms(task.created);
+    r.deadline_ms = to_stored_ms(task.deadline);
+    r.run_at_ms = to_stored_ms(task.run_at);
     r.arm = std::string(arm);
     r.type = task.type;
     r.payload = task.payload;
@@ -443,6 +446,7 @@ JournalStats SqliteJournal::stats() const {
     s.recovery_problem = "octo::SqliteJournal '" + impl_->opt.path +
                          "': opened after a crash, but " + impl_->file->recovery_problem();
   s.unwritten = impl_->unwritten;
+  s.migrated_from = impl_->file->migrated_from();
   return s;
 }
 

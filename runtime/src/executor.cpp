@@ -106,6 +106,21 @@ std::chrono::system_clock::time_point precise_wall() noexcept {
 
 bool has_deadline(const Task& t) noexcept { return t.deadline.time_since_epoch().count() != 0; }
 
+// The steady time `wait` from now, saturating at the clock's end.
+std::chrono::steady_clock::time_point steady_after(std::chrono::nanoseconds wait) noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  return wait >= std::chrono::steady_clock::time_point::max() - now
+             ? std::chrono::steady_clock::time_point::max()
+             : now + wait;
+}
+
+// How long until `run_at`, on the steady clock the timer runs on; zero when it is not ahead.
+std::chrono::nanoseconds until(std::chrono::system_clock::time_point run_at,
+                               std::chrono::system_clock::time_point now) noexcept {
+  if (run_at <= now) return std::chrono::nanoseconds(0);
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(run_at - now);
+}
+
 // Enqueue-to-start in nanoseconds from a 48-bit enqueue stamp and the start's ticks. A stamp
 // "after" the start (ticks of two cores a few cycles apart) is a wait of zero.
 std::uint64_t waited_ns(std::uint64_t stamp, std::uint64_t start) noexcept {
@@ -115,10 +130,12 @@ std::uint64_t waited_ns(std::uint64_t stamp, std::uint64_t start) noexcept {
 
 constexpr std::string_view kExpired = "expired";
 
+// A task waiting in the timer: a retry's backoff, or a delayed task (run_at) until it is due.
 struct Retry {
   ArmId arm;
   Priority priority;
   Work work;
+  bool scheduled = false;  // a delayed task: shutdown(kDrain) does not wait for it
 };
 
 void validate(const ArmConfig& c) {
@@ -290,6 +307,17 @@ struct Executor::Impl {
     node->task.id = node->id();
     Work w;
     w.word = reinterpret_cast<std::uintptr_t>(node);
+    if (has_deadline(node->task)) w.meta = Work::kHasDeadline;
+    if (const auto wait = until(node->task.run_at, precise_wall()); wait.count() > 0) {
+      // Still ahead: back to the timer with what is left of its delay (no capacity check: the
+      // task was accepted by the run that journaled it).
+      a->accepted.fetch_add(1, std::memory_order_seq_cst);
+      a->taken.fetch_add(1, std::memory_order_seq_cst);
+      a->delayed.fetch_add(1, std::memory_order_relaxed);
+      timer->schedule(steady_after(wait), Retry{a->id, prio, w, true});
+      recovered.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     a->accepted.fetch_add(1, std::memory_order_seq_cst);
     OCTO_TSAN_RELEASE(&a->queues[static_cast<int>(prio)]);
     if (!a->enqueue(static_cast<int>(prio), w)) {
@@ -422,16 +450,7 @@ struct Executor::Impl {
     }
     // Journaled before it is counted: a sync wait here must not look like a push in flight to a
     // retiring drainer (which would spin for the whole commit).
-    if (TaskNode* node = w.node(); jr != nullptr && node != nullptr) {
-      const JournalTicket t = jr->accepted(a.name, node->task);
-      if (!t || (journal_sync && !jr->wait_durable(t.seq))) {
-        if (t) jr->cancelled(t.key);
-        a.rejected.fetch_add(1, std::memory_order_relaxed);
-        finish(w);
-        return EnqueueResult::refused(EnqueueError::kJournal);
-      }
-      node->task.durable_key = t.key;
-    }
+    if (!journal_accept(a, w)) return EnqueueResult::refused(EnqueueError::kJournal);
     // Counted before the push, so a drainer can never finish a task that is not yet accepted, and
     // seq_cst because it is the producer half of two handshakes: with retire() (store accepted,
     // then load active) and with shutdown (store accepted, then load stopping).
@@ -457,6 +476,60 @@ struct Executor::Impl {
       return EnqueueResult::refused(EnqueueError::kFull);
     }
     wake(a, static_cast<std::int64_t>(ticket + a.requeued.load(std::memory_order_relaxed) - seen));
+    return EnqueueResult::accepted(id);
+  }
+
+  // A typed task's accept record (and, with kSync, its commit); false (the task refused, counted
+  // and finished) when the journal could not take it.
+  bool journal_accept(Arm& a, Work& w) noexcept {
+    TaskNode* node = w.node();
+    if (jr == nullptr || node == nullptr) return true;
+    const JournalTicket t = jr->accepted(a.name, node->task);
+    if (!t || (journal_sync && !jr->wait_durable(t.seq))) {
+      if (t) jr->cancelled(t.key);
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      finish(w);
+      return false;
+    }
+    node->task.durable_key = t.key;
+    return true;
+  }
+
+  // A typed task whose run_at is `wait` ahead: accepted now, and handed to the timer, which queues
+  // it when it is due (fire()). Bounded: an arm holds at most `capacity` tasks in the timer.
+  EnqueueResult schedule_at(Arm& a, Work w, Priority prio, TaskId id,
+                            std::chrono::nanoseconds wait) noexcept {
+    if (static_cast<std::int64_t>(a.delayed.load(std::memory_order_relaxed)) >= a.capacity) {
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      finish(w);
+      return EnqueueResult::refused(EnqueueError::kFull);
+    }
+    if (!journal_accept(a, w)) return EnqueueResult::refused(EnqueueError::kJournal);
+    // push()'s shutdown handshake. Never queued until it is due: taken at once (as an expiry at
+    // enqueue is), and fire() counts it back in as `requeued`, as it does a retry.
+    a.accepted.fetch_add(1, std::memory_order_seq_cst);
+    if (stopping.load(std::memory_order_seq_cst)) {
+      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
+      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+      journal_end(w, JournalEnd::kCancelled);
+      finish(w);
+      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
+      return EnqueueResult::refused(EnqueueError::kStopped);
+    }
+    a.taken.fetch_add(1, std::memory_order_seq_cst);
+    a.delayed.fetch_add(1, std::memory_order_relaxed);
+    try {
+      timer->schedule(steady_after(wait), Retry{a.id, prio, w, true});
+    } catch (...) {  // no memory for the timer's heap: refused, as a full queue is
+      a.delayed.fetch_sub(1, std::memory_order_relaxed);
+      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
+      a.taken.fetch_sub(1, std::memory_order_seq_cst);
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      journal_end(w, JournalEnd::kCancelled);
+      finish(w);
+      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
+      return EnqueueResult::refused(EnqueueError::kFull);
+    }
     return EnqueueResult::accepted(id);
   }
 
@@ -862,6 +935,12 @@ struct Executor::Impl {
       cancel_delayed(r);
       return;
     }
+    // Its queue wait runs from now, when it is due (retry() cleared the enqueue stamp; a stamp of
+    // 0 read as "timed" would measure the wait from the clock's origin).
+    if (time_all) {
+      const std::uint64_t t = CycleClock::now() & Work::kStampMask;
+      w.meta = (w.meta & ~Work::kStampMask) | (t == 0 ? 1 : t);
+    }
     // Retries bypass capacity and the enabled flag: the task was accepted and must not be lost.
     // seq_cst: the retry's half of the lost-wake-up handshake, as `accepted` is for enqueue.
     a.requeued.fetch_add(1, std::memory_order_seq_cst);
@@ -1077,6 +1156,13 @@ struct Executor::Impl {
       // Draining runs what paused arms hold too.
       const std::uint32_t n = arm_count.load(std::memory_order_acquire);
       for (std::uint32_t i = 0; i < n; ++i) resume(*arms[i]);
+      // Delayed tasks not yet due are not waited for: cancelled now (journaled ones stay in the
+      // journal for the next run, with their due time). Retries are waited for.
+      try {
+        for (Retry& r : timer->take_if([](const Retry& r) { return r.scheduled; }))
+          cancel_delayed(r);
+      } catch (...) {  // out of memory: the sweep below cancels them after the wait
+      }
       if (!wait_idle_until(deadline, own)) report.deadline_hit = true;
     }
     cancel_all.store(true, std::memory_order_seq_cst);
@@ -1241,15 +1327,32 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
-  if (has_deadline(node->task)) [[unlikely]] {
-    if (precise_wall() >= node->task.deadline) return im.expire_at_enqueue(*a, w, id);
-    w.meta = Work::kHasDeadline;
+  if (has_deadline(node->task) || node->task.run_at.time_since_epoch().count() != 0) [[unlikely]] {
+    const auto wall = precise_wall();
+    if (has_deadline(node->task)) {
+      if (wall >= node->task.deadline) return im.expire_at_enqueue(*a, w, id);
+      w.meta = Work::kHasDeadline;
+    }
+    if (const auto wait = until(node->task.run_at, wall); wait.count() > 0)
+      return im.schedule_at(*a, w, prio, id, wait);
   }
   return im.push(*a, w, prio, id);
 }
 
 EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {
   return enqueue_typed(*impl_, arm, task);
+}
+
+EnqueueResult Executor::enqueue_after(std::chrono::nanoseconds delay, Task task) noexcept {
+  using Wall = std::chrono::system_clock;
+  const Wall::time_point now = precise_wall();
+  if (delay.count() > 0) {
+    const auto room =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Wall::time_point::max() - now);
+    task.run_at = delay >= room ? Wall::time_point::max()
+                                : now + std::chrono::duration_cast<Wall::duration>(delay);
+  }
+  return enqueue(std::move(task));
 }
 
 EnqueueResult Executor::submit_job(ArmId arm, const detail::JobOps* ops, std::uintptr_t word,

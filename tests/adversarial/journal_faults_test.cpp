@@ -39,7 +39,8 @@ TEST(Journal, RowsThatCannotBeTasksAreDeadLetteredNamingTheValueAndStayDead) {
   TempDir dir;
   const auto file = dir.file("tasks.db");
   stop_with_backlog(file, [](Executor& ex) {
-    for (const char* p : {"bad priority", "bad attempts", "bad created", "good"})
+    for (const char* p :
+         {"bad priority", "bad attempts", "bad created", "bad deadline", "bad run_at", "good"})
       ASSERT_TRUE(ex.enqueue({.type = "job", .payload = p}));
   });
   {
@@ -50,6 +51,9 @@ TEST(Journal, RowsThatCannotBeTasksAreDeadLetteredNamingTheValueAndStayDead) {
              "UPDATE tasks SET priority = 7 WHERE CAST(payload AS TEXT) = 'bad priority'",
              "UPDATE tasks SET attempts = -1 WHERE CAST(payload AS TEXT) = 'bad attempts'",
              "UPDATE tasks SET created_ms = -5 WHERE CAST(payload AS TEXT) = 'bad created'",
+             "UPDATE tasks SET deadline_ms = -1 WHERE CAST(payload AS TEXT) = 'bad deadline'",
+             "UPDATE tasks SET run_at_ms = 9223372036854775807 "
+             "WHERE CAST(payload AS TEXT) = 'bad run_at'",
          }) {
       ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
       ASSERT_EQ(sqlite3_changes(db), 1) << sql;
@@ -67,13 +71,17 @@ TEST(Journal, RowsThatCannotBeTasksAreDeadLetteredNamingTheValueAndStayDead) {
     Executor ex(config(open_journal(file), handler));
     std::map<std::string, std::string> reasons;
     for (const auto& d : ex.dead_letters()) reasons[d.task->payload] = d.reason;
-    ASSERT_EQ(reasons.size(), 3u);
+    ASSERT_EQ(reasons.size(), 5u);
     EXPECT_NE(reasons["bad priority"].find("priority 7 is outside 0-3"), std::string::npos)
         << reasons["bad priority"];
     EXPECT_NE(reasons["bad attempts"].find("attempts -1"), std::string::npos)
         << reasons["bad attempts"];
     EXPECT_NE(reasons["bad created"].find("created_ms -5"), std::string::npos)
         << reasons["bad created"];
+    EXPECT_NE(reasons["bad deadline"].find("deadline_ms -1"), std::string::npos)
+        << reasons["bad deadline"];
+    EXPECT_NE(reasons["bad run_at"].find("run_at_ms 9223372036854775807"), std::string::npos)
+        << reasons["bad run_at"];
     ASSERT_TRUE(ex.wait_idle(kGenerous));
     ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
   }
@@ -82,12 +90,13 @@ TEST(Journal, RowsThatCannotBeTasksAreDeadLetteredNamingTheValueAndStayDead) {
     // The good task ran; no bad row did.
     const std::set<std::string> seen(ran.begin(), ran.end());
     EXPECT_EQ(seen.count("good"), 1u);
-    for (const char* p : {"bad priority", "bad attempts", "bad created"})
+    for (const char* p :
+         {"bad priority", "bad attempts", "bad created", "bad deadline", "bad run_at"})
       EXPECT_EQ(seen.count(p), 0u) << p;
   }
   // Marked dead in the file: the next start reports them as dead letters, not as new findings.
   EXPECT_EQ(query(file, "SELECT count(*) FROM tasks WHERE state = 'dead'"),
-            (std::vector<std::vector<std::string>>{{"3"}}));
+            (std::vector<std::vector<std::string>>{{"5"}}));
 }
 
 TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
@@ -115,6 +124,18 @@ TEST(Journal, UnreadableForeignOrBusyFilesAreRefusedNamingTheFile) {
     sqlite3_close(db);
   }
   expect_error(foreign, "not an octohalo journal");
+
+  // A journal from a newer octohalo (or from before version 1): refused, never rewritten.
+  for (const int version : {0, 3}) {
+    const auto other = dir.file("version-" + std::to_string(version) + ".db");
+    open_journal(other).reset();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+    const std::string set = "PRAGMA user_version = " + std::to_string(version);
+    ASSERT_EQ(sqlite3_exec(db, set.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    expect_error(other, "journal schema version " + std::to_string(version) + " is not supported");
+  }
 
   expect_error(dir.file("no/such/dir/tasks.db"), "does not exist (create it");
   fs::create_directories(dir.file("a-directory.db"));

@@ -300,4 +300,105 @@ TEST(Journal, SubmitCallablesAreNotJournaled) {
   EXPECT_EQ(journal->stats().records, 0u);
 }
 
+// A file the version-1 build wrote (tests/journal/data/journal-v1.db: two unfinished tasks, one
+// of them retried twice, a dead letter and a finished task's counter) is migrated when opened:
+// its tasks run with everything they carried, the file says version 2, and a reopen is plain.
+TEST(Journal, AVersion1FileIsMigratedAndItsTasksRunWithEverythingTheyCarried) {
+  TempDir dir;
+  const auto file = dir.file("tasks.db");
+  fs::copy_file(OCTO_JOURNAL_V1, file);
+  ASSERT_EQ(query(file, "PRAGMA user_version")[0][0], "1");
+  std::mutex mu;
+  std::map<std::string, Task> ran;
+  {
+    auto journal = open_journal(file);
+    EXPECT_EQ(journal->stats().migrated_from, 1);
+    ExecutorConfig cfg = config(journal, [&](const Task& t, const octo::Context&) {
+      std::lock_guard lock(mu);
+      ran[t.type] = t;
+      return Outcome::success();
+    });
+    // The version-1 build's arms and types.
+    for (const char* name : {"deploy", "cleanup", "batch", "secrets"}) {
+      octo::ArmConfig a = cfg.arms[0];
+      a.name = name;
+      cfg.arms.push_back(a);
+    }
+    Executor ex(std::move(cfg));
+    ASSERT_TRUE(ex.wait_idle(kGenerous));
+    EXPECT_EQ(ex.status().recovered, 2u);
+    const auto dead = ex.dead_letters();
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].reason, "handler said no");
+    EXPECT_EQ(dead[0].attempts, 3u);
+  }
+  ASSERT_EQ(ran.size(), 2u);
+  const Task& deploy = ran.at("deploy.rollout");
+  EXPECT_EQ(deploy.payload, "svc-a v2");
+  EXPECT_EQ(deploy.priority, octo::Priority::kHigh);
+  EXPECT_EQ(deploy.target_agents, (std::vector<std::string>{"agent-1", "agent-2"}));
+  EXPECT_EQ(deploy.max_attempts, 5u);
+  EXPECT_EQ(deploy.attempt, 3u) << "two failed runs before, this is the third";
+  EXPECT_EQ(deploy.created, std::chrono::system_clock::time_point(1764633600000ms));
+  EXPECT_EQ(deploy.deadline.time_since_epoch().count(), 0) << "version 1 had none";
+  EXPECT_EQ(deploy.run_at.time_since_epoch().count(), 0);
+  EXPECT_EQ(ran.at("cleanup.tmp").payload, std::string("bin\0ary", 7));
+  EXPECT_EQ(query(file, "PRAGMA user_version")[0][0], "2");
+  EXPECT_EQ(query(file, "SELECT value FROM meta WHERE name = 'succeeded'")[0][0], "3");
+  EXPECT_EQ(open_journal(file)->stats().migrated_from, 0) << "already version 2";
+}
+
+// Task::deadline and Task::run_at are journaled: a delayed task left in the timer at shutdown is
+// recovered with its due time (not run early), and a deadline survives the restart.
+TEST(Journal, DelayedTasksAndDeadlinesSurviveARestart) {
+  TempDir dir;
+  const auto file = dir.file("tasks.db");
+  using Wall = std::chrono::system_clock;
+  const auto due = Wall::now() + 300ms;
+  const auto far = Wall::now() + 1h;
+  const auto deadline = Wall::now() + 1h;
+  {
+    Executor ex(config(open_journal(file), [](const Task&, const octo::Context&) {
+      ADD_FAILURE() << "nothing runs before the restart";
+      return Outcome::success();
+    }));
+    ASSERT_TRUE(ex.enqueue(Task{.type = "job", .payload = "soon", .run_at = due}));
+    ASSERT_TRUE(
+        ex.enqueue(Task{.type = "job", .payload = "later", .deadline = deadline, .run_at = far}));
+    EXPECT_EQ(ex.status().arms[0].delayed, 2u);
+    const auto report = ex.shutdown(octo::ShutdownMode::kDrain, kGenerous);
+    EXPECT_EQ(report.cancelled, 2u) << "a drain does not wait for tasks not yet due";
+    EXPECT_FALSE(report.deadline_hit);
+  }
+  const auto rows = query(file, "SELECT payload, run_at_ms, deadline_ms FROM tasks ORDER BY key");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(
+      rows[1][1],
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(far.time_since_epoch()).count()));
+  std::promise<std::pair<Task, Wall::time_point>> ran;
+  {
+    Executor ex(config(open_journal(file), [&](const Task& t, const octo::Context&) {
+      if (t.payload == "soon") ran.set_value({t, Wall::now()});
+      return Outcome::success();
+    }));
+    const auto st = ex.status();
+    EXPECT_EQ(st.recovered, 2u);
+    auto f = ran.get_future();
+    ASSERT_EQ(f.wait_for(kGenerous), std::future_status::ready);
+    const auto [task, at] = f.get();
+    EXPECT_GE(at, std::chrono::time_point_cast<std::chrono::milliseconds>(due))
+        << "not before its time";
+    EXPECT_EQ(ex.status().arms[0].delayed, 1u) << "the other waits for its hour";
+    const auto later = ex.shutdown(octo::ShutdownMode::kCancel);
+    EXPECT_EQ(later.cancelled, 1u);
+  }
+  const auto left = query(file, "SELECT payload, deadline_ms FROM tasks");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0][0], "later");
+  EXPECT_EQ(left[0][1], std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           deadline.time_since_epoch())
+                                           .count()));
+}
+
 }  // namespace

@@ -39,6 +39,8 @@ class JournalFile {
   // What opening found it could not recover (a damaged write-ahead log: see detail/
   // wal_check.hpp), empty when nothing was lost.
   const std::string& recovery_problem() const noexcept { return recovery_problem_; }
+  // The schema version the file had when it was opened, when opening migrated it (else 0).
+  int migrated_from() const noexcept { return migrated_from_; }
 
   // The first key of the block reserved at open; keys below key_limit() are free to hand out.
   std::uint64_t first_key() const noexcept { return first_key_; }
@@ -94,6 +96,7 @@ class JournalFile {
   std::vector<Stmt> stmts_;
   std::uint64_t first_key_ = 1;
   std::string recovery_problem_;
+  int migrated_from_ = 0;
   // The file's identity at open (st_dev, st_ino).
   std::uint64_t device_ = 0, inode_ = 0;
   std::uint64_t dead_count_ = 0;

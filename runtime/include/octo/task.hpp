@@ -48,8 +48,13 @@ struct Task {
   // The task is wanted only until then (the epoch = no deadline). Not started by the deadline, it
   // expires: dead-lettered with reason "expired" and counted, at enqueue when the deadline has
   // already passed, else when a drainer reaches it. Running at the deadline, it is asked to stop
-  // (octo/this_task.hpp). Not journaled yet: a task recovered after a restart has none.
+  // (octo/this_task.hpp). Journaled: a recovered task keeps it.
   std::chrono::system_clock::time_point deadline{};
+  // Not before then (the epoch, or any time already past = at once). A delayed task is accepted at
+  // enqueue (it has an id, cancel(id) works, it is journaled with its due time) and waits in the
+  // executor's one timer, counted in ArmStatus::delayed, until it is due; then it is queued as
+  // any other. Executor::enqueue_after() sets it from a delay.
+  std::chrono::system_clock::time_point run_at{};
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;
