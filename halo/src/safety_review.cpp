@@ -137,26 +137,40 @@ void SafetyRails::review(CycleResult& cycle, const Snapshot& snapshot, ns now,
     if ((life.flags & kFlapping) != 0) ++by_flag_[0];
     ++it;
   }
-  // A healed parent's repair covers the children it inhibited: those still unhealthy verify
-  // now, on evidence after this moment, instead of being repaired themselves.
-  for (const std::uint64_t parent : healed_now) {
+  // A healed parent's repair covers its children: those unhealthy now, or turning up unhealthy
+  // within verify_timeout of the heal (evidence from the outage lingers in their windows, and
+  // records can arrive late), verify on evidence after this moment instead of being repaired
+  // themselves. Once per child and heal: a child still unhealthy at its verify_timeout is repaired.
+  for (const std::uint64_t parent : healed_now) healed_parents_[parent] = HealedParent{now, {}};
+  for (auto hp = healed_parents_.begin(); hp != healed_parents_.end();) {
+    const std::uint64_t parent = hp->first;
+    auto l = lives_.find(parent);
+    if (now - hp->second.at >= verify_timeout_ || l == lives_.end() ||
+        l->second.state != WeakPointState::kHealed) {
+      hp = healed_parents_.erase(hp);  // too long ago, forgotten, or broken again
+      continue;
+    }
     for (const auto& [child, deps] : parents_) {
-      if (std::none_of(deps.begin(), deps.end(),
+      if (hp->second.covered.count(child) != 0 ||
+          std::none_of(deps.begin(), deps.end(),
                        [&](const Dependency& d) { return d.parent == parent; }))
         continue;
       WeakPoint* wp = find_weak_point(wps, child);
       if (wp == nullptr || in_flight_by_wp_.count(child) != 0) continue;
       Life& life = life_of(child, wp->id, wp->subject_type, wp->subject_id);
+      hp->second.covered.insert(child);
       if (life.state == WeakPointState::kVerifying || life.state == WeakPointState::kEscalated)
         continue;
       state_.mark_repaired(life.subject_type, life.subject_id);
       life.finished = now;
       transition(life, WeakPointState::kVerifying,
-                 "its parent " + lives_.at(parent).weak_point +
-                     " healed: verifying without a repair of its own",
+                 "its parent " + l->second.weak_point + " healed " +
+                     seconds_text(now - hp->second.at) +
+                     " ago: verifying without a repair of its own",
                  now);
       wp->state = life.state;
     }
+    ++hp;
   }
   // Per state: every weak point without a life is open; the lives (few) count their own, seen
   // or not. Not a pass over the weak points: a million of them cost milliseconds to touch.

@@ -465,6 +465,46 @@ TEST(Dependencies, AParentsRepairCoversItsInhibitedChildren) {
   EXPECT_FALSE(rig.engine->remove_dependency({"endpoint", "/e0"}, {"agent", "a1"}));
 }
 
+// A child that turns up unhealthy only after its parent healed (its records of the outage
+// arrived late: halo-sim's parent-down fault on a loaded machine) verifies instead of being
+// repaired; a child still unhealthy at verify_timeout is repaired then, and a heal covers a child
+// once.
+TEST(Dependencies, AChildThatTurnsUpAfterItsParentHealedVerifiesInsteadOfBeingRepaired) {
+  auto cfg = open_rails();
+  cfg.safety.verify_timeout = 20s;
+  Rig rig(cfg);
+  rig.handler = [&](const octo::Task& t) {
+    if (t.type == "agent.revive") rig.state.set_agent_online(t.payload, true);
+    return octo::Outcome::success();
+  };
+  rig.state.upsert_agent({.id = "a1", .online = false});
+  halo::EndpointCounters& ep = rig.state.endpoint("/e0");
+  rig.engine->add_dependency({"endpoint", "/e0"}, {"agent", "a1"});
+  auto c1 = rig.cycle();  // the agent is repaired; the endpoint is not a weak point yet
+  EXPECT_EQ(statuses(*c1), (std::map<std::string, int>{{"dispatched", 1}}));
+  rig.clock->advance(1s);
+  rig.state.heartbeat("a1");
+  rig.cycle();  // the agent heals
+  ASSERT_NE(life_of(rig.engine->status(), "a1"), nullptr);
+  ASSERT_EQ(life_of(rig.engine->status(), "a1")->state, WeakPointState::kHealed);
+  rig.advance(1s);
+  for (int r = 0; r < 100; ++r) ep.record(5.0, r % 2 == 0);  // the outage's late records
+  auto c3 = rig.cycle();
+  EXPECT_EQ(statuses(*c3), (std::map<std::string, int>{{"suppressed:verifying", 1}}));
+  EXPECT_EQ(types_ran(rig), (std::vector<std::string>{"agent.revive"}));
+  // Still failing at verify_timeout: a failed repair (backoff), then repaired as any weak point;
+  // the heal does not cover the child a second time.
+  std::size_t endpoint_repairs = 0;
+  for (int i = 0; i < 40 && endpoint_repairs == 0; ++i) {
+    rig.advance(5s);
+    for (int r = 0; r < 100; ++r) ep.record(5.0, r % 2 == 0);
+    rig.cycle();
+    rig.executor->wait_idle();
+    for (const auto& type : types_ran(rig)) endpoint_repairs += type != "agent.revive";
+  }
+  EXPECT_EQ(endpoint_repairs, 1u) << "a child that stays unhealthy is repaired after verifying";
+}
+
 TEST(Silences, ASilencedWeakPointIsReportedNeverRepairedUntilTheSilenceEnds) {
   auto cfg = open_rails();
   Rig rig(cfg);

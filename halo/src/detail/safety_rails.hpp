@@ -244,6 +244,14 @@ class SafetyRails {
       OCTO_GUARDED_BY(decisions_mu_);
   // Parents that the last review found unhealthy or under repair.
   std::unordered_set<std::uint64_t> unhealthy_parents_ OCTO_GUARDED_BY(decisions_mu_);
+  // Parents healed within verify_timeout, and the children their heal already covered: a child
+  // that turns up as a weak point in that time (its window still holds the outage's evidence, or
+  // its records arrived late) verifies instead of being repaired, once per heal.
+  struct HealedParent {
+    std::chrono::nanoseconds at{};
+    std::unordered_set<std::uint64_t> covered;
+  };
+  std::unordered_map<std::uint64_t, HealedParent> healed_parents_ OCTO_GUARDED_BY(decisions_mu_);
   // The last review's blast-radius caps per subject type.
   TypeCounts caps_ OCTO_GUARDED_BY(decisions_mu_){};
 
