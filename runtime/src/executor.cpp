@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -30,6 +31,7 @@
 #include "detail/running_slot.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
+#include "octo/cron.hpp"
 #include "octo/cycle_clock.hpp"
 #include "octo/detail/annotated_mutex.hpp"
 #include "octo/this_task.hpp"
@@ -136,6 +138,19 @@ struct Retry {
   Priority priority;
   Work work;
   bool scheduled = false;  // a delayed task: shutdown(kDrain) does not wait for it
+  // Not a task at all: a periodic schedule's next firing (the token it was armed with).
+  std::uint64_t schedule = 0;
+};
+
+// One periodic schedule (Executor::schedule), under Impl::schedules_mu.
+struct ScheduleEntry {
+  ScheduleSpec spec;
+  std::optional<CronSchedule> cron;
+  std::chrono::system_clock::time_point origin;   // `every`: firing k is at origin + k * every
+  std::chrono::system_clock::time_point planned;  // the next firing, before jitter
+  std::uint64_t token = 0;                        // the armed timer item; 0 while paused
+  ScheduleStatus st;
+  TaskId recent[2] = {0, 0};  // the last two tasks it enqueued, newest first
 };
 
 void validate(const ArmConfig& c) {
@@ -924,8 +939,112 @@ struct Executor::Impl {
     }
   }
 
+  // --- periodic schedules ------------------------------------------------------------------
+
+  // The first planned firing strictly after `now`.
+  static std::chrono::system_clock::time_point next_planned(
+      const ScheduleEntry& e, std::chrono::system_clock::time_point now) {
+    if (e.cron) return e.cron->next_after(now);
+    const auto every =
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(*e.spec.every);
+    if (now < e.origin) return e.origin;
+    return e.origin + ((now - e.origin) / every + 1) * every;
+  }
+
+  // Planned firings in (from, to], counted up to a cap (a cron walk per firing).
+  static std::uint64_t planned_between(const ScheduleEntry& e,
+                                       std::chrono::system_clock::time_point from,
+                                       std::chrono::system_clock::time_point to) {
+    if (to <= from) return 0;
+    if (!e.cron) {
+      const auto every =
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(*e.spec.every);
+      return static_cast<std::uint64_t>((to - from) / every);
+    }
+    std::uint64_t n = 0;
+    for (auto t = e.cron->next_after(from); t <= to && n < 100'000; t = e.cron->next_after(t)) ++n;
+    return n;
+  }
+
+  // Puts the entry's next firing (after `now`) in the timer. Under schedules_mu.
+  void arm_schedule(ScheduleEntry& e, std::chrono::system_clock::time_point now) {
+    e.planned = next_planned(e, now);
+    e.st.next_run = e.planned;
+    if (e.planned == std::chrono::system_clock::time_point::max()) {
+      e.token = 0;  // past the clock's range: never
+      return;
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(e.planned - now);
+    if (e.spec.jitter.count() > 0) {
+      wait += std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::duration<double, std::milli>(unit_random() *
+                                                    static_cast<double>(e.spec.jitter.count())));
+    }
+    e.token = next_schedule_token++;
+    Retry r{};
+    r.schedule = e.token;
+    timer->schedule(steady_after(wait), r);
+  }
+
+  // A task of this executor still queued, waiting for a retry or running.
+  bool task_active(TaskId id) const noexcept {
+    if (id == 0) return false;
+    const TaskNode* n = slab.find(id);
+    if (n == nullptr) return false;
+    const std::uint64_t w = n->word.load(std::memory_order_acquire);
+    return (w >> 2) == (id >> 32) &&
+           ((w & 3) == TaskNode::kQueued || (w & 3) == TaskNode::kRunning);
+  }
+
+  // Timer thread: a schedule's firing time has come.
+  void fire_schedule(std::uint64_t token) noexcept {
+    try {
+      std::lock_guard lock(schedules_mu);
+      auto it = std::find_if(schedules.begin(), schedules.end(),
+                             [token](const auto& kv) { return kv.second.token == token; });
+      if (it == schedules.end()) return;  // removed or paused since it was armed
+      ScheduleEntry& e = it->second;
+      e.token = 0;
+      if (stopping.load(std::memory_order_acquire)) return;
+      const auto now = precise_wall();
+      e.st.missed += planned_between(e, e.planned, now);
+      e.st.last_run = now;
+      const bool busy = task_active(e.recent[0]);
+      const bool hold = e.spec.overlap == Overlap::kSkip        ? busy
+                        : e.spec.overlap == Overlap::kBufferOne ? busy && task_active(e.recent[1])
+                                                                : false;
+      if (hold) {
+        ++e.st.skipped;
+      } else {
+        Task t = e.spec.task;
+        const auto r = [&] {
+          const auto arm = routes.load(std::memory_order_acquire)->find(t.type);
+          if (!arm) {
+            rejected_unroutable.fetch_add(1, std::memory_order_relaxed);
+            return EnqueueResult::refused(EnqueueError::kUnroutable);
+          }
+          return Executor::enqueue_typed(*this, *arm, t);
+        }();
+        if (r) {
+          ++e.st.fired;
+          e.st.last_task = r.id();
+          e.recent[1] = e.recent[0];
+          e.recent[0] = r.id();
+        } else {
+          ++e.st.refused;
+        }
+      }
+      arm_schedule(e, now);
+    } catch (...) {  // no memory for the timer's heap: this schedule stops until resumed
+    }
+  }
+
   // Timer thread: a retry's delay has passed.
   void fire(Retry& r) noexcept {
+    if (r.schedule != 0) {
+      fire_schedule(r.schedule);
+      return;
+    }
     Arm& a = *arms[r.arm];
     Work& w = r.work;
     const bool dropped =
@@ -1108,7 +1227,8 @@ struct Executor::Impl {
 
   // Cancels everything waiting in the queues and the timer.
   void sweep() noexcept {
-    for (Retry& r : timer->take_all()) cancel_delayed(r);
+    for (Retry& r : timer->take_all())
+      if (r.schedule == 0) cancel_delayed(r);
     const std::uint32_t n = arm_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < n; ++i) {
       Arm& a = *arms[i];
@@ -1266,6 +1386,9 @@ struct Executor::Impl {
   detail::DeadLetterStore dead;
   std::mutex shutdown_mu;  // one shutdown() at a time; guards no field
   std::unique_ptr<detail::TimerQueue<Retry>> timer;
+  std::mutex schedules_mu;
+  std::map<std::string, ScheduleEntry, std::less<>> schedules;  // guarded by schedules_mu
+  std::uint64_t next_schedule_token = 1;                        // guarded by schedules_mu
 };
 
 thread_local const Executor::Impl* Executor::Impl::t_draining = nullptr;
@@ -1407,6 +1530,97 @@ bool Executor::cancel(TaskId id) noexcept {
   }
   if (impl_->any_delayed()) impl_->purge_delayed(node, cancelled_word);
   return true;
+}
+
+void Executor::schedule(ScheduleSpec spec) {
+  const std::string who = "octo::Executor::schedule '" + spec.name + "': ";
+  if (spec.name.empty())
+    throw std::invalid_argument("octo::Executor::schedule: name must not be empty");
+  if (spec.every.has_value() == !spec.cron.empty())
+    throw std::invalid_argument(who + "give exactly one of `every` and `cron`");
+  if (spec.every && spec.every->count() < 1) {
+    throw std::invalid_argument(who + "every must be >= 1 ms (got " +
+                                std::to_string(spec.every->count()) + " ms)");
+  }
+  if (spec.jitter.count() < 0 || spec.jitter > std::chrono::hours(1) ||
+      (spec.every && spec.jitter >= *spec.every)) {
+    throw std::invalid_argument(who + "jitter must be in [0, " +
+                                (spec.every ? "every" : std::string("1 h")) + ") (got " +
+                                std::to_string(spec.jitter.count()) + " ms)");
+  }
+  if (static_cast<unsigned>(spec.overlap) > static_cast<unsigned>(Overlap::kAllow)) {
+    throw std::invalid_argument(who + "overlap " +
+                                std::to_string(static_cast<unsigned>(spec.overlap)) +
+                                " is not kSkip, kBufferOne or kAllow");
+  }
+  if (spec.task.type.empty() || !resolve(spec.task.type)) {
+    throw std::invalid_argument(who + "task type '" + spec.task.type + "' matches no route");
+  }
+  ScheduleEntry e;
+  if (!spec.cron.empty()) {
+    try {
+      e.cron = CronSchedule::parse(spec.cron);
+    } catch (const std::invalid_argument& bad) {
+      throw std::invalid_argument(who + bad.what());
+    }
+  }
+  Impl& im = *impl_;
+  std::lock_guard lock(im.schedules_mu);
+  if (im.schedules.count(spec.name) != 0) throw std::invalid_argument(who + "the name is taken");
+  const auto now = precise_wall();
+  e.origin = now;
+  e.st.name = spec.name;
+  e.st.cron = spec.cron;
+  e.st.every = spec.every.value_or(std::chrono::milliseconds(0));
+  e.spec = std::move(spec);
+  ScheduleEntry& placed = im.schedules.emplace(e.spec.name, std::move(e)).first->second;
+  try {
+    im.arm_schedule(placed, now);
+  } catch (...) {
+    im.schedules.erase(placed.spec.name);
+    throw;
+  }
+}
+
+bool Executor::pause_schedule(std::string_view name) {
+  std::lock_guard lock(impl_->schedules_mu);
+  auto it = impl_->schedules.find(name);
+  if (it == impl_->schedules.end()) return false;
+  ScheduleEntry& e = it->second;
+  e.token = 0;  // the armed item fires into nothing
+  e.st.paused = true;
+  e.st.next_run = {};
+  return true;
+}
+
+bool Executor::resume_schedule(std::string_view name) {
+  std::lock_guard lock(impl_->schedules_mu);
+  auto it = impl_->schedules.find(name);
+  if (it == impl_->schedules.end()) return false;
+  ScheduleEntry& e = it->second;
+  if (!e.st.paused) return true;
+  const auto now = precise_wall();
+  // The firing it was waiting for when paused, and every one planned since.
+  if (e.planned <= now) e.st.missed += 1 + Impl::planned_between(e, e.planned, now);
+  e.st.paused = false;
+  impl_->arm_schedule(e, now);
+  return true;
+}
+
+bool Executor::remove_schedule(std::string_view name) {
+  std::lock_guard lock(impl_->schedules_mu);
+  auto it = impl_->schedules.find(name);
+  if (it == impl_->schedules.end()) return false;
+  impl_->schedules.erase(it);
+  return true;
+}
+
+std::vector<ScheduleStatus> Executor::schedules() const {
+  std::lock_guard lock(impl_->schedules_mu);
+  std::vector<ScheduleStatus> out;
+  out.reserve(impl_->schedules.size());
+  for (const auto& [name, e] : impl_->schedules) out.push_back(e.st);
+  return out;
 }
 
 std::optional<ArmId> Executor::resolve(std::string_view type) const noexcept {

@@ -43,6 +43,7 @@
 #include "octo/journal.hpp"
 #include "octo/observer.hpp"
 #include "octo/routing.hpp"
+#include "octo/schedule.hpp"
 #include "octo/status.hpp"
 #include "octo/task.hpp"
 #include "octo/windowed_histogram.hpp"
@@ -203,6 +204,16 @@ class Executor {
   void resume(ArmId arm);
   void set_max_parallel(ArmId arm, std::uint32_t max_parallel);
   void set_routes(const RoutingTable& routes);
+
+  // Periodic tasks (octo/schedule.hpp): `spec.task` enqueued every period or at each time of a
+  // cron expression, on the executor's timer thread. Throws std::invalid_argument naming the
+  // schedule and the field. The others are false for a name that is not scheduled; a paused
+  // schedule keeps its counters, and resume plans its next firing from now.
+  void schedule(ScheduleSpec spec);
+  bool pause_schedule(std::string_view name);
+  bool resume_schedule(std::string_view name);
+  bool remove_schedule(std::string_view name);
+  std::vector<ScheduleStatus> schedules() const;
 
   RuntimeStatus status() const;
   ArmStatus arm_status(ArmId arm) const;
