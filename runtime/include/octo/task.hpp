@@ -38,12 +38,6 @@ inline std::optional<std::chrono::system_clock::time_point> time_from_ms(std::in
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-// How long a unique task's key stays taken (Task::unique_key).
-enum class UniqueScope : std::uint8_t {
-  kQueued,           // while it waits: queued, delayed or waiting for a retry
-  kQueuedOrRunning,  // and while it runs
-};
-
 struct Task {
   std::string type{};
   std::string payload{};
@@ -61,14 +55,6 @@ struct Task {
   // executor's one timer, counted in ArmStatus::delayed, until it is due; then it is queued as
   // any other. Executor::enqueue_after() sets it from a delay.
   std::chrono::system_clock::time_point run_at{};
-  // Unique tasks: while a task with this key is pending in `unique_scope` (and for at most
-  // `unique_ttl` after it was accepted), another task with the same key is refused with
-  // EnqueueError::kDuplicate, whose id() is the first task's. Empty = not unique. A key with a
-  // TTL of zero or less, or a TTL without a key, is refused with kBadUnique. Per executor; the
-  // key's claim is kept in memory only (a recovered task is unique again only once re-enqueued).
-  std::string unique_key{};
-  std::chrono::milliseconds unique_ttl{0};
-  UniqueScope unique_scope = UniqueScope::kQueued;
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;
