@@ -1035,7 +1035,7 @@ struct Executor::Impl {
         }
       }
       arm_schedule(e, now);
-    } catch (...) {  // no memory for the timer's heap: this schedule stops until resumed
+    } catch (...) {  // no memory for the timer's heap: it stops firing (pause and resume re-arm it)
     }
   }
 
@@ -1538,8 +1538,11 @@ void Executor::schedule(ScheduleSpec spec) {
     throw std::invalid_argument("octo::Executor::schedule: name must not be empty");
   if (spec.every.has_value() == !spec.cron.empty())
     throw std::invalid_argument(who + "give exactly one of `every` and `cron`");
-  if (spec.every && spec.every->count() < 1) {
-    throw std::invalid_argument(who + "every must be >= 1 ms (got " +
+  // At most about a century: the next firing is computed in system_clock time (nanoseconds,
+  // good until 2262), and a longer period would overflow it.
+  constexpr std::chrono::milliseconds kMaxEvery = std::chrono::hours(24 * 365 * 100);
+  if (spec.every && (spec.every->count() < 1 || *spec.every > kMaxEvery)) {
+    throw std::invalid_argument(who + "every must be in [1 ms, 100 years] (got " +
                                 std::to_string(spec.every->count()) + " ms)");
   }
   if (spec.jitter.count() < 0 || spec.jitter > std::chrono::hours(1) ||

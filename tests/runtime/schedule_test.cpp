@@ -196,7 +196,10 @@ TEST(Schedules, BadSpecsAreRefusedNamingTheScheduleAndTheField) {
   expect_error({.every = 1s, .task = tick}, "name must not be empty");
   expect_error({.name = "x", .task = tick}, "'x': give exactly one of `every` and `cron`");
   expect_error({.name = "x", .every = 1s, .cron = "* * * * *", .task = tick}, "exactly one");
-  expect_error({.name = "x", .every = 0ms, .task = tick}, "every must be >= 1 ms (got 0 ms)");
+  expect_error({.name = "x", .every = 0ms, .task = tick},
+               "every must be in [1 ms, 100 years] (got 0 ms)");
+  expect_error({.name = "x", .every = std::chrono::milliseconds::max(), .task = tick},
+               "every must be in [1 ms, 100 years]");
   expect_error({.name = "x", .every = 1s, .task = tick, .jitter = 1s},
                "jitter must be in [0, every)");
   expect_error({.name = "x", .every = 1s, .task = tick, .jitter = -1ms}, "(got -1 ms)");

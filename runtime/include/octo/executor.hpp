@@ -161,9 +161,10 @@ class Executor {
   EnqueueResult enqueue(Task task) noexcept;
   // Enqueues on a known arm, skipping routing.
   EnqueueResult enqueue(ArmId arm, Task task) noexcept;
-  // enqueue() with task.run_at = now + delay (0 or less: at once; past the clock's range: its
-  // end). A delayed task waits in the timer (no thread, no queue slot) and is refused with kFull
-  // when its arm already holds `capacity` tasks there.
+  // enqueue() with task.run_at = now + delay (past the clock's range: its end); a delay of 0 or
+  // less leaves task.run_at as given (none: at once). A delayed task waits in the timer (no
+  // thread, no queue slot) and is refused with kFull when its arm already holds `capacity` tasks
+  // there.
   EnqueueResult enqueue_after(std::chrono::nanoseconds delay, Task task) noexcept;
   // Runs `fn` (returning void or Outcome) on `arm`; failures retry and dead-letter as tasks do.
   // A callable that is trivially copyable and word-sized is stored inline; larger ones cost one

@@ -37,8 +37,8 @@ enum class Overlap : std::uint8_t {
 
 struct ScheduleSpec {
   std::string name{};
-  // Exactly one of the two: a fixed period (from when schedule() is called; >= 1 ms), or a cron
-  // expression in UTC (octo/cron.hpp).
+  // Exactly one of the two: a fixed period (from when schedule() is called; 1 ms to 100 years),
+  // or a cron expression in UTC (octo/cron.hpp).
   std::optional<std::chrono::milliseconds> every{};
   std::string cron{};
   Task task{};
