@@ -466,21 +466,9 @@ struct Executor::Impl {
     // Journaled before it is counted: a sync wait here must not look like a push in flight to a
     // retiring drainer (which would spin for the whole commit).
     if (!journal_accept(a, w)) return EnqueueResult::refused(EnqueueError::kJournal);
-    // Counted before the push, so a drainer can never finish a task that is not yet accepted, and
-    // seq_cst because it is the producer half of two handshakes: with retire() (store accepted,
-    // then load active) and with shutdown (store accepted, then load stopping).
-    const std::uint64_t ticket = a.accepted.fetch_add(1, std::memory_order_seq_cst) + 1;
-    // Shutdown handshake: shutdown stores `stopping`, then reads `accepted`; we increment
-    // `accepted`, then read `stopping` (all seq_cst). Either we see the stop and undo, or shutdown
-    // sees this task as pending and waits for it: no task slips in after shutdown returns.
-    if (stopping.load(std::memory_order_seq_cst)) {
-      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
-      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
-      journal_end(w, JournalEnd::kCancelled);
-      finish(w);
-      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
-      return EnqueueResult::refused(EnqueueError::kStopped);
-    }
+    // Counted before the push, so a drainer can never finish a task that is not yet accepted.
+    const std::uint64_t ticket = admit(a, w);
+    if (ticket == 0) return EnqueueResult::refused(EnqueueError::kStopped);
     OCTO_TSAN_RELEASE(&a.queues[static_cast<int>(prio)]);
     if (!a.enqueue(static_cast<int>(prio), w)) {  // allocation failure
       a.accepted.fetch_sub(1, std::memory_order_seq_cst);
@@ -492,6 +480,24 @@ struct Executor::Impl {
     }
     wake(a, static_cast<std::int64_t>(ticket + a.requeued.load(std::memory_order_relaxed) - seen));
     return EnqueueResult::accepted(id);
+  }
+
+  // Counts `w` as accepted on `a` and returns the new `accepted` (>= 1), or 0 when shutdown has
+  // begun (then the count is undone, the task refused, counted and finished). seq_cst because it
+  // is the producer half of two handshakes: with retire() (store accepted, then load active) and
+  // with shutdown, which stores `stopping` and then reads `accepted`: we increment `accepted`
+  // and then read `stopping`, so either we see the stop and undo, or shutdown sees this task as
+  // pending and waits for it. No task slips in after shutdown returns.
+  [[gnu::always_inline]] std::uint64_t admit(Arm& a, Work& w) noexcept {
+    const std::uint64_t ticket = a.accepted.fetch_add(1, std::memory_order_seq_cst) + 1;
+    if (!stopping.load(std::memory_order_seq_cst)) [[likely]]
+      return ticket;
+    a.accepted.fetch_sub(1, std::memory_order_seq_cst);
+    rejected_stopped.fetch_add(1, std::memory_order_relaxed);
+    journal_end(w, JournalEnd::kCancelled);
+    finish(w);
+    if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
+    return 0;
   }
 
   // A typed task's accept record (and, with kSync, its commit); false (the task refused, counted
@@ -520,17 +526,9 @@ struct Executor::Impl {
       return EnqueueResult::refused(EnqueueError::kFull);
     }
     if (!journal_accept(a, w)) return EnqueueResult::refused(EnqueueError::kJournal);
-    // push()'s shutdown handshake. Never queued until it is due: taken at once (as an expiry at
-    // enqueue is), and fire() counts it back in as `requeued`, as it does a retry.
-    a.accepted.fetch_add(1, std::memory_order_seq_cst);
-    if (stopping.load(std::memory_order_seq_cst)) {
-      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
-      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
-      journal_end(w, JournalEnd::kCancelled);
-      finish(w);
-      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
-      return EnqueueResult::refused(EnqueueError::kStopped);
-    }
+    // Never queued until it is due: taken at once (as an expiry at enqueue is), and fire() counts
+    // it back in as `requeued`, as it does a retry.
+    if (admit(a, w) == 0) return EnqueueResult::refused(EnqueueError::kStopped);
     a.taken.fetch_add(1, std::memory_order_seq_cst);
     a.delayed.fetch_add(1, std::memory_order_relaxed);
     try {
@@ -573,16 +571,9 @@ struct Executor::Impl {
   // A task whose deadline passed before it was enqueued: accepted (it has an id, and is counted)
   // and dead-lettered as expired at once, without a queue or the journal.
   EnqueueResult expire_at_enqueue(Arm& a, Work& w, TaskId id) noexcept {
-    // push()'s shutdown handshake (count, then look at `stopping`, both seq_cst): a check before
-    // the count would let a task be accepted after shutdown() returned.
-    a.accepted.fetch_add(1, std::memory_order_seq_cst);
-    if (stopping.load(std::memory_order_seq_cst)) {
-      a.accepted.fetch_sub(1, std::memory_order_seq_cst);
-      rejected_stopped.fetch_add(1, std::memory_order_relaxed);
-      finish(w);
-      if (waiters.load(std::memory_order_seq_cst) > 0) notify_idle();
-      return EnqueueResult::refused(EnqueueError::kStopped);
-    }
+    // Counted first, as push() does: a check of `stopping` before the count would let a task be
+    // accepted after shutdown() returned.
+    if (admit(a, w) == 0) return EnqueueResult::refused(EnqueueError::kStopped);
     // Never queued: taken at once, so queued() (accepted + requeued - taken) does not count it.
     a.taken.fetch_add(1, std::memory_order_seq_cst);
     expire(a, w);
