@@ -706,11 +706,7 @@ struct Executor::Impl {
       a.taken.fetch_add(n, std::memory_order_relaxed);
       // The batch's first start: later tasks start where the one before ended.
       std::uint64_t t_now = CycleClock::now();
-      if (a.keys != nullptr) [[unlikely]] {
-        run_batch<true>(a, batch, n, prio, slot, t_now);
-      } else {
-        run_batch<false>(a, batch, n, prio, slot, t_now);
-      }
+      run_batch(a, batch, n, prio, slot, t_now);
       if (!time_all) t_now = CycleClock::now();
       const bool fast = (t_now - t_prev) < fast_ticks * n;
       want = fast ? std::min(kBatch, want * 2) : 1;
@@ -776,9 +772,6 @@ struct Executor::Impl {
     }
   }
 
-  // Instantiated twice: arms with a per-key limit (kKeyed) and the rest, whose loop then carries
-  // no trace of keys (KeySlot's destructor folds away when nothing sets it).
-  template <bool kKeyed>
   void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio, RunningSlot& slot,
                  std::uint64_t& t_now) noexcept {
     Local l;
@@ -816,8 +809,8 @@ struct Executor::Impl {
       // A task of a key at its per-key limit is parked (still kQueued: cancel(id) reaches it) and
       // the drainer goes on; from here to the end of the iteration, `key` holds its slot.
       KeySlot key;
-      if constexpr (kKeyed) {
-        if (node != nullptr && !node->task.key.empty() && !admit_key(a, w, prio, key, l)) {
+      if (a.keys != nullptr && node != nullptr && !node->task.key.empty()) [[unlikely]] {
+        if (!admit_key(a, w, prio, key, l)) {
           slot.running.store(0, std::memory_order_relaxed);
           continue;
         }
@@ -940,8 +933,8 @@ struct Executor::Impl {
 
   // True when `w` may run now (`key` then holds its slot); false when it was parked, or
   // dead-lettered because there was no memory to park it (counted in `l`).
-  [[gnu::noinline, gnu::cold]] bool admit_key(Arm& a, Work& w, Priority prio, KeySlot& key,
-                                              Local& l) noexcept {
+  [[gnu::noinline]] bool admit_key(Arm& a, Work& w, Priority prio, KeySlot& key,
+                                   Local& l) noexcept {
     const std::uint64_t h = detail::KeyLimiter::hash(w.node()->task.key);
     if ((w.meta & Work::kKeyHeld) != 0) {  // handed over by the key's last task
       w.meta &= ~Work::kKeyHeld;
@@ -968,7 +961,7 @@ struct Executor::Impl {
 
   // Gives back a slot of key `h`; when the key has a parked task, the slot passes to it and it
   // goes to the back of its priority's queue, announced as a retry's re-queue is.
-  [[gnu::noinline, gnu::cold]] void release_key(Arm& a, std::uint64_t h) noexcept {
+  void release_key(Arm& a, std::uint64_t h) noexcept {
     while (std::optional<detail::KeyLimiter::Parked> p = a.keys->release(h)) {
       Work w = p->work;
       w.meta |= Work::kKeyHeld;

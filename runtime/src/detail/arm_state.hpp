@@ -63,6 +63,8 @@ struct alignas(64) ArmState {
   const std::uint64_t timeout_ticks;  // ArmConfig::timeout in CycleClock ticks; 0 = none
   // A blocking arm's threads (set once by the executor, before the arm is visible).
   std::unique_ptr<BlockingPool> pool;
+  // ArmConfig::max_parallel_per_key's limiter (set once, before the arm is visible); null: none.
+  std::unique_ptr<KeyLimiter> keys;
   std::atomic<std::uint32_t> max_parallel;
   std::atomic<bool> enabled;
   // pause(): drainers stop taking work and wake() spawns none. seq_cst where it pairs with
@@ -111,10 +113,6 @@ struct alignas(64) ArmState {
   WindowedHistogram queue_wait;
   WindowedHistogram run_time;
   std::uint64_t watched_progress = 0;  // timer thread only
-  // ArmConfig::max_parallel_per_key's limiter (set once, before the arm is visible); null: none.
-  // Last: placed among the configuration it moved the queues and the counters' lines, and the
-  // no-op benchmarks lost a fifth (docs/benchmarks.md).
-  std::unique_ptr<KeyLimiter> keys;
 
   // Finished counters are read before `accepted`: a task is accepted before it can finish, and the
   // seq_cst increments order the two, so the difference never goes negative.
