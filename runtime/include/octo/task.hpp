@@ -55,10 +55,6 @@ struct Task {
   // executor's one timer, counted in ArmStatus::delayed, until it is due; then it is queued as
   // any other. Executor::enqueue_after() sets it from a delay.
   std::chrono::system_clock::time_point run_at{};
-  // On an arm with ArmConfig::max_parallel_per_key, tasks of one key share that limit ("agent-17":
-  // one repair of an agent at a time). Empty = no key; ignored by arms without a per-key limit.
-  // Not journaled yet: a task recovered from the journal runs without its key.
-  std::string key{};
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;
