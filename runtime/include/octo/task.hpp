@@ -45,6 +45,9 @@ struct Task {
   std::vector<std::string> target_agents{};
   // Attempts before dead-lettering; 0 means the arm's default.
   std::uint32_t max_attempts = 0;
+  // Set by the executor: 1 on the first run, incremented by each retry; ignored on input. Beside
+  // max_attempts, where it fills what would be padding (Task is 144 bytes, not 152).
+  std::uint32_t attempt = 0;
   // The task is wanted only until then (the epoch = no deadline). Not started by the deadline, it
   // expires: dead-lettered with reason "expired" and counted, at enqueue when the deadline has
   // already passed, else when a drainer reaches it. Running at the deadline, it is asked to stop
@@ -59,8 +62,6 @@ struct Task {
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;
   std::chrono::system_clock::time_point created{};
-  // 1 on the first run, incremented by each retry.
-  std::uint32_t attempt = 0;
   // The task's identity across restarts and redeliveries (a recovered task gets a new `id` but
   // keeps this), for handlers that must be idempotent. Assigned by the journal when the executor
   // has one, derived from the stream entry id for RedisStreams arms, else kept as given.
