@@ -3,11 +3,14 @@
 //   killed sqlite_journal_crash_child <journal> <dir> <run> drain     recover, run what is left,
 //   exit 0
 // Every id is written to <dir>/attempted before its enqueue and to <dir>/accepted after the
-// enqueue returned success; the handler appends it to <dir>/completed. Lines are written with one
-// write(2) on an O_APPEND descriptor, so they are whole even when the process dies mid-run.
+// enqueue returned success; the handler appends it to <dir>/completed. One task in four is
+// delayed (Task::run_at 100-499 ms ahead) and its id carries its due time ("id@due_ms"); one run
+// before that time is also appended to <dir>/early. Lines are written with one write(2) on an
+// O_APPEND descriptor, so they are whole even when the process dies mid-run.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,6 +36,12 @@ void write_line(int fd, const std::string& s) {
   if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::exit(4);
 }
 
+long long now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,7 +60,12 @@ int main(int argc, char** argv) {
   octo::ArmConfig arm;
   arm.name = "work";
   arm.max_parallel = 2;
-  arm.handler = [completed](const octo::Task& t, const octo::Context&) {
+  const int early = open_append(dir + "/early");
+  arm.handler = [completed, early](const octo::Task& t, const octo::Context&) {
+    if (const auto at = t.payload.find('@'); at != std::string::npos) {
+      const long long due = std::strtoll(t.payload.c_str() + at + 1, nullptr, 10);
+      if (now_ms() < due) write_line(early, t.payload + " ran at " + std::to_string(now_ms()));
+    }
     write_line(completed, t.payload);
     return octo::Outcome::success();
   };
@@ -70,9 +84,16 @@ int main(int argc, char** argv) {
   for (long p = 0; p < 8; ++p) {
     producers.emplace_back([&, p] {
       for (long i = 0; i < 100'000; ++i) {
-        const std::string id = std::to_string(run * 1'000'000 + p * 100'000 + i);
+        std::string id = std::to_string(run * 1'000'000 + p * 100'000 + i);
+        octo::Task t{.type = "job"};
+        if (i % 4 == 0) {
+          const long long due = now_ms() + 100 + (i * 7) % 400;
+          t.run_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(due));
+          id += "@" + std::to_string(due);
+        }
+        t.payload = id;
         write_line(attempted, id);
-        if (!ex.enqueue({.type = "job", .payload = id})) std::exit(6);
+        if (!ex.enqueue(std::move(t))) std::exit(6);
         write_line(accepted, id);
       }
     });

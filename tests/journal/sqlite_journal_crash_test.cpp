@@ -1,6 +1,7 @@
 // Kills a process running the executor in kSync mode with SIGKILL at a random moment, 30 times
 // over one journal, then lets a last run drain it. Every id whose enqueue returned success must
-// have completed; nothing may complete that was never enqueued.
+// have completed; nothing may complete that was never enqueued. A quarter of the tasks are
+// delayed: those recovered with their due time must complete too, none before it.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -100,6 +101,12 @@ TEST(JournalCrash, SigkillThirtyTimesLosesNoAcceptedTask) {
   std::size_t invented = 0;
   for (const auto& id : completed) invented += attempted.count(id) == 0;
   EXPECT_EQ(invented, 0u);
+  std::size_t delayed = 0;
+  for (const auto& id : accepted) delayed += id.find('@') != std::string::npos;
+  EXPECT_GT(delayed, 0u);
+  const auto early = read_ids(dir / "early");
+  EXPECT_TRUE(early.empty()) << early.size() << " delayed tasks ran before their time, e.g. "
+                             << *early.begin();
   // A kill between an enqueue's return and its "accepted" line leaves a task that completes but
   // was never recorded as accepted: at most one per producer (8) per kill.
   EXPECT_LE(completed.size() - accepted.size(), std::size_t{8} * kKills);
