@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   arm.handler = [completed, early](const octo::Task& t, const octo::Context&) {
     if (const auto at = t.payload.find('@'); at != std::string::npos) {
       const long long due = std::strtoll(t.payload.c_str() + at + 1, nullptr, 10);
-      if (now_ms() < due) write_line(early, t.payload + " ran at " + std::to_string(now_ms()));
+      const long long now = now_ms();
+      if (now < due) write_line(early, t.payload + " ran at " + std::to_string(now));
     }
     write_line(completed, t.payload);
     return octo::Outcome::success();
