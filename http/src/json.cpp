@@ -67,7 +67,7 @@ nlohmann::json to_json(const CycleResult& c) {
                         {"type", g.task.type},
                         {"payload", g.task.payload},
                         {"priority", octo::to_string(g.task.priority)},
-                        {"target_agents", g.task.target_agents}};
+                        {"target_agents", *g.task.target_agents}};
     if (i < c.dispatch_results.size()) {
       const auto& d = c.dispatch_results[i];
       t["status"] = to_string(d.status);

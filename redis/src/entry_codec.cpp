@@ -67,7 +67,7 @@ std::vector<std::string> encode_task(const Task& t) {
       std::to_string(
           std::chrono::duration_cast<std::chrono::milliseconds>(t.created.time_since_epoch())
               .count())};
-  for (const auto& target : t.target_agents) {
+  for (const auto& target : *t.target_agents) {
     f.emplace_back("target");
     f.push_back(target);
   }
@@ -103,7 +103,7 @@ DecodedTask decode_task(std::span<const std::string_view> fields, std::string_vi
                       "' is not milliseconds from 0 to " + std::to_string(kMaxTimeMs));
       t.created = *when;
     } else if (name == "target") {
-      t.target_agents.emplace_back(value);
+      t.target_agents.edit().emplace_back(value);
     }
   }
   if (t.type.empty()) return refuse("malformed stream entry (no type field)");
