@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -158,6 +159,41 @@ void BM_Octopus_Enqueue(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kTasks);
 }
+
+// Typed no-op tasks over 1,000 keys, round the keys in turn: on an arm with a per-key limit of 1
+// (kLimited) and, as the baseline of the same run, on the same arm without one (the tasks carry
+// the same keys, so the difference is the limiter alone).
+template <bool kLimited>
+void BM_Octopus_Enqueue_Keyed(benchmark::State& state) {
+  auto cfg = octo_config();
+  cfg.arms[0].handler = [](const octo::Task&, const octo::Context&) {
+    task_done();
+    return octo::Outcome::success();
+  };
+  if (kLimited) cfg.arms[0].max_parallel_per_key = 1;
+  octo::Executor ex(std::move(cfg));
+  std::vector<std::string> keys;
+  for (int k = 0; k < 1000; ++k) keys.push_back("agent-" + std::to_string(k));
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) {
+      while (!ex.enqueue(octo::Task{.type = "bench.noop", .key = keys[i % 1000]})) {
+      }
+    }
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+BENCHMARK_TEMPLATE(BM_Octopus_Enqueue_Keyed, true)
+    ->Name("BM_Octopus_Enqueue_KeyedNoop")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Octopus_Enqueue_Keyed, false)
+    ->Name("BM_Octopus_Enqueue_KeyedNoopUnlimited")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 template <class Body>
 void BM_TbbArena_Enqueue(benchmark::State& state) {

@@ -152,8 +152,11 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
             [](const A& a) { return a.cancelled; });
     per_arm("octohalo_arm_pending", "gauge", "Tasks accepted and not finished.",
             [](const A& a) { return a.pending; });
-    per_arm("octohalo_arm_delayed", "gauge", "Tasks waiting for a retry delay.",
+    per_arm("octohalo_arm_delayed", "gauge", "Tasks waiting for a retry delay or their run_at.",
             [](const A& a) { return a.delayed; });
+    per_arm("octohalo_arm_waiting_on_key", "gauge",
+            "Tasks parked until their key is below the arm's per-key limit.",
+            [](const A& a) { return a.waiting_on_key; });
     per_arm("octohalo_arm_enabled", "gauge", "1 while the arm accepts tasks.",
             [](const A& a) { return a.enabled ? 1 : 0; });
     per_arm("octohalo_arm_active", "gauge", "Drainers running tasks now.",

@@ -20,8 +20,9 @@ namespace {
 
 // 'OCTJ': marks the file as ours, so a foreign SQLite database is refused rather than altered.
 constexpr int kApplicationId = 0x4F43544A;
-// 2 added deadline_ms and run_at_ms; a version-1 file is migrated when it is opened.
-constexpr int kSchemaVersion = 2;
+// 2 added deadline_ms and run_at_ms, 3 concurrency_key (Task::key); a file of version 1 or 2 is
+// migrated when it is opened.
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tasks(
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tasks(
   created_ms   INTEGER NOT NULL,
   deadline_ms  INTEGER NOT NULL DEFAULT 0,
   run_at_ms    INTEGER NOT NULL DEFAULT 0,
+  concurrency_key TEXT NOT NULL DEFAULT '',
   attempts     INTEGER NOT NULL DEFAULT 0,
   state        TEXT    NOT NULL DEFAULT 'queued' CHECK(state IN ('queued', 'dead')),
   reason       TEXT,
@@ -51,6 +53,11 @@ INSERT OR IGNORE INTO meta VALUES ('key_limit', 1), ('succeeded', 0), ('cancelle
 constexpr const char* kMigrate1To2 = R"sql(
 ALTER TABLE tasks ADD COLUMN deadline_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN run_at_ms INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// From version 2 (before Task::key was journaled): no key for every task already there.
+constexpr const char* kMigrate2To3 = R"sql(
+ALTER TABLE tasks ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT '';
 )sql";
 
 }  // namespace
@@ -173,7 +180,7 @@ void JournalFile::open() {
     std::int64_t version = kSchemaVersion;
     if (app == kApplicationId) {
       version = pragma_int("PRAGMA user_version");
-      if (version != kSchemaVersion && version != 1) {
+      if (version != kSchemaVersion && version != 1 && version != 2) {
         fail_open("journal schema version " + std::to_string(version) +
                   " is not supported (this build reads version " + std::to_string(kSchemaVersion) +
                   ")");
@@ -192,10 +199,9 @@ void JournalFile::open() {
       exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
     }
     exec("BEGIN IMMEDIATE");
-    if (version == 1) {
-      exec(kMigrate1To2);
-      migrated_from_ = 1;
-    }
+    if (version < kSchemaVersion) migrated_from_ = static_cast<int>(version);
+    if (version == 1) exec(kMigrate1To2);
+    if (version <= 2) exec(kMigrate2To3);
     exec(kSchema);
     exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
@@ -235,7 +241,8 @@ void JournalFile::prepare() {
       // One statement over two literals (not a missing comma).
       // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
       "INSERT OR REPLACE INTO tasks(key, arm, type, payload, priority, targets, max_attempts, "
-      "created_ms, deadline_ms, run_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "created_ms, deadline_ms, run_at_ms, concurrency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?)",
       "DELETE FROM tasks WHERE key = ?",
       "UPDATE tasks SET attempts = ? WHERE key = ?",
       "UPDATE tasks SET state = 'dead', attempts = ?, reason = ?, finished_ms = ? WHERE key = ?",
@@ -258,10 +265,12 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
            "SELECT tasks.key, json_each.value FROM tasks, json_each(tasks.targets) "
            "WHERE tasks.targets <> '[]' ORDER BY tasks.key, json_each.id");
     while (t.step()) targets[static_cast<std::uint64_t>(t.i64(0))].push_back(t.text(1));
-    Stmt q(db_,
-           "SELECT key, arm, type, payload, priority, max_attempts, created_ms, attempts, state, "
-           "coalesce(reason, ''), coalesce(finished_ms, 0), deadline_ms, run_at_ms FROM tasks "
-           "ORDER BY state = 'dead', finished_ms, priority DESC, key");
+    Stmt q(
+        db_,
+        "SELECT key, arm, type, payload, priority, max_attempts, created_ms, attempts, state, "
+        "coalesce(reason, ''), coalesce(finished_ms, 0), deadline_ms, run_at_ms, concurrency_key "
+        "FROM tasks "
+        "ORDER BY state = 'dead', finished_ms, priority DESC, key");
     while (q.step()) {
       Task task;
       task.durable_key = static_cast<std::uint64_t>(q.i64(0));
@@ -298,6 +307,7 @@ JournalRecovery JournalFile::read_tasks(std::vector<std::uint64_t>& bad_keys) {
       task.attempt = bad.empty() ? static_cast<std::uint32_t>(attempts) : 0;
       task.deadline = time_from_ms(q.i64(11)).value_or(std::chrono::system_clock::time_point{});
       task.run_at = time_from_ms(q.i64(12)).value_or(std::chrono::system_clock::time_point{});
+      task.key = q.text(13);
       if (auto it = targets.find(task.durable_key); it != targets.end()) {
         task.target_agents = std::move(it->second);
       }
@@ -370,6 +380,7 @@ void JournalFile::commit_batch(const std::vector<Record>& batch, const CommitExt
             .bind(8, r.ms)
             .bind(9, r.deadline_ms)
             .bind(10, r.run_at_ms)
+            .bind(11, std::string_view(r.concurrency_key))
             .run();
         break;
       case Kind::kRetried:

@@ -393,6 +393,7 @@ JournalTicket SqliteJournal::accepted(std::string_view arm, const Task& task) no
     r.type = task.type;
     r.payload = task.payload;
     if (!task.target_agents.empty()) r.targets = targets_json(*task.target_agents);
+    if (!task.key.empty()) r.concurrency_key = *task.key;
     std::uint64_t key = 0;
     const std::uint64_t seq = impl_->append(std::move(r), true, &key);
     if (seq == 0) return {};

@@ -67,6 +67,10 @@ std::vector<std::string> encode_task(const Task& t) {
       std::to_string(
           std::chrono::duration_cast<std::chrono::milliseconds>(t.created.time_since_epoch())
               .count())};
+  if (!t.key.empty()) {
+    f.emplace_back("key");
+    f.push_back(*t.key);
+  }
   for (const auto& target : *t.target_agents) {
     f.emplace_back("target");
     f.push_back(target);
@@ -102,6 +106,8 @@ DecodedTask decode_task(std::span<const std::string_view> fields, std::string_vi
         return refuse("malformed stream entry: created_ms '" + shown(value) +
                       "' is not milliseconds from 0 to " + std::to_string(kMaxTimeMs));
       t.created = *when;
+    } else if (name == "key") {
+      t.key = std::string(value);
     } else if (name == "target") {
       t.target_agents.edit().emplace_back(value);
     }

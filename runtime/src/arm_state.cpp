@@ -29,6 +29,8 @@ ArmStatus ArmState::status() const {
   s.pending = pending();
   s.queued = static_cast<std::uint64_t>(std::max<std::int64_t>(0, queued()));
   s.delayed = delayed.load(std::memory_order_relaxed);
+  s.waiting_on_key = keys ? keys->parked() : 0;
+  s.max_parallel_per_key = keys ? keys->limit() : 0;
   s.accepted = accepted.load(std::memory_order_relaxed);
   s.processed = processed.load(std::memory_order_relaxed);
   s.succeeded = succeeded.load(std::memory_order_relaxed);

@@ -131,6 +131,7 @@ std::uint64_t waited_ns(std::uint64_t stamp, std::uint64_t start) noexcept {
 }
 
 constexpr std::string_view kExpired = "expired";
+constexpr std::string_view kNoMemoryToPark = "out of memory parking a task of a busy key";
 
 // A task waiting in the timer: a retry's backoff, or a delayed task (run_at) until it is due.
 struct Retry {
@@ -166,6 +167,9 @@ void validate(const ArmConfig& c) {
     throw std::invalid_argument(who + "need 0 <= backoff_base <= backoff_max (got " +
                                 std::to_string(c.backoff_base.count()) + " ms and " +
                                 std::to_string(c.backoff_max.count()) + " ms)");
+  }
+  if (c.max_parallel_per_key && *c.max_parallel_per_key == 0) {
+    throw std::invalid_argument(who + "max_parallel_per_key must be >= 1 or unset (got 0)");
   }
   if (c.timeout && c.timeout->count() <= 0) {
     throw std::invalid_argument(who + "timeout must be > 0 or unset (got " +
@@ -403,6 +407,8 @@ struct Executor::Impl {
           ("octo-" + c.name).substr(0, 15),
           [this, raw](RunningSlot& slot) { drain(*raw, slot, -1); });
     }
+    if (c.max_parallel_per_key)
+      a->keys = std::make_unique<detail::KeyLimiter>(*c.max_parallel_per_key);
     return a;
   }
 
@@ -700,7 +706,11 @@ struct Executor::Impl {
       a.taken.fetch_add(n, std::memory_order_relaxed);
       // The batch's first start: later tasks start where the one before ended.
       std::uint64_t t_now = CycleClock::now();
-      run_batch(a, batch, n, prio, slot, t_now);
+      if (a.keys != nullptr) [[unlikely]] {
+        run_batch<true>(a, batch, n, prio, slot, t_now);
+      } else {
+        run_batch<false>(a, batch, n, prio, slot, t_now);
+      }
       if (!time_all) t_now = CycleClock::now();
       const bool fast = (t_now - t_prev) < fast_ticks * n;
       want = fast ? std::min(kBatch, want * 2) : 1;
@@ -766,6 +776,9 @@ struct Executor::Impl {
     }
   }
 
+  // Instantiated twice: arms with a per-key limit (kKeyed) and the rest, whose loop then carries
+  // no trace of keys (KeySlot's destructor folds away when nothing sets it).
+  template <bool kKeyed>
   void run_batch(Arm& a, Work* batch, std::size_t n, Priority prio, RunningSlot& slot,
                  std::uint64_t& t_now) noexcept {
     Local l;
@@ -800,6 +813,15 @@ struct Executor::Impl {
         continue;
       }
       TaskNode* const node = w.node();
+      // A task of a key at its per-key limit is parked (still kQueued: cancel(id) reaches it) and
+      // the drainer goes on; from here to the end of the iteration, `key` holds its slot.
+      KeySlot key;
+      if constexpr (kKeyed) {
+        if (node != nullptr && !node->task.key.empty() && !admit_key(a, w, prio, key, l)) {
+          slot.running.store(0, std::memory_order_relaxed);
+          continue;
+        }
+      }
       if (node != nullptr) {
         std::uint64_t expect = (node->generation() << 2) | TaskNode::kQueued;
         // Acquire: a successful take sees the task the producer wrote; a failed one means cancel()
@@ -899,6 +921,75 @@ struct Executor::Impl {
 #pragma GCC diagnostic pop
 #endif
     flush(a, l);
+  }
+
+  // A slot of a key, given back (to the key's next parked task, if any) when it goes out of scope:
+  // after every way a run ends, the retry's hand-over to the timer included (it needs only the
+  // key's hash, not the node, which may be running again elsewhere by then).
+  struct KeySlot {
+    Impl* im = nullptr;
+    Arm* arm = nullptr;
+    std::uint64_t hash = 0;
+    KeySlot() = default;
+    KeySlot(const KeySlot&) = delete;
+    KeySlot& operator=(const KeySlot&) = delete;
+    ~KeySlot() {
+      if (arm != nullptr) im->release_key(*arm, hash);
+    }
+  };
+
+  // True when `w` may run now (`key` then holds its slot); false when it was parked, or
+  // dead-lettered because there was no memory to park it (counted in `l`).
+  [[gnu::noinline, gnu::cold]] bool admit_key(Arm& a, Work& w, Priority prio, KeySlot& key,
+                                              Local& l) noexcept {
+    const std::uint64_t h = detail::KeyLimiter::hash(*w.node()->task.key);
+    if ((w.meta & Work::kKeyHeld) != 0) {  // handed over by the key's last task
+      w.meta &= ~Work::kKeyHeld;
+    } else {
+      switch (a.keys->admit(h, w, prio)) {
+        case detail::KeyLimiter::Admit::kRun:
+          break;
+        case detail::KeyLimiter::Admit::kParked:
+          return false;
+        case detail::KeyLimiter::Admit::kNoMemory:
+          emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), kNoMemoryToPark);
+          dead_letter(a, w, kNoMemoryToPark, w.attempt());
+          journal_end(w, JournalEnd::kDeadLettered, kNoMemoryToPark, w.attempt());
+          finish(w);
+          ++l.dead;
+          return false;
+      }
+    }
+    key.im = this;
+    key.arm = &a;
+    key.hash = h;
+    return true;
+  }
+
+  // Gives back a slot of key `h`; when the key has a parked task, the slot passes to it and it
+  // goes to the back of its priority's queue, announced as a retry's re-queue is.
+  [[gnu::noinline, gnu::cold]] void release_key(Arm& a, std::uint64_t h) noexcept {
+    while (std::optional<detail::KeyLimiter::Parked> p = a.keys->release(h)) {
+      Work w = p->work;
+      w.meta |= Work::kKeyHeld;
+      const int prio = static_cast<int>(p->priority);
+      a.requeued.fetch_add(1, std::memory_order_seq_cst);  // the lost-wake-up handshake's half
+      OCTO_TSAN_RELEASE(&a.queues[prio]);
+      if (a.enqueue(prio, w)) {
+        wake(a, a.queued());
+        return;
+      }
+      // Out of memory: it ends here, and its slot passes on to the key's next parked task.
+      a.taken.fetch_add(1, std::memory_order_relaxed);  // un-announce it
+      w.meta &= ~Work::kKeyHeld;
+      emit(TaskEventKind::kDeadLettered, a, w, w.attempt(), kNoMemoryToPark);
+      dead_letter(a, w, kNoMemoryToPark, w.attempt());
+      journal_end(w, JournalEnd::kDeadLettered, kNoMemoryToPark, w.attempt());
+      finish(w);
+      Local l;
+      l.dead = 1;
+      flush(a, l);
+    }
   }
 
   bool retry(Arm& a, Work& w, Priority prio, std::uint32_t attempt) noexcept {
@@ -1118,6 +1209,11 @@ struct Executor::Impl {
   void discard(Arm& a, Work& w) noexcept {
     emit(TaskEventKind::kCancelled, a, w, w.attempt());
     const TaskNode* node = w.node();
+    // A task handed its key's slot gives it on (to be discarded in turn when shutting down).
+    if ((w.meta & Work::kKeyHeld) != 0 && a.keys != nullptr && node != nullptr) [[unlikely]] {
+      w.meta &= ~Work::kKeyHeld;
+      release_key(a, detail::KeyLimiter::hash(*node->task.key));
+    }
     if (node && (node->word.load(std::memory_order_relaxed) & 3) == TaskNode::kCancelled) {
       journal_end(w, JournalEnd::kCancelled);
     }
@@ -1232,6 +1328,17 @@ struct Executor::Impl {
           Local l;
           l.cancelled = got;
           flush(a, l);
+        }
+      }
+      if (a.keys != nullptr && a.keys->parked() != 0) {
+        try {
+          Local l;
+          for (detail::KeyLimiter::Parked& p : a.keys->take_all()) {
+            discard(a, p.work);
+            ++l.cancelled;
+          }
+          flush(a, l);
+        } catch (...) {  // out of memory: the next sweep tries again
         }
       }
     }

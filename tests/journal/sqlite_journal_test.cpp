@@ -48,6 +48,7 @@ TEST(Journal, BacklogLeftAtShutdownRunsOnTheNextStartWithEverythingItCarried) {
       t.priority = i == 4 ? octo::Priority::kCritical : octo::Priority::kLow;
       t.target_agents = {"agent \"a\"", "b\n"};
       t.max_attempts = 7;
+      if (i % 2 == 1) t.key = "agent \"" + std::to_string(i) + "\"";
       ASSERT_TRUE(ex.enqueue(std::move(t)));
     }
   });
@@ -73,6 +74,8 @@ TEST(Journal, BacklogLeftAtShutdownRunsOnTheNextStartWithEverythingItCarried) {
     EXPECT_EQ(t.payload[2], '\0');
     EXPECT_EQ(t.target_agents, (std::vector<std::string>{"agent \"a\"", "b\n"}));
     EXPECT_EQ(t.max_attempts, 7u);
+    const int i = t.payload[1] - '0';
+    EXPECT_EQ(*t.key, i % 2 == 1 ? "agent \"" + std::to_string(i) + "\"" : "") << "the key is kept";
     EXPECT_EQ(t.attempt, 1u);
     EXPECT_NE(t.durable_key, 0u);
     EXPECT_GT(t.created.time_since_epoch().count(), 0);
@@ -302,7 +305,7 @@ TEST(Journal, SubmitCallablesAreNotJournaled) {
 
 // A file the version-1 build wrote (tests/journal/data/journal-v1.db: two unfinished tasks, one
 // of them retried twice, a dead letter and a finished task's counter) is migrated when opened:
-// its tasks run with everything they carried, the file says version 2, and a reopen is plain.
+// its tasks run with everything they carried, the file says version 3, and a reopen is plain.
 TEST(Journal, AVersion1FileIsMigratedAndItsTasksRunWithEverythingTheyCarried) {
   TempDir dir;
   const auto file = dir.file("tasks.db");
@@ -343,9 +346,64 @@ TEST(Journal, AVersion1FileIsMigratedAndItsTasksRunWithEverythingTheyCarried) {
   EXPECT_EQ(deploy.deadline.time_since_epoch().count(), 0) << "version 1 had none";
   EXPECT_EQ(deploy.run_at.time_since_epoch().count(), 0);
   EXPECT_EQ(ran.at("cleanup.tmp").payload, std::string("bin\0ary", 7));
-  EXPECT_EQ(query(file, "PRAGMA user_version")[0][0], "2");
+  EXPECT_TRUE(deploy.key.empty());
+  EXPECT_EQ(query(file, "PRAGMA user_version")[0][0], "3");
   EXPECT_EQ(query(file, "SELECT value FROM meta WHERE name = 'succeeded'")[0][0], "3");
-  EXPECT_EQ(open_journal(file)->stats().migrated_from, 0) << "already version 2";
+  EXPECT_EQ(open_journal(file)->stats().migrated_from, 0) << "already version 3";
+}
+
+// A file the version-2 build wrote (tests/journal/data/journal-v2.db, through SqliteJournal at
+// 9b08667: three unfinished tasks, one with a deadline, a due time, targets and a failed run; a
+// dead letter; a finished task's counter) is migrated to version 3: every task keeps what it
+// carried and has no key, and tasks enqueued afterwards journal theirs.
+TEST(Journal, AVersion2FileIsMigratedAndItsTasksKeepTheirDeadlinesAndDueTimes) {
+  TempDir dir;
+  const auto file = dir.file("tasks.db");
+  fs::copy_file(OCTO_JOURNAL_V2, file);
+  ASSERT_EQ(query(file, "PRAGMA user_version")[0][0], "2");
+  std::mutex mu;
+  std::map<std::string, Task> ran;
+  {
+    auto journal = open_journal(file);
+    EXPECT_EQ(journal->stats().migrated_from, 2);
+    ExecutorConfig cfg = config(journal, [&](const Task& t, const octo::Context&) {
+      std::lock_guard lock(mu);
+      ran[t.type] = t;
+      return Outcome::success();
+    });
+    for (const char* name : {"deploy", "cleanup", "batch", "secrets"}) {
+      octo::ArmConfig a = cfg.arms[0];
+      a.name = name;
+      cfg.arms.push_back(a);
+    }
+    Executor ex(std::move(cfg));
+    ASSERT_TRUE(ex.wait_idle(kGenerous));
+    EXPECT_EQ(ex.status().recovered, 3u);
+    const auto dead = ex.dead_letters();
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].reason, "handler said no");
+    EXPECT_EQ(dead[0].attempts, 3u);
+  }
+  ASSERT_EQ(ran.size(), 3u);
+  const Task& deploy = ran.at("deploy.rollout");
+  EXPECT_EQ(deploy.payload, "svc-a v3");
+  EXPECT_EQ(deploy.priority, octo::Priority::kHigh);
+  EXPECT_EQ(deploy.target_agents, (std::vector<std::string>{"agent-1", "agent-2"}));
+  EXPECT_EQ(deploy.max_attempts, 5u);
+  EXPECT_EQ(deploy.attempt, 2u) << "one failed run before";
+  EXPECT_EQ(deploy.created, std::chrono::system_clock::time_point(1764720000000ms));
+  EXPECT_EQ(deploy.deadline, std::chrono::system_clock::time_point(4102444800000ms));
+  EXPECT_EQ(deploy.run_at, std::chrono::system_clock::time_point(1764720060000ms));
+  EXPECT_TRUE(deploy.key.empty()) << "version 2 had no keys";
+  EXPECT_EQ(ran.at("cleanup.tmp").payload, std::string("bin\0ary", 7));
+  EXPECT_EQ(query(file, "PRAGMA user_version")[0][0], "3");
+  EXPECT_EQ(query(file, "SELECT value FROM meta WHERE name = 'succeeded'")[0][0], "4");
+  EXPECT_EQ(open_journal(file)->stats().migrated_from, 0) << "already version 3";
+  // The migrated file takes keys like a new one.
+  stop_with_backlog(
+      file, [](Executor& ex) { ASSERT_TRUE(ex.enqueue(Task{.type = "job", .key = "agent-17"})); });
+  EXPECT_EQ(query(file, "SELECT concurrency_key FROM tasks WHERE state = 'queued'")[0][0],
+            "agent-17");
 }
 
 // Task::deadline and Task::run_at are journaled: a delayed task left in the timer at shutdown is

@@ -23,7 +23,8 @@ TEST(EntryCodec, TasksRoundTripThroughTheFields) {
                .payload = std::string("bytes \0 and \xff", 13),
                .priority = octo::Priority::kCritical,
                .target_agents = {"a-1", "a-2"},
-               .max_attempts = 7};
+               .max_attempts = 7,
+               .key = "agent-17"};
   t.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
   const auto fields = encode_task(t);
   const auto d = decode_task(views(fields), "1700000000123-5");
@@ -33,6 +34,7 @@ TEST(EntryCodec, TasksRoundTripThroughTheFields) {
   EXPECT_EQ(d.task->priority, t.priority);
   EXPECT_EQ(d.task->target_agents, t.target_agents);
   EXPECT_EQ(d.task->max_attempts, 7u);
+  EXPECT_EQ(*d.task->key, "agent-17");
   EXPECT_EQ(d.task->created, t.created);
   EXPECT_EQ(d.task->durable_key, key_of("1700000000123-5"));
   EXPECT_EQ(id_of(d.task->durable_key), "1700000000123-5");

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <cstdio>
 #include <future>
 #include <latch>
 #include <memory>
@@ -468,6 +469,110 @@ TEST(ExecutorStress, ExpiryAtEnqueueRacingShutdownAcceptsNothingAfterIt) {
     ASSERT_EQ(s.accepted, s.dead_lettered) << "round " << round;
     ASSERT_EQ(s.expired, s.dead_lettered) << "round " << round;
   }
+}
+
+// Per-key limits over 1,000,000 tasks on 1,000 keys from 4 producers: a CPU arm (limit 1 per key)
+// and a blocking arm (limit 2), with failures retried, and cancels racing parking and hand-overs.
+// No key ever runs past its limit, every task ends exactly once, the accounting adds up.
+TEST(ExecutorStress, PerKeyLimitsHoldOverAMillionTasks) {
+  constexpr int kProducers = 4;
+  constexpr std::uint32_t kPerProducer = 250'000;
+  constexpr std::uint32_t kTotal = kProducers * kPerProducer;
+  constexpr std::uint32_t kKeys = 1000;
+  constexpr std::size_t kRing = 4096;
+  constexpr std::uint32_t kLimit[2] = {1, 2};
+  std::vector<std::atomic<int>> running(2 * kKeys);
+  std::atomic<std::uint64_t> over{0}, runs{0}, parked_seen{0};
+  std::atomic<int> peak[2] = {0, 0};
+  auto handler_for = [&](std::uint32_t arm) {
+    return [&, arm](const Task& t, const octo::Context&) {
+      const std::uint32_t index = index_of(t);
+      std::atomic<int>& r = running[arm * kKeys + index % kKeys];
+      const int now = r.fetch_add(1, std::memory_order_acq_rel) + 1;
+      if (now > static_cast<int>(kLimit[arm])) over.fetch_add(1, std::memory_order_relaxed);
+      int p = peak[arm].load(std::memory_order_relaxed);
+      while (now > p && !peak[arm].compare_exchange_weak(p, now, std::memory_order_relaxed)) {
+      }
+      // Some runs last a scheduling quantum: long enough for another thread to reach the key.
+      if (index % 64 == 0) std::this_thread::yield();
+      runs.fetch_add(1, std::memory_order_relaxed);
+      r.fetch_sub(1, std::memory_order_acq_rel);
+      return should_fail(index, t.attempt) ? Outcome::failure("flaky") : Outcome::success();
+    };
+  };
+  octo::ExecutorConfig cfg;
+  octo::ArmConfig cpu{.name = "cpu",
+                      .max_parallel = 2,
+                      .max_parallel_per_key = kLimit[0],
+                      .max_attempts = 3,
+                      .backoff_base = 0ms,
+                      .backoff_max = 0ms,
+                      .handler = handler_for(0)};
+  octo::ArmConfig io{.name = "io",
+                     .max_parallel = 4,
+                     .max_parallel_per_key = kLimit[1],
+                     .blocking = true,
+                     .max_attempts = 3,
+                     .backoff_base = 0ms,
+                     .backoff_max = 0ms,
+                     .handler = handler_for(1)};
+  cfg.arms = {cpu, io};
+  cfg.routes = {};
+  cfg.threads = 2;
+  octo::Executor ex(std::move(cfg));
+  TerminalCounter terminal(kTotal);
+  ex.add_observer(terminal);
+
+  std::vector<std::atomic<octo::TaskId>> recent(kRing);
+  std::atomic<int> producing{kProducers};
+  std::atomic<std::uint64_t> cancelled_by_us{0};
+  std::latch start(kProducers + 1);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      start.arrive_and_wait();
+      for (std::uint32_t i = 0; i < kPerProducer; ++i) {
+        const std::uint32_t index = static_cast<std::uint32_t>(p) * kPerProducer + i;
+        const auto r = ex.enqueue(index % 2, Task{.type = "t",
+                                                  .payload = std::to_string(index),
+                                                  .key = "k" + std::to_string(index % kKeys)});
+        ASSERT_TRUE(r) << octo::to_string(r.error());
+        recent[index % kRing].store(r.id(), std::memory_order_relaxed);
+      }
+      producing.fetch_sub(1);
+    });
+  }
+  std::thread canceller([&] {
+    std::minstd_rand rng(11);
+    start.arrive_and_wait();
+    while (producing.load() > 0) {
+      const octo::TaskId id = recent[rng() % kRing].load(std::memory_order_relaxed);
+      if (id != 0 && ex.cancel(id)) cancelled_by_us.fetch_add(1, std::memory_order_relaxed);
+      for (std::uint32_t a = 0; a < 2; ++a) {
+        if (ex.arm_status(a).waiting_on_key != 0) parked_seen.fetch_add(1);
+      }
+    }
+  });
+  for (auto& t : producers) t.join();
+  canceller.join();
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  ASSERT_TRUE(ex.remove_observer(terminal));
+
+  EXPECT_EQ(over.load(), 0u) << "a key ran past its limit";
+  EXPECT_LE(peak[0].load(), 1);
+  EXPECT_LE(peak[1].load(), 2);
+  const auto s = ex.status();
+  EXPECT_EQ(s.accepted, kTotal);
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.succeeded + s.dead_lettered + s.cancelled, s.accepted);
+  EXPECT_EQ(s.cancelled, cancelled_by_us.load());
+  EXPECT_EQ(runs.load(), s.succeeded + s.failed);
+  for (std::uint32_t a = 0; a < 2; ++a) EXPECT_EQ(ex.arm_status(a).waiting_on_key, 0u);
+  std::uint32_t not_once = 0;
+  for (auto& n : terminal.terminal) not_once += n.load() != 1;
+  EXPECT_EQ(not_once, 0u);
+  std::printf("keyed stress: %llu status reads saw parked tasks, peaks %d and %d\n",
+              static_cast<unsigned long long>(parked_seen.load()), peak[0].load(), peak[1].load());
 }
 
 }  // namespace

@@ -61,7 +61,8 @@ struct JournalStats {
   // Set when opening found commits it could not recover (a damaged write-ahead log after a
   // crash): what and how much, naming the file. Recovery goes on with what could be read.
   std::string recovery_problem{};
-  // The file was written by an older octohalo (schema version 1) and migrated when it was opened.
+  // The schema version (1 or 2) of a file an older octohalo wrote, migrated when it was opened;
+  // 0 when the file was already current or new.
   int migrated_from = 0;
   double mean_batch() const noexcept {
     return commits ? static_cast<double>(records - pending) / static_cast<double>(commits) : 0.0;

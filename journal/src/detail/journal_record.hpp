@@ -18,7 +18,7 @@ struct Record {
   // Accepts: Task::deadline and Task::run_at in ms since the epoch (0 = none; never negative).
   std::int64_t deadline_ms = 0, run_at_ms = 0;
   std::uint64_t seq = 0;  // the append's sequence number (durable once committed)
-  std::string arm, type, payload, targets, reason;
+  std::string arm, type, payload, targets, reason, concurrency_key;
 };
 
 inline std::int64_t to_ms(std::chrono::system_clock::time_point t) noexcept {

@@ -33,6 +33,13 @@ using Handler = std::function<Outcome(const Task&, const Context&)>;
 struct ArmConfig {
   std::string name;
   std::uint32_t max_parallel = 1;
+  // At most this many tasks with one Task::key run at once (one repair per agent, two deploys per
+  // service); tasks without a key are not limited by it. A drainer that meets a task of a busy key
+  // parks it and runs the next task, so a busy key never holds up the others; when the key frees,
+  // its oldest parked task goes to the back of its priority's queue (round-robin between keys).
+  // A parked task is counted in ArmStatus::waiting_on_key; it is cancellable, and its deadline is
+  // checked when it is queued again. nullopt = no per-key limit; 0 is refused.
+  std::optional<std::uint32_t> max_parallel_per_key{};
   // Handlers wait (I/O, subprocesses, sleeps): run them on the arm's own threads, not the arena.
   bool blocking = false;
   bool enabled = true;

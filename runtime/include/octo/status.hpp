@@ -28,7 +28,10 @@ struct ArmStatus {
   std::uint32_t active = 0;   // drainers running tasks right now (<= max_parallel)
   std::uint64_t queued = 0;   // waiting in the arm's queues
   std::uint64_t delayed = 0;  // in the timer: waiting for a retry's delay or a task's run_at
-  std::uint64_t pending = 0;  // accepted and not yet finished (queued, delayed or running)
+  // Parked until their Task::key has a free slot (ArmConfig::max_parallel_per_key).
+  std::uint64_t waiting_on_key = 0;
+  std::uint32_t max_parallel_per_key = 0;  // 0: no per-key limit
+  std::uint64_t pending = 0;  // accepted and not yet finished (queued, delayed, parked, running)
   std::uint64_t accepted = 0;
   std::uint64_t processed = 0;  // handler runs, every attempt
   std::uint64_t succeeded = 0;

@@ -5,7 +5,8 @@
 // a failure (or an exception) is retried with backoff, then dead-lettered.
 //
 //   octo::Task t{.type = "agent.revive", .payload = R"({"agent":"a-17"})",
-//                .priority = octo::Priority::kCritical, .target_agents = {"dreamops"}};
+//                .priority = octo::Priority::kCritical, .target_agents = {"dreamops"},
+//                .key = "a-17"};
 //   auto r = executor.enqueue(std::move(t));   // r.id() or r.error()
 #pragma once
 
@@ -62,6 +63,10 @@ struct Task {
   // executor's one timer, counted in ArmStatus::delayed, until it is due; then it is queued as
   // any other. Executor::enqueue_after() sets it from a delay.
   std::chrono::system_clock::time_point run_at{};
+  // On an arm with ArmConfig::max_parallel_per_key, tasks of one key share that limit ("agent-17":
+  // one repair of an agent at a time). Empty = no key; ignored by arms without a per-key limit.
+  // Boxed: a keyless task pays 8 bytes for it, not a std::string's 32.
+  Boxed<std::string> key{};
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;

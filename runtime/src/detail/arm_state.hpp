@@ -16,8 +16,10 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "detail/blocking_pool.hpp"
+#include "detail/key_limiter.hpp"
 #include "detail/producer_tokens.hpp"
 #include "detail/task_slab.hpp"
+#include "detail/work.hpp"
 #include "octo/arm.hpp"
 #include "octo/cycle_clock.hpp"
 #include "octo/detail/job.hpp"
@@ -25,37 +27,6 @@
 #include "octo/windowed_histogram.hpp"
 
 namespace octo::detail {
-
-// One queue slot, 24 bytes and trivially copyable (the queue moves it with a plain copy).
-// Ownership is explicit: whoever holds a Work calls finish() on it exactly once.
-struct Work {
-  static constexpr std::uint64_t kStampMask = (std::uint64_t{1} << 48) - 1;
-  // A typed task's top bit (its attempts live in its node): the task has a deadline, so the
-  // drainer checks the node's deadline only for tasks that have one.
-  static constexpr std::uint64_t kHasDeadline = std::uint64_t{1} << 63;
-
-  const detail::JobOps* ops = nullptr;  // submit(): the callable's ops; nullptr for typed tasks
-  std::uintptr_t word = 0;              // the callable (or its heap copy), or the TaskNode*
-  // submit() attempt << 48 (typed tasks: kHasDeadline) | enqueue time (CycleClock ticks, low 48
-  // bits: at 3 GHz they wrap after 26 hours, and a wait is their difference modulo 2^48).
-  std::uint64_t meta = 0;
-
-  TaskNode* node() const noexcept { return ops ? nullptr : reinterpret_cast<TaskNode*>(word); }
-  std::uint64_t stamp() const noexcept { return meta & kStampMask; }
-  std::uint32_t attempt() const noexcept {
-    const TaskNode* n = node();
-    return n ? n->task.attempt : static_cast<std::uint32_t>(meta >> 48);
-  }
-  // Counts a new run; returns its 1-based number.
-  std::uint32_t next_attempt() noexcept {
-    if (TaskNode* n = node()) return ++n->task.attempt;
-    // The count lives in the top 16 bits: adding keeps the runs before (max_attempts is at most
-    // 65535, so it cannot carry out).
-    meta += std::uint64_t{1} << 48;
-    return static_cast<std::uint32_t>(meta >> 48);
-  }
-};
-static_assert(sizeof(Work) == 24 && std::is_trivially_copyable_v<Work>);
 
 // Queue blocks of 512 slots (12 KiB) instead of moodycamel's 32: each block boundary costs the
 // producer a block from the free list and an index update, and the consumers a block return, all
@@ -140,6 +111,10 @@ struct alignas(64) ArmState {
   WindowedHistogram queue_wait;
   WindowedHistogram run_time;
   std::uint64_t watched_progress = 0;  // timer thread only
+  // ArmConfig::max_parallel_per_key's limiter (set once, before the arm is visible); null: none.
+  // Last: placed among the configuration it moved the queues and the counters' lines, and the
+  // no-op benchmarks lost a fifth (docs/benchmarks.md).
+  std::unique_ptr<KeyLimiter> keys;
 
   // Finished counters are read before `accepted`: a task is accepted before it can finish, and the
   // seq_cst increments order the two, so the difference never goes negative.
