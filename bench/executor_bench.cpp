@@ -195,6 +195,51 @@ BENCHMARK_TEMPLATE(BM_Octopus_Enqueue_Keyed, false)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Typed no-op tasks, each with its own key: unique (kUnique, every claim succeeds and is replaced
+// once its task has finished) and, as the baseline of the same run, the same key string carried
+// as the payload instead, so the difference is the claim alone.
+template <bool kUnique>
+void BM_Octopus_Enqueue_Unique(benchmark::State& state) {
+  auto cfg = octo_config();
+  cfg.arms[0].handler = [](const octo::Task&, const octo::Context&) {
+    task_done();
+    return octo::Outcome::success();
+  };
+  octo::Executor ex(std::move(cfg));
+  std::vector<std::string> keys;
+  keys.reserve(kTasks);
+  for (std::int64_t k = 0; k < kTasks; ++k) keys.push_back("deploy:svc-" + std::to_string(k));
+  for (auto _ : state) {
+    const auto target = completed() + kTasks;
+    for (std::int64_t i = 0; i < kTasks; ++i) {
+      const std::string& key = keys[static_cast<std::size_t>(i)];
+      auto task = [&key] {
+        octo::Task t{.type = "bench.noop"};
+        if constexpr (kUnique) {
+          t.unique = octo::Unique{.key = key, .ttl = std::chrono::hours(1)};
+        } else {
+          t.payload = key;
+        }
+        return t;
+      };
+      while (!ex.enqueue(task())) {  // a refused task is gone: a new one for each try
+      }
+    }
+    wait_for_count(target);
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+BENCHMARK_TEMPLATE(BM_Octopus_Enqueue_Unique, true)
+    ->Name("BM_Octopus_Enqueue_UniqueNoop")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Octopus_Enqueue_Unique, false)
+    ->Name("BM_Octopus_Enqueue_UniqueNoopBaseline")
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 template <class Body>
 void BM_TbbArena_Enqueue(benchmark::State& state) {
   tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers + 1);

@@ -31,6 +31,7 @@
 #include "detail/running_slot.hpp"
 #include "detail/task_slab.hpp"
 #include "detail/timer.hpp"
+#include "detail/unique_keys.hpp"
 #include "octo/cron.hpp"
 #include "octo/cycle_clock.hpp"
 #include "octo/detail/annotated_mutex.hpp"
@@ -207,6 +208,10 @@ std::string_view to_string(EnqueueError e) noexcept {
       return "journal could not record the task";
     case EnqueueError::kBadPriority:
       return "priority outside 0-3";
+    case EnqueueError::kDuplicate:
+      return "a task with this unique key is pending";
+    case EnqueueError::kBadUnique:
+      return "unique task with an empty key or a TTL of zero or less";
   }
   return "unknown error";
 }
@@ -589,6 +594,67 @@ struct Executor::Impl {
     l.expired = 1;
     flush(a, l);
     return EnqueueResult::accepted(id);
+  }
+
+  // A typed task in its node: expired at once, handed to the timer (run_at), or queued. Inlined
+  // into enqueue_typed(): as a call, the typed no-op enqueue lost 7% (docs/benchmarks.md).
+  [[gnu::always_inline]] EnqueueResult enqueue_node(Arm& a, Work w, Priority prio,
+                                                    TaskId id) noexcept {
+    const TaskNode* node = w.node();
+    if (has_deadline(node->task) || node->task.run_at.time_since_epoch().count() != 0)
+        [[unlikely]] {
+      const auto wall = precise_wall();
+      if (has_deadline(node->task)) {
+        if (wall >= node->task.deadline) return expire_at_enqueue(a, w, id);
+        w.meta = Work::kHasDeadline;
+      }
+      if (const auto wait = until(node->task.run_at, wall); wait.count() > 0)
+        return schedule_at(a, w, prio, id, wait);
+    }
+    return push(a, w, prio, id);
+  }
+
+  // A typed task with a unique key: claimed before it is queued, given back if it is then
+  // refused. Cold: only unique tasks come here.
+  [[gnu::noinline]] EnqueueResult enqueue_unique(Arm& a, Work w, Priority prio,
+                                                 TaskId id) noexcept {
+    const Unique u = *w.node()->task.unique;  // the node is the drainers' once it is queued
+    try {
+      const auto ttl = std::chrono::duration_cast<std::chrono::nanoseconds>(u.ttl);
+      const TaskId holder =
+          uniques.claim(u.key, id, u.scope, SteadyTime::now(), steady_after(ttl),
+                        [this](TaskId h, UniqueScope scope) { return unique_live(h, scope); });
+      if (holder != 0) {
+        a.rejected.fetch_add(1, std::memory_order_relaxed);
+        finish(w);
+        return EnqueueResult::duplicate(holder);
+      }
+    } catch (...) {  // no memory for the claim
+      a.rejected.fetch_add(1, std::memory_order_relaxed);
+      finish(w);
+      return EnqueueResult::refused(EnqueueError::kFull);
+    }
+    const EnqueueResult r = enqueue_node(a, w, prio, id);
+    if (!r) {
+      try {
+        uniques.release(u.key, id);
+      } catch (...) {  // the claim's task is gone: the next claim of the key replaces it
+      }
+    }
+    return r;
+  }
+
+  // Whether task `id` still holds a unique key claimed in `scope`: its slot still has its
+  // generation and is queued (or running, for kQueuedOrRunning).
+  bool unique_live(TaskId id, UniqueScope scope) const noexcept {
+    const TaskNode* n = slab.find(id);
+    if (n == nullptr) return false;
+    // Acquire: pairs with the drainer's and the releaser's state changes, so a claim is never
+    // judged on an older state than the one its holder has reached.
+    const std::uint64_t w = n->word.load(std::memory_order_acquire);
+    if ((w >> 2) != (id >> 32)) return false;
+    return (w & 3) == TaskNode::kQueued ||
+           ((w & 3) == TaskNode::kRunning && scope == UniqueScope::kQueuedOrRunning);
   }
 
   // Puts a drainer on the arena unless enough are running for the queue's depth.
@@ -1482,6 +1548,7 @@ struct Executor::Impl {
   std::mutex idle_mu;  // guards no field: orders notify_idle() with a waiter's check (atomics)
   std::condition_variable idle_cv;
   detail::DeadLetterStore dead;
+  detail::UniqueKeys uniques;
   std::mutex shutdown_mu;  // one shutdown() at a time; guards no field
   std::unique_ptr<detail::TimerQueue<Retry>> timer;
   std::mutex schedules_mu;
@@ -1535,6 +1602,11 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
     a->rejected.fetch_add(1, std::memory_order_relaxed);
     return EnqueueResult::refused(EnqueueError::kBadPriority);
   }
+  const bool unique = !task.unique.empty();
+  if (unique && (task.unique->key.empty() || task.unique->ttl.count() <= 0)) [[unlikely]] {
+    a->rejected.fetch_add(1, std::memory_order_relaxed);
+    return EnqueueResult::refused(EnqueueError::kBadUnique);
+  }
   TaskNode* node = im.slab.acquire();
   if (node == nullptr) {
     a->rejected.fetch_add(1, std::memory_order_relaxed);
@@ -1548,16 +1620,9 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
   node->task.created = coarse_wall();
   Work w;
   w.word = reinterpret_cast<std::uintptr_t>(node);
-  if (has_deadline(node->task) || node->task.run_at.time_since_epoch().count() != 0) [[unlikely]] {
-    const auto wall = precise_wall();
-    if (has_deadline(node->task)) {
-      if (wall >= node->task.deadline) return im.expire_at_enqueue(*a, w, id);
-      w.meta = Work::kHasDeadline;
-    }
-    if (const auto wait = until(node->task.run_at, wall); wait.count() > 0)
-      return im.schedule_at(*a, w, prio, id, wait);
-  }
-  return im.push(*a, w, prio, id);
+  if (unique) [[unlikely]]
+    return im.enqueue_unique(*a, w, prio, id);
+  return im.enqueue_node(*a, w, prio, id);
 }
 
 EnqueueResult Executor::enqueue(ArmId arm, Task task) noexcept {

@@ -60,6 +60,8 @@ enum class EnqueueError : std::uint8_t {
   kStopped,      // shutdown has begun
   kJournal,      // the journal could not record the task (see the journal's status)
   kBadPriority,  // the priority is not one of the four Priority values (a cast from bad input)
+  kDuplicate,    // a task with the same unique key is pending: id() is that task's
+  kBadUnique,    // Task::unique with an empty key or a TTL of zero or less
 };
 // (A task whose deadline has passed is not refused: it is accepted and expires, see
 // Task::deadline.)
@@ -70,10 +72,14 @@ class [[nodiscard]] EnqueueResult {
  public:
   static EnqueueResult accepted(TaskId id) noexcept { return EnqueueResult(id, {}); }
   static EnqueueResult refused(EnqueueError e) noexcept { return EnqueueResult(0, e); }
+  static EnqueueResult duplicate(TaskId existing) noexcept {
+    return EnqueueResult(existing, EnqueueError::kDuplicate);
+  }
 
   bool ok() const noexcept { return !error_.has_value(); }
   explicit operator bool() const noexcept { return ok(); }
-  // 0 for submit() callables, which are not individually cancellable.
+  // 0 for submit() callables, which are not individually cancellable, and for refusals, except
+  // kDuplicate: the pending task that holds the unique key.
   TaskId id() const noexcept { return id_; }
   // Why the task was refused. Precondition: !ok(). On an accepted result it is a contract
   // violation: debug builds assert, release builds return EnqueueError::kStopped.

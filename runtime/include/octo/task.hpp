@@ -41,6 +41,22 @@ inline std::optional<std::chrono::system_clock::time_point> time_from_ms(std::in
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
+// How long a unique task's key stays taken (Task::unique).
+enum class UniqueScope : std::uint8_t {
+  kQueued,           // while it waits: queued, delayed or waiting for a retry
+  kQueuedOrRunning,  // and while it runs
+};
+
+// What makes a task unique (Task::unique): while a task with `key` is pending in `scope`, and for
+// at most `ttl` after it was accepted, another task with the same key is refused with
+// EnqueueError::kDuplicate, whose id() is the first task's. An empty key or a TTL of zero or less
+// is refused with kBadUnique.
+struct Unique {
+  std::string key{};
+  std::chrono::milliseconds ttl{0};
+  UniqueScope scope = UniqueScope::kQueued;
+};
+
 struct Task {
   std::string type{};
   std::string payload{};
@@ -67,6 +83,9 @@ struct Task {
   // one repair of an agent at a time). Empty = no key; ignored by arms without a per-key limit.
   // Boxed: a keyless task pays 8 bytes for it, not a std::string's 32.
   Boxed<std::string> key{};
+  // Set = a unique task (see Unique). Per executor; the claim is kept in memory only (a task
+  // recovered from the journal is unique again only once re-enqueued). Boxed, as `key` is.
+  Boxed<Unique> unique{};
 
   // Set by the executor on acceptance; ignored on input.
   TaskId id = 0;

@@ -92,6 +92,7 @@ class TaskSlab : public std::enable_shared_from_this<TaskSlab> {
       n->task.payload.clear();
       n->task.target_agents.reset();
       n->task.key.reset();
+      n->task.unique.reset();
       n->word.store((gen << 2) | TaskNode::kFree, std::memory_order_relaxed);
       n->next_free.store(i + 1 < count ? nodes[i + 1]->slot + 1 : 0, std::memory_order_relaxed);
       n->ahead.store(i + kPrefetchAhead < count ? nodes[i + kPrefetchAhead]->slot + 1 : 0,
