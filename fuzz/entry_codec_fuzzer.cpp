@@ -21,7 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto round = octo::detail::decode_task(again, id);
   if (!round.task || round.task->type != t.type || round.task->payload != t.payload ||
       round.task->priority != t.priority || round.task->max_attempts != t.max_attempts ||
-      round.task->target_agents != t.target_agents || round.task->key != t.key)
+      round.task->target_agents != t.target_agents || round.task->key != t.key ||
+      round.task->created != t.created || round.task->deadline != t.deadline ||
+      round.task->run_at != t.run_at)
     std::abort();
   return 0;
 }

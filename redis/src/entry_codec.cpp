@@ -36,6 +36,21 @@ std::string shown(std::string_view v) {
 
 DecodedTask refuse(std::string why) { return DecodedTask{std::nullopt, std::move(why)}; }
 
+std::int64_t ms_of(std::chrono::system_clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// A time field's value, or nullopt (the caller refuses the entry naming `name`).
+std::optional<std::chrono::system_clock::time_point> time_field(std::string_view value) noexcept {
+  const auto ms = to_number<std::int64_t>(value);
+  return ms ? time_from_ms(*ms) : std::nullopt;
+}
+
+DecodedTask refuse_time(std::string_view name, std::string_view value) {
+  return refuse("malformed stream entry: " + std::string(name) + " '" + shown(value) +
+                "' is not milliseconds from 0 to " + std::to_string(kMaxTimeMs));
+}
+
 }  // namespace
 
 std::uint64_t key_of(std::string_view id) noexcept {
@@ -54,19 +69,23 @@ std::string id_of(std::uint64_t key) {
 }
 
 std::vector<std::string> encode_task(const Task& t) {
-  std::vector<std::string> f = {
-      "type",
-      t.type,
-      "payload",
-      t.payload,
-      "priority",
-      std::to_string(static_cast<int>(t.priority)),
-      "max_attempts",
-      std::to_string(t.max_attempts),
-      "created_ms",
-      std::to_string(
-          std::chrono::duration_cast<std::chrono::milliseconds>(t.created.time_since_epoch())
-              .count())};
+  std::vector<std::string> f = {"type",         t.type,
+                                "payload",      t.payload,
+                                "priority",     std::to_string(static_cast<int>(t.priority)),
+                                "max_attempts", std::to_string(t.max_attempts),
+                                "created_ms",   std::to_string(ms_of(t.created))};
+  // Only when set, and never before the epoch (what time_from_ms() accepts back).
+  if (const auto ms = ms_of(t.deadline); ms > 0) {
+    f.emplace_back("deadline_ms");
+    f.push_back(std::to_string(ms));
+  }
+  // Rounded up: a due time is "not before", and a whole millisecond late is within its promise.
+  if (const auto ms =
+          std::chrono::ceil<std::chrono::milliseconds>(t.run_at.time_since_epoch()).count();
+      ms > 0) {
+    f.emplace_back("run_at_ms");
+    f.push_back(std::to_string(ms));
+  }
   if (!t.key.empty()) {
     f.emplace_back("key");
     f.push_back(*t.key);
@@ -99,13 +118,10 @@ DecodedTask decode_task(std::span<const std::string_view> fields, std::string_vi
       if (!m)
         return refuse("malformed stream entry: max_attempts '" + shown(value) + "' is not a count");
       t.max_attempts = *m;
-    } else if (name == "created_ms") {
-      const auto ms = to_number<std::int64_t>(value);
-      const auto when = ms ? time_from_ms(*ms) : std::nullopt;
-      if (!when)
-        return refuse("malformed stream entry: created_ms '" + shown(value) +
-                      "' is not milliseconds from 0 to " + std::to_string(kMaxTimeMs));
-      t.created = *when;
+    } else if (name == "created_ms" || name == "deadline_ms" || name == "run_at_ms") {
+      const auto when = time_field(value);
+      if (!when) return refuse_time(name, value);
+      (name == "created_ms" ? t.created : name == "deadline_ms" ? t.deadline : t.run_at) = *when;
     } else if (name == "key") {
       t.key = std::string(value);
     } else if (name == "target") {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,50 @@ std::string default_consumer() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
+}
+
+// Delayed tasks wait in the sorted set `<stream>:delayed` (score: due time in ms since the epoch,
+// member: a sequence number) with their fields in the list `<stream>:delayed:<seq>`; streams
+// cannot delay. Both scripts are atomic, so however many consumers run the mover, each task is
+// moved to the stream exactly once. (Keys built inside the scripts: one Redis, not a cluster.)
+//
+// KEYS[1] the set; ARGV[1] the due time; ARGV[2..] the task's fields. Returns the sequence number.
+constexpr std::string_view kAddDelayed = R"lua(
+local seq = redis.call('INCR', KEYS[1] .. ':seq')
+redis.call('RPUSH', KEYS[1] .. ':' .. seq, unpack(ARGV, 2))
+redis.call('ZADD', KEYS[1], ARGV[1], seq)
+return seq
+)lua";
+// KEYS[1] the set, KEYS[2] the stream; ARGV[1] now (ms), ARGV[2] at most this many. Moves what is
+// due; a member whose field list is missing or odd becomes an entry without a type, which the
+// consumer dead-letters ("no type field") rather than losing it. Returns {moved, the next due
+// time or -1, the set's size}.
+constexpr std::string_view kMoveDue = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, seq in ipairs(due) do
+  local list = KEYS[1] .. ':' .. seq
+  local f = redis.call('LRANGE', list, 0, -1)
+  if #f > 0 and #f % 2 == 0 then
+    redis.call('XADD', KEYS[2], '*', unpack(f))
+  else
+    redis.call('XADD', KEYS[2], '*', 'delayed', seq, 'fields', #f)
+  end
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[1], seq)
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, next[2] or '-1', redis.call('ZCARD', KEYS[1])}
+)lua";
+// Tasks moved per script call (one call holds Redis for its length).
+constexpr std::uint64_t kMoveBatch = 256;
+// Lua's unpack() in Redis stops near 8,000 values: a delayed task with more fields (thousands of
+// target agents) is refused at publish.
+constexpr std::size_t kMaxDelayedFields = 7'000;
+
+std::int64_t now_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 Command task_fields(Command c, const Task& t) {
@@ -72,10 +117,11 @@ struct RedisStreams::Impl {
   using Conn = detail::Connection;
 
   struct Arm {
-    std::string name, stream, dead_stream;
+    std::string name, stream, dead_stream, delayed;
     ArmId id = 0;
     std::uint32_t window = 1;
     std::atomic<std::uint64_t> published{0}, fetched{0}, claimed{0}, acked{0}, dead{0};
+    std::atomic<std::uint64_t> published_delayed{0}, moved{0}, delayed_size{0};
     std::atomic<std::uint32_t> in_flight{0};
     octo::detail::Mutex mu;  // keys, space
     // Durable keys of entries fetched, not yet acknowledged.
@@ -131,6 +177,7 @@ struct RedisStreams::Impl {
       a->name = name;
       a->stream = cfg.stream_prefix + name;
       a->dead_stream = a->stream + ":dead";
+      a->delayed = a->stream + ":delayed";
       a->id = static_cast<ArmId>(it - ec.arms.begin());
       a->window = it->max_parallel * cfg.prefetch;
       if (cfg.consume && !it->handler) {
@@ -199,6 +246,9 @@ struct RedisStreams::Impl {
         if (!refresh(conn, a) || !claim(conn, a)) continue;
         next_claim = SteadyTime::now() + refresh_every;
       }
+      // Due delayed tasks move even while this consumer is full: another may be free.
+      std::chrono::milliseconds wait = cfg.block;
+      if (!move_due(conn, a, wait)) continue;
       const std::uint32_t busy = a.in_flight.load(std::memory_order_acquire);
       if (busy >= a.window) {
         // The predicate reads atomics only.
@@ -211,7 +261,7 @@ struct RedisStreams::Impl {
       Reply r = conn.run(Command() << "XREADGROUP"
                                    << "GROUP" << cfg.group << cfg.consumer << "COUNT"
                                    << std::uint64_t{a.window - busy} << "BLOCK"
-                                   << static_cast<std::uint64_t>(cfg.block.count()) << "STREAMS"
+                                   << static_cast<std::uint64_t>(wait.count()) << "STREAMS"
                                    << a.stream << ">");
       if (!r) continue;
       if (is_error(r.get())) {
@@ -227,6 +277,36 @@ struct RedisStreams::Impl {
         const redisReply* entries = stream->element[1];
         for (std::size_t i = 0; i < entries->elements; ++i) deliver(a, entries->element[i], 1);
       }
+    }
+  }
+
+  // Moves the arm's due delayed tasks to its stream, and shortens `wait` (the next read's block)
+  // to when the next one is due. False when the connection was lost.
+  bool move_due(Conn& conn, Arm& a, std::chrono::milliseconds& wait) {
+    for (;;) {
+      const std::int64_t now = now_ms();
+      Reply r = conn.run(Command() << "EVAL" << kMoveDue << "2" << a.delayed << a.stream
+                                   << static_cast<std::uint64_t>(now) << kMoveBatch);
+      if (!r) return false;
+      if (is_error(r.get()) || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+          r->element[0]->type != REDIS_REPLY_INTEGER ||
+          r->element[2]->type != REDIS_REPLY_INTEGER) {
+        error("moving due tasks of " + a.delayed + ": " +
+              (is_error(r.get()) ? std::string(reply_text(r.get())) : "unexpected reply"));
+        return true;
+      }
+      const auto moved = static_cast<std::uint64_t>(r->element[0]->integer);
+      a.moved.fetch_add(moved, std::memory_order_relaxed);
+      a.delayed_size.store(static_cast<std::uint64_t>(r->element[2]->integer),
+                           std::memory_order_relaxed);
+      if (moved == kMoveBatch) continue;  // more may be due
+      const std::string next(reply_text(r->element[1]));
+      const double due = std::strtod(next.c_str(), nullptr);
+      if (due >= 0) {
+        const auto until = std::chrono::milliseconds(static_cast<std::int64_t>(due) - now);
+        wait = std::clamp(until, std::chrono::milliseconds(1), cfg.block);
+      }
+      return true;
     }
   }
 
@@ -447,19 +527,43 @@ struct RedisStreams::Impl {
       return out;
     }
     const auto now = std::chrono::system_clock::now();
+    std::vector<bool> delayed(tasks.size(), false);
+    std::size_t sent = 0;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       if (!target[i]) continue;
       Task t = tasks[i];
       t.created = now;
-      pub->append(task_fields(Command() << "XADD" << target[i]->stream << "*", t));
+      const auto due =
+          std::chrono::ceil<std::chrono::milliseconds>(t.run_at.time_since_epoch()).count();
+      if (t.run_at > now) {
+        const auto fields = detail::encode_task(t);
+        if (fields.size() > kMaxDelayedFields) {
+          out[i].error = "a delayed task may have at most " + std::to_string(kMaxDelayedFields) +
+                         " stream fields (this one has " + std::to_string(fields.size()) + ")";
+          target[i] = nullptr;
+          continue;
+        }
+        Command c;
+        c << "EVAL" << kAddDelayed << "1" << target[i]->delayed << static_cast<std::uint64_t>(due);
+        for (const std::string& f : fields) c << f;
+        pub->append(c);
+        delayed[i] = true;
+      } else {
+        pub->append(task_fields(Command() << "XADD" << target[i]->stream << "*", t));
+      }
+      ++sent;
     }
-    for (std::size_t i = 0; i < tasks.size(); ++i) {
+    for (std::size_t i = 0; i < tasks.size() && sent > 0; ++i) {
       if (!target[i]) continue;
       Reply r = pub->connected() ? pub->read() : nullptr;
       if (!r) {
         out[i].error = "redis connection lost: " + current_error();
       } else if (is_error(r.get())) {
-        out[i].error = "XADD: " + std::string(reply_text(r.get()));
+        out[i].error =
+            (delayed[i] ? "adding a delayed task: " : "XADD: ") + std::string(reply_text(r.get()));
+      } else if (delayed[i]) {
+        out[i].entry_id = "delayed-" + std::to_string(r->integer);
+        target[i]->published_delayed.fetch_add(1, std::memory_order_relaxed);
       } else {
         out[i].entry_id = std::string(reply_text(r.get()));
         target[i]->published.fetch_add(1, std::memory_order_relaxed);
@@ -564,6 +668,9 @@ RedisStatus RedisStreams::status() const {
     st.acked = a->acked.load(std::memory_order_relaxed);
     st.dead_lettered = a->dead.load(std::memory_order_relaxed);
     st.in_flight = a->in_flight.load(std::memory_order_relaxed);
+    st.published_delayed = a->published_delayed.load(std::memory_order_relaxed);
+    st.moved = a->moved.load(std::memory_order_relaxed);
+    st.delayed = a->delayed_size.load(std::memory_order_relaxed);
     s.arms.push_back(std::move(st));
   }
   return s;

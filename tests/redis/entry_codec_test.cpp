@@ -26,6 +26,8 @@ TEST(EntryCodec, TasksRoundTripThroughTheFields) {
                .max_attempts = 7,
                .key = "agent-17"};
   t.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
+  t.deadline = t.created + std::chrono::hours(1);
+  t.run_at = t.created + std::chrono::minutes(5);
   const auto fields = encode_task(t);
   const auto d = decode_task(views(fields), "1700000000123-5");
   ASSERT_TRUE(d.task) << d.error;
@@ -36,6 +38,8 @@ TEST(EntryCodec, TasksRoundTripThroughTheFields) {
   EXPECT_EQ(d.task->max_attempts, 7u);
   EXPECT_EQ(*d.task->key, "agent-17");
   EXPECT_EQ(d.task->created, t.created);
+  EXPECT_EQ(d.task->deadline, t.deadline);
+  EXPECT_EQ(d.task->run_at, t.run_at);
   EXPECT_EQ(d.task->durable_key, key_of("1700000000123-5"));
   EXPECT_EQ(id_of(d.task->durable_key), "1700000000123-5");
 }
@@ -59,6 +63,9 @@ TEST(EntryCodec, OutOfRangeAndMalformedValuesAreRefusedByName) {
       // system_clock's nanoseconds (signed overflow, UBSan).
       {{"type", "t", "created_ms", "170000000000000000"}, "created_ms '170000000000000000' is not"},
       {{"type", "t", "created_ms", "-1"}, "created_ms '-1' is not milliseconds from 0"},
+      {{"type", "t", "deadline_ms", "tomorrow"}, "deadline_ms 'tomorrow' is not milliseconds"},
+      {{"type", "t", "run_at_ms", "9223372036854775807"}, "run_at_ms '9223372036854775807' is not"},
+      {{"type", "t", "run_at_ms", "-5"}, "run_at_ms '-5' is not milliseconds from 0"},
       {{"type", "t", "priority", std::string("\xe9\x01", 2)}, "priority '\\xe9\\x01'"},
       {{"payload", "p"}, "no type field"},
       {{"type", ""}, "no type field"},

@@ -121,6 +121,108 @@ TEST(RedisStreams, MaxParallelHoldsPerProcessAndLocalArmsStayLocal) {
   EXPECT_FALSE(rs.publish({.type = "nowhere"}));
 }
 
+// A task published with run_at ahead waits in the arm's delayed set, not its stream, and runs
+// once it is due, never before, carrying its due time and deadline.
+TEST(RedisStreams, ADelayedTaskWaitsInRedisAndRunsWhenDueNeverBefore) {
+  RedisServer server;
+  std::promise<std::pair<Task, std::chrono::system_clock::time_point>> ran;
+  RedisStreams rs(config([&](const Task& t, const octo::Context&) {
+                    ran.set_value({t, std::chrono::system_clock::now()});
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  const auto due = std::chrono::system_clock::now() + 400ms;
+  const auto deadline = due + 1h;
+  const auto r =
+      rs.publish({.type = "job", .payload = "later", .deadline = deadline, .run_at = due});
+  ASSERT_TRUE(r) << r.error;
+  EXPECT_TRUE(r.entry_id.starts_with("delayed-")) << r.entry_id;
+  // Still ahead (the publish took well under 400 ms): in the set, not the stream.
+  EXPECT_EQ(server.command({"ZCARD", "octo:work:delayed"}), "1");
+  EXPECT_EQ(server.command({"XLEN", "octo:work"}), "0");
+  auto f = ran.get_future();
+  ASSERT_EQ(f.wait_for(octo_test::kGenerous), std::future_status::ready);
+  const auto [task, when] = f.get();
+  EXPECT_GE(when, due) << "ran before its due time";
+  EXPECT_EQ(task.payload, "later");
+  EXPECT_EQ(task.run_at, std::chrono::ceil<std::chrono::milliseconds>(due));
+  EXPECT_EQ(task.deadline, std::chrono::floor<std::chrono::milliseconds>(deadline));
+  ASSERT_TRUE(eventually([&] { return rs.status().arms[0].acked == 1; }));
+  const auto st = rs.status().arms[0];
+  EXPECT_EQ(st.published_delayed, 1u);
+  EXPECT_EQ(st.published, 0u);
+  EXPECT_EQ(st.moved, 1u);
+  EXPECT_EQ(st.delayed, 0u);
+  EXPECT_EQ(server.command({"ZCARD", "octo:work:delayed"}), "0");
+  EXPECT_EQ(server.command({"EXISTS", "octo:work:delayed:1"}), "0") << "its field list is gone";
+}
+
+// Two consumers of one arm move due tasks from the same set: each of 300 delayed tasks runs
+// exactly once, none before its time.
+TEST(RedisStreams, DelayedTasksRunOnceAcrossConsumers) {
+  RedisServer server;
+  constexpr int kTasks = 300;
+  std::mutex mu;
+  std::map<std::string, int> runs;
+  std::atomic<int> early{0};
+  std::latch all(kTasks);
+  auto handler = [&](const Task& t, const octo::Context&) {
+    if (std::chrono::system_clock::now() < t.run_at) early.fetch_add(1);
+    {
+      std::lock_guard lock(mu);
+      ++runs[t.payload];
+    }
+    all.count_down();
+    return Outcome::success();
+  };
+  auto rc = redis(server.port());
+  rc.consumer = "c1";
+  RedisStreams one(config(handler), rc);
+  rc.consumer = "c2";
+  RedisStreams two(config(handler), rc);
+  std::vector<Task> tasks;
+  const auto now = std::chrono::system_clock::now();
+  for (int i = 0; i < kTasks; ++i) {
+    tasks.push_back({.type = "job",
+                     .payload = std::to_string(i),
+                     .run_at = now + std::chrono::milliseconds(100 + i % 200)});
+  }
+  for (const auto& r : one.publish(tasks)) ASSERT_TRUE(r) << r.error;
+  all.wait();
+  // Every run is counted before the latch releases; a second run of any task would show here.
+  ASSERT_TRUE(eventually([&] {
+    return one.status().arms[0].acked + two.status().arms[0].acked == std::uint64_t{kTasks};
+  }));
+  EXPECT_EQ(runs.size(), static_cast<std::size_t>(kTasks));
+  for (const auto& [payload, n] : runs) EXPECT_EQ(n, 1) << payload;
+  EXPECT_EQ(early.load(), 0);
+  EXPECT_EQ(one.status().arms[0].moved + two.status().arms[0].moved, std::uint64_t{kTasks});
+  EXPECT_EQ(server.command({"ZCARD", "octo:work:delayed"}), "0");
+}
+
+// A delayed member whose field list is gone or damaged is dead-lettered with a reason when due,
+// never lost silently or left to block the set; the tasks after it run.
+TEST(RedisStreams, ADamagedDelayedTaskIsDeadLetteredAndTheNextRuns) {
+  RedisServer server;
+  std::atomic<int> ran{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++ran;
+                    return Outcome::success();
+                  }),
+                  redis(server.port()));
+  server.command({"ZADD", "octo:work:delayed", "1", "900"});  // due long ago, no field list
+  server.command({"RPUSH", "octo:work:delayed:901", "type", "job", "payload"});  // odd
+  server.command({"ZADD", "octo:work:delayed", "2", "901"});
+  ASSERT_TRUE(rs.publish({.type = "job", .run_at = std::chrono::system_clock::now() + 50ms}));
+  ASSERT_TRUE(
+      eventually([&] { return ran.load() == 1 && rs.status().arms[0].dead_lettered == 2; }));
+  EXPECT_EQ(server.command({"XLEN", "octo:work:dead"}), "2");
+  EXPECT_NE(first_dead_reason(server).find("no type field"), std::string::npos)
+      << first_dead_reason(server);
+  EXPECT_EQ(server.command({"ZCARD", "octo:work:delayed"}), "0");
+  EXPECT_EQ(server.command({"EXISTS", "octo:work:delayed:901"}), "0");
+}
+
 TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {
   auto make = [](octo::ExecutorConfig cfg, octo::RedisStreamsConfig rc) {
     RedisStreams rs(std::move(cfg), std::move(rc));

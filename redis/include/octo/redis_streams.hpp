@@ -9,6 +9,13 @@
 // a consumer killed between a task's end and its XACK runs it again elsewhere, so handlers should
 // be idempotent, keyed by Task::durable_key (derived from the stream entry id).
 //
+// A task published with Task::run_at ahead waits in Redis, in the sorted set `<stream>:delayed`,
+// and is moved to the stream when due by whichever consumer looks first (each consumer looks
+// before every read, and an idle consumer's read waits no longer than until the next due time):
+// it runs once across the fleet, a few milliseconds after its time when a consumer is idle (within
+// `block` when all are busy), and never before it on a consumer whose clock agrees with the
+// publisher's (the consumer's executor waits out any rest locally).
+//
 //   octo::ExecutorConfig cfg;
 //   cfg.on("batch", run_batch_job);
 //   octo::RedisStreams rs(std::move(cfg), {.port = 6379, .arms = {"batch"}});
@@ -67,6 +74,11 @@ struct StreamArmStatus {
   std::uint64_t acked = 0;      // succeeded and acknowledged
   std::uint64_t dead_lettered = 0;
   std::uint64_t in_flight = 0;  // fetched, not yet acknowledged
+  // Delayed tasks (Task::run_at ahead): published into `<stream>:delayed`, moved by this process
+  // from there to the stream when due, and the set's size when this process last looked.
+  std::uint64_t published_delayed = 0;
+  std::uint64_t moved = 0;
+  std::uint64_t delayed = 0;
 };
 
 struct RedisStatus {
@@ -98,8 +110,10 @@ class RedisStreams {
   RedisStreams(const RedisStreams&) = delete;
   RedisStreams& operator=(const RedisStreams&) = delete;
 
-  // Routes task.type; a stream-backed arm gets an XADD (blocking on the round trip), any other arm
-  // the local executor (its EnqueueError is reported as text). Thread-safe.
+  // Routes task.type; a stream-backed arm gets an XADD (blocking on the round trip), or for a
+  // delayed task a script that adds it to the arm's delayed set (entry_id "delayed-<seq>"; not
+  // cancellable); any other arm the local executor (its EnqueueError is reported as text).
+  // Thread-safe.
   PublishResult publish(const Task& task);
   // Many tasks in one pipelined round trip; one result each.
   std::vector<PublishResult> publish(std::span<const Task> tasks);
