@@ -8,14 +8,17 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
 #include "octo/detail/annotated_mutex.hpp"
+#include "octo/redis_lease.hpp"
 
 #include "detail/connection.hpp"
 #include "detail/entry_codec.hpp"
@@ -141,6 +144,15 @@ struct RedisStreams::Impl {
     std::string raw_id{};
   };
 
+  // A fleet schedule (RedisStreams::schedule), under sched_mu.
+  struct FleetSchedule {
+    ScheduleSpec spec;
+    std::optional<CronSchedule> cron;
+    std::chrono::system_clock::time_point planned;  // the next firing, before jitter
+    std::chrono::system_clock::time_point due;      // planned plus this firing's jitter
+    FleetScheduleStatus st;
+  };
+
   // The acker's view of the executor's events: the first of its observers.
   struct Forward final : Observer {
     Impl* im = nullptr;
@@ -187,7 +199,8 @@ struct RedisStreams::Impl {
     }
     for (const auto& a : arms) by_arm[a->id] = a.get();
     ex.emplace(std::move(ec));
-    pub = std::make_unique<Conn>(cfg, health);  // connects on first use
+    pub = std::make_unique<Conn>(cfg, health);                // connects on first use
+    lease = std::make_unique<RedisLease>(cfg, cfg.consumer);  // likewise
     acker = std::thread([this] { ack_loop(); });
     if (cfg.consume) {
       for (auto& a : arms) a->fetcher = std::thread([this, p = a.get()] { fetch_loop(*p); });
@@ -577,6 +590,113 @@ struct RedisStreams::Impl {
     return last_error;
   }
 
+  // --- fleet schedules -----------------------------------------------------------------------
+
+  using Wall = std::chrono::system_clock;
+
+  // The first planned firing strictly after `after`: cron times, or multiples of `every` counted
+  // from the epoch (the same instants in every process).
+  static Wall::time_point next_planned(const FleetSchedule& f, Wall::time_point after) {
+    if (f.cron) return f.cron->next_after(after);
+    const auto every = std::chrono::duration_cast<Wall::duration>(*f.spec.every);
+    return Wall::time_point((after.time_since_epoch() / every + 1) * every);
+  }
+
+  // Plans the entry's next firing after `now`, with a fresh jitter.
+  static void plan(FleetSchedule& f, Wall::time_point now) {
+    f.planned = next_planned(f, now);
+    f.due = f.planned;
+    if (f.spec.jitter.count() > 0 && f.planned != Wall::time_point::max()) {
+      thread_local std::minstd_rand rng(std::random_device{}());
+      f.due += std::chrono::milliseconds(
+          std::uniform_int_distribution<std::int64_t>(0, f.spec.jitter.count() - 1)(rng));
+    }
+    f.st.schedule.next_run = f.planned;
+  }
+
+  void add_schedule(ScheduleSpec spec) {
+    const std::string at = "octo::RedisStreams::schedule '" + spec.name + "': ";
+    FleetSchedule f;
+    f.cron = validate_schedule(spec, "octo::RedisStreams::schedule");
+    if (!ex->resolve(spec.task.type)) {
+      throw std::invalid_argument(at + "task type '" + spec.task.type + "' matches no route");
+    }
+    if (spec.overlap != Overlap::kAllow) {
+      throw std::invalid_argument(at + "overlap must be kAllow (whether the last firing's task " +
+                                  "is still pending is not known across processes)");
+    }
+    f.st.schedule.name = spec.name;
+    f.st.schedule.cron = spec.cron;
+    f.st.schedule.every = spec.every.value_or(std::chrono::milliseconds(0));
+    f.spec = std::move(spec);
+    {
+      LockGuard lock(sched_mu);
+      if (fleet.count(f.spec.name) != 0) throw std::invalid_argument(at + "the name is taken");
+      plan(f, Wall::now());
+      const std::string name = f.spec.name;
+      fleet.emplace(name, std::move(f));
+      if (!scheduler.joinable() && !stopping.load(std::memory_order_acquire))
+        scheduler = std::thread([this] { schedule_loop(); });
+    }
+    sched_cv.notify_all();
+  }
+
+  // One thread for all fleet schedules: waits for the earliest due firing, races the other
+  // processes for its lease, and publishes the task if it won.
+  void schedule_loop() {
+    UniqueLock lock(sched_mu);
+    while (!stopping.load(std::memory_order_acquire)) {
+      FleetSchedule* first = nullptr;
+      for (auto& [name, f] : fleet) {
+        if (f.planned != Wall::time_point::max() && (!first || f.due < first->due)) first = &f;
+      }
+      const auto now = Wall::now();
+      if (first == nullptr) {
+        sched_cv.wait(lock.native());
+        continue;
+      }
+      if (now < first->due) {
+        sched_cv.wait_until(lock.native(), first->due);
+        continue;
+      }
+      FleetSchedule& f = *first;
+      const Wall::time_point planned = f.planned;
+      const auto after = next_planned(f, planned);
+      // The lease outlives every process's chance to fire this planned time: one period.
+      const auto ttl = std::clamp(
+          std::chrono::duration_cast<std::chrono::milliseconds>(after - planned),
+          std::chrono::milliseconds(1000), std::chrono::milliseconds(std::chrono::hours(24)));
+      std::uint64_t missed = 0;
+      for (auto t = after; t <= now && missed < 100'000; t = next_planned(f, t)) ++missed;
+      f.st.schedule.missed += missed;
+      f.st.schedule.last_run = now;
+      const std::string name = f.spec.name;
+      Task task = f.spec.task;
+      task.run_at = planned;
+      plan(f, now);
+      lock.unlock();
+      const auto planned_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(planned.time_since_epoch());
+      const LeaseResult won =
+          lease->acquire("schedule:" + name + "@" + std::to_string(planned_ms.count()), ttl);
+      PublishResult published;
+      if (won.token != 0) published = publish(std::span<const Task>(&task, 1)).front();
+      lock.lock();
+      const auto it = fleet.find(name);
+      if (it == fleet.end()) continue;  // removed meanwhile
+      FleetScheduleStatus& st = it->second.st;
+      if (!won.error.empty()) {
+        ++st.unavailable;
+      } else if (won.token == 0) {
+        ++st.elsewhere;
+        st.last_holder = won.holder;
+      } else {
+        st.last_token = won.token;
+        ++(published ? st.schedule.fired : st.schedule.refused);
+      }
+    }
+  }
+
   // --- stopping ------------------------------------------------------------------------------
 
   void stop(std::chrono::nanoseconds deadline) {
@@ -588,6 +708,11 @@ struct RedisStreams::Impl {
       stopping.store(true, std::memory_order_release);
     }
     stop_cv.notify_all();
+    {
+      LockGuard lock(sched_mu);  // the scheduler is waiting, or will see `stopping`
+    }
+    sched_cv.notify_all();
+    if (scheduler.joinable()) scheduler.join();
     for (auto& a : arms) {
       a->space.notify_all();
       if (a->fetcher.joinable()) a->fetcher.join();
@@ -631,6 +756,12 @@ struct RedisStreams::Impl {
   SteadyTime::time_point ack_deadline OCTO_GUARDED_BY(ack_mu){};
   std::thread acker;
 
+  std::unique_ptr<RedisLease> lease;
+  octo::detail::Mutex sched_mu;
+  std::condition_variable sched_cv;
+  std::map<std::string, FleetSchedule, std::less<>> fleet OCTO_GUARDED_BY(sched_mu);
+  std::thread scheduler;  // started by the first schedule(), under sched_mu
+
   std::optional<Executor> ex;  // last: destroyed first
 };
 
@@ -648,6 +779,25 @@ std::vector<PublishResult> RedisStreams::publish(std::span<const Task> tasks) {
 }
 
 void RedisStreams::stop(std::chrono::nanoseconds deadline) { impl_->stop(deadline); }
+
+void RedisStreams::schedule(ScheduleSpec spec) { impl_->add_schedule(std::move(spec)); }
+
+bool RedisStreams::remove_schedule(std::string_view name) {
+  bool removed = false;
+  {
+    LockGuard lock(impl_->sched_mu);
+    removed = impl_->fleet.erase(std::string(name)) != 0;
+  }
+  impl_->sched_cv.notify_all();
+  return removed;
+}
+
+std::vector<FleetScheduleStatus> RedisStreams::schedules() const {
+  LockGuard lock(impl_->sched_mu);
+  std::vector<FleetScheduleStatus> out;
+  for (const auto& [name, f] : impl_->fleet) out.push_back(f.st);
+  return out;
+}
 
 Executor& RedisStreams::executor() noexcept { return *impl_->ex; }
 

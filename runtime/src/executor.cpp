@@ -1697,38 +1697,10 @@ bool Executor::cancel(TaskId id) noexcept {
 
 void Executor::schedule(ScheduleSpec spec) {
   const std::string who = "octo::Executor::schedule '" + spec.name + "': ";
-  if (spec.name.empty())
-    throw std::invalid_argument("octo::Executor::schedule: name must not be empty");
-  if (spec.every.has_value() == !spec.cron.empty())
-    throw std::invalid_argument(who + "give exactly one of `every` and `cron`");
-  // At most about a century: the next firing is computed in system_clock time (nanoseconds,
-  // good until 2262), and a longer period would overflow it.
-  constexpr std::chrono::milliseconds kMaxEvery = std::chrono::hours(24 * 365 * 100);
-  if (spec.every && (spec.every->count() < 1 || *spec.every > kMaxEvery)) {
-    throw std::invalid_argument(who + "every must be in [1 ms, 100 years] (got " +
-                                std::to_string(spec.every->count()) + " ms)");
-  }
-  if (spec.jitter.count() < 0 || spec.jitter > std::chrono::hours(1) ||
-      (spec.every && spec.jitter >= *spec.every)) {
-    throw std::invalid_argument(who + "jitter must be in [0, " +
-                                (spec.every ? "every" : std::string("1 h")) + ") (got " +
-                                std::to_string(spec.jitter.count()) + " ms)");
-  }
-  if (static_cast<unsigned>(spec.overlap) > static_cast<unsigned>(Overlap::kAllow)) {
-    throw std::invalid_argument(who + "overlap " +
-                                std::to_string(static_cast<unsigned>(spec.overlap)) +
-                                " is not kSkip, kBufferOne or kAllow");
-  }
-  if (spec.task.type.empty() || !resolve(spec.task.type)) {
-    throw std::invalid_argument(who + "task type '" + spec.task.type + "' matches no route");
-  }
   ScheduleEntry e;
-  if (!spec.cron.empty()) {
-    try {
-      e.cron = CronSchedule::parse(spec.cron);
-    } catch (const std::invalid_argument& bad) {
-      throw std::invalid_argument(who + bad.what());
-    }
+  e.cron = validate_schedule(spec, "octo::Executor::schedule");
+  if (!resolve(spec.task.type)) {
+    throw std::invalid_argument(who + "task type '" + spec.task.type + "' matches no route");
   }
   Impl& im = *impl_;
   std::lock_guard lock(im.schedules_mu);

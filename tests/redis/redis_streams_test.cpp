@@ -223,6 +223,86 @@ TEST(RedisStreams, ADamagedDelayedTaskIsDeadLetteredAndTheNextRuns) {
   EXPECT_EQ(server.command({"EXISTS", "octo:work:delayed:901"}), "0");
 }
 
+// Two processes' worth of RedisStreams declare the same fleet schedule: every planned firing is
+// published once (by one of them), and both see the firings the other took.
+TEST(RedisStreams, AFleetScheduleFiresOncePerPeriodAcrossInstances) {
+  RedisServer server;
+  std::mutex mu;
+  std::map<std::int64_t, int> runs;  // planned firing (ms) -> runs
+  auto handler = [&](const Task& t, const octo::Context&) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.run_at.time_since_epoch());
+    std::lock_guard lock(mu);
+    ++runs[ms.count()];
+    return Outcome::success();
+  };
+  auto rc = redis(server.port());
+  rc.consumer = "c1";
+  RedisStreams one(config(handler), rc);
+  rc.consumer = "c2";
+  RedisStreams two(config(handler), rc);
+  const octo::ScheduleSpec spec{.name = "tick",
+                                .every = 100ms,
+                                .task = {.type = "job", .payload = "tick"},
+                                .overlap = octo::Overlap::kAllow,
+                                .jitter = 20ms};
+  one.schedule(spec);
+  two.schedule(spec);
+  auto fired = [&] {
+    return one.schedules()[0].schedule.fired + two.schedules()[0].schedule.fired;
+  };
+  ASSERT_TRUE(eventually([&] { return fired() >= 12; }));
+  // A firing may be on its way while the schedules are removed: it still runs, uncounted here.
+  const std::uint64_t counted = fired();
+  const auto a = one.schedules()[0], b = two.schedules()[0];
+  EXPECT_GT(a.elsewhere + b.elsewhere, 0u) << "each saw firings the other took";
+  EXPECT_EQ(a.unavailable + b.unavailable, 0u);
+  EXPECT_TRUE(one.remove_schedule("tick") && two.remove_schedule("tick"));
+  EXPECT_TRUE(one.schedules().empty() && two.schedules().empty());
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return server.command({"XLEN", "octo:work"}) == "0" &&
+           one.status().arms[0].in_flight + two.status().arms[0].in_flight == 0 &&
+           runs.size() >= counted;
+  }));
+  std::lock_guard lock(mu);
+  for (const auto& [planned, n] : runs) {
+    EXPECT_EQ(n, 1) << "planned " << planned << " ran " << n << " times";
+    EXPECT_EQ(planned % 100, 0) << "periods are counted from the epoch";
+  }
+}
+
+TEST(RedisStreams, FleetSchedulesRefuseBadSpecsAndNeverFireWithoutRedis) {
+  std::atomic<int> ran{0};
+  RedisStreams rs(config([&](const Task&, const octo::Context&) {
+                    ++ran;
+                    return Outcome::success();
+                  }),
+                  redis(octo_test::free_port()));
+  auto expect_error = [&](octo::ScheduleSpec spec, const std::string& needle) {
+    try {
+      rs.schedule(std::move(spec));
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  const Task job{.type = "job"};
+  expect_error({.name = "x", .every = 1s, .task = job}, "'x': overlap must be kAllow");
+  expect_error({.name = "x", .cron = "* * * 13 *", .task = job, .overlap = octo::Overlap::kAllow},
+               "'x': octo::CronSchedule: '* * * 13 *': month field");
+  expect_error(
+      {.name = "x", .every = 1s, .task = {.type = "nowhere"}, .overlap = octo::Overlap::kAllow},
+      "task type 'nowhere' matches no route");
+  rs.schedule({.name = "x", .every = 20ms, .task = job, .overlap = octo::Overlap::kAllow});
+  expect_error({.name = "x", .every = 1s, .task = job, .overlap = octo::Overlap::kAllow},
+               "'x': the name is taken");
+  // No Redis: nobody can know who fires, so this process does not (counted, never run).
+  ASSERT_TRUE(eventually([&] { return rs.schedules()[0].unavailable >= 3; }));
+  EXPECT_EQ(rs.schedules()[0].schedule.fired, 0u);
+  EXPECT_EQ(ran.load(), 0);
+}
+
 TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {
   auto make = [](octo::ExecutorConfig cfg, octo::RedisStreamsConfig rc) {
     RedisStreams rs(std::move(cfg), std::move(rc));
@@ -306,6 +386,55 @@ TEST(RedisStreamsProcesses, AKilledWorkersTasksAreTakenOverAndNoneIsLost) {
   RecordProperty("orphaned", orphaned);
   std::printf("%d tasks, %zu runs, %zu repeated, %s taken over from the killed worker\n", kTasks,
               lines.size(), duplicates, orphaned.c_str());
+  fs::remove_all(dir);
+}
+
+// Three worker processes declare the same fleet schedule (every 100 ms, jitter 30 ms): each
+// planned firing runs once across them, and every process both takes firings and loses some.
+TEST(RedisStreamsProcesses, AFleetScheduleFiresOncePerPeriodAcrossThreeProcesses) {
+  namespace fs = std::filesystem;
+  RedisServer server;
+  const fs::path dir =
+      fs::temp_directory_path() / ("octo-redis-sched-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto ticks = [&] {
+    std::ifstream in(dir / "completed");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  std::vector<pid_t> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(
+        octo_test::spawn_process({OCTO_REDIS_WORKER, std::to_string(server.port()), dir.string(),
+                                  "s" + std::to_string(w), "schedule"}));
+  }
+  ASSERT_TRUE(eventually([&] { return ticks().size() >= 30; }, 60s));
+  for (const pid_t pid : workers) {
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  const auto lines = ticks();
+  std::set<std::string> distinct(lines.begin(), lines.end());
+  EXPECT_EQ(distinct.size(), lines.size()) << "a planned firing ran twice";
+  std::uint64_t fired = 0;
+  for (int w = 0; w < 3; ++w) {
+    std::ifstream in(dir / ("status-s" + std::to_string(w)));
+    std::string word;
+    std::uint64_t v = 0, f = 0, e = 0;
+    for (int i = 0; i < 4; ++i) in >> word >> v;  // fetched, claimed, acked, dead
+    in >> word >> f >> word >> e;
+    ASSERT_EQ(word, "elsewhere") << "status of s" << w;
+    fired += f;
+    EXPECT_GT(e, 0u) << "s" << w << " never lost a firing to another process";
+  }
+  // Counted when its publish returned, read before stop(): a firing in flight then ran but is not
+  // counted (at most one per process); one published as all stopped may not have run.
+  EXPECT_LE(lines.size(), fired + 3);
+  EXPECT_GE(fired + 3, 30u);
   fs::remove_all(dir);
 }
 

@@ -1,8 +1,10 @@
-// A worker process for the Redis multi-process test. Usage:
-//   redis_streams_worker <port> <dir> <name>
+// A worker process for the Redis multi-process tests. Usage:
+//   redis_streams_worker <port> <dir> <name> [schedule]
 // Runs arm "work" (max_parallel 2) from the stream until SIGTERM, appending each payload to
 // <dir>/completed (one write(2) per line, O_APPEND); on SIGTERM stops cleanly and writes its
-// counters to <dir>/status-<name>.
+// counters to <dir>/status-<name>. With `schedule`, it also declares the fleet schedule "tick"
+// (every 100 ms, a "job" with payload "tick"), whose tasks are written as "tick@<planned ms>",
+// and its status line adds the schedule's fired and elsewhere counts.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,8 +17,8 @@
 #include "octo/redis_streams.hpp"
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s <port> <dir> <name>\n", argv[0]);
+  if (argc != 4 && !(argc == 5 && std::string(argv[4]) == "schedule")) {
+    std::fprintf(stderr, "usage: %s <port> <dir> <name> [schedule]\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[2], name = argv[3];
@@ -34,7 +36,13 @@ int main(int argc, char** argv) {
   arm.max_parallel = 2;
   arm.handler = [out](const octo::Task& t, const octo::Context&) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the work
-    const std::string line = t.payload + "\n";
+    std::string line = t.payload;
+    if (t.payload == "tick") {
+      line += "@" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       t.run_at.time_since_epoch())
+                                       .count());
+    }
+    line += "\n";
     if (::write(out, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       return octo::Outcome::failure("write failed");
     }
@@ -48,12 +56,24 @@ int main(int argc, char** argv) {
                                          .consumer = name,
                                          .arms = {"work"},
                                          .claim_idle = std::chrono::milliseconds(500)});
+  if (argc == 5) {
+    rs.schedule({.name = "tick",
+                 .every = std::chrono::milliseconds(100),
+                 .task = {.type = "job", .payload = "tick"},
+                 .overlap = octo::Overlap::kAllow,
+                 .jitter = std::chrono::milliseconds(30)});
+  }
   int sig = 0;
   sigwait(&term, &sig);
+  const auto fleet = rs.schedules();
   rs.stop();
   const auto st = rs.status().arms.at(0);
-  std::ofstream(dir + "/status-" + name)
-      << "fetched " << st.fetched << " claimed " << st.claimed << " acked " << st.acked << " dead "
-      << st.dead_lettered << "\n";
+  std::ofstream status(dir + "/status-" + name);
+  status << "fetched " << st.fetched << " claimed " << st.claimed << " acked " << st.acked
+         << " dead " << st.dead_lettered;
+  if (!fleet.empty()) {
+    status << " fired " << fleet[0].schedule.fired << " elsewhere " << fleet[0].elsewhere;
+  }
+  status << "\n";
   return 0;
 }

@@ -30,9 +30,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octo/executor.hpp"
+#include "octo/schedule.hpp"
 
 namespace octo {
 
@@ -92,6 +94,17 @@ struct RedisStatus {
   std::vector<StreamArmStatus> arms;
 };
 
+// A fleet schedule's state in this process (RedisStreams::schedule).
+struct FleetScheduleStatus {
+  // As for a local schedule; `fired` counts the firings this process won and published, `refused`
+  // those whose publish failed.
+  ScheduleStatus schedule;
+  std::uint64_t elsewhere = 0;    // firings another process took
+  std::uint64_t unavailable = 0;  // firings not taken because Redis did not answer
+  std::uint64_t last_token = 0;   // the fencing token of the last firing this process took
+  std::string last_holder{};      // who took the last firing this process lost
+};
+
 // The answer to publish(): the stream entry id, or why it failed.
 struct PublishResult {
   std::string entry_id{};
@@ -123,6 +136,20 @@ class RedisStreams {
   // for claim_idle, by whichever consumer of the group looks first (a restarted process too,
   // whatever its name). Idempotent.
   void stop(std::chrono::nanoseconds deadline = std::chrono::seconds(30));
+
+  // A periodic schedule that fires once per planned firing across every process that declares it
+  // (each declares the same spec at start). At each firing the processes race for the lease
+  // `<prefix>lease:schedule:<name>@<planned ms>` (octo/redis_lease.hpp, TTL one period, 1 s to
+  // 24 h); the winner publishes a copy of `spec.task` with `run_at` set to the planned time
+  // (already past: handlers can tell firings apart by it), the others count it `elsewhere`.
+  // Redis unreachable: nobody fires (counted `unavailable`), rather than everyone. `every`
+  // periods are counted from the epoch, so that every process plans the same instants. Only
+  // Overlap::kAllow: whether the last firing's task is still pending is not known across
+  // processes. Throws std::invalid_argument naming the schedule and the field (as
+  // Executor::schedule does, and for another overlap policy).
+  void schedule(ScheduleSpec spec);
+  bool remove_schedule(std::string_view name);
+  std::vector<FleetScheduleStatus> schedules() const;
 
   Executor& executor() noexcept;
   RedisStatus status() const;

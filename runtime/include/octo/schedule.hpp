@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "octo/cron.hpp"
 #include "octo/task.hpp"
 
 namespace octo {
@@ -64,5 +65,11 @@ struct ScheduleStatus {
   std::uint64_t missed = 0;   // periods that passed without a firing (late timer, paused)
   TaskId last_task = 0;       // the task the last firing enqueued
 };
+
+// The checks schedule() makes of a spec before it looks at routes, for each scheduler that takes
+// a ScheduleSpec (Executor::schedule, RedisStreams::schedule): throws std::invalid_argument
+// starting with `who` and naming the schedule and the field. Returns the parsed cron
+// expression, or nullopt for an `every` schedule.
+std::optional<CronSchedule> validate_schedule(const ScheduleSpec& spec, std::string_view who);
 
 }  // namespace octo
