@@ -26,11 +26,12 @@ class Boxed {
  public:
   Boxed() noexcept = default;
   // From anything T is built from: a string literal for Boxed<std::string>, a vector for
-  // Boxed<std::vector<...>>.
+  // Boxed<std::vector<...>>. Implicit, so the field reads as its T; the constraint keeps it from
+  // hiding the copy and move constructors (which clang-tidy does not see through a requires).
   template <class U>
   requires(std::constructible_from<T, U&&> && !std::same_as<std::remove_cvref_t<U>, Boxed>)
-      Boxed(U&& value)  // NOLINT(google-explicit-constructor): reads as the field's T
-  {
+      // NOLINTNEXTLINE(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      Boxed(U&& value) {
     set(T(std::forward<U>(value)));
   }
   // {"a", "b"} for a Boxed container.
