@@ -303,38 +303,54 @@ TEST(Journal, SubmitCallablesAreNotJournaled) {
   EXPECT_EQ(journal->stats().records, 0u);
 }
 
+// Opens a copy of a journal an older build wrote (`fixture`) on the arms that build used, runs
+// what it recovers and returns those tasks by type, with the file's path and what recovery said.
+struct OldFile {
+  TempDir dir;
+  fs::path file;
+  std::string version_before;  // PRAGMA user_version of the copy before it was opened
+  int migrated_from = -1;
+  std::uint64_t recovered = 0;
+  std::vector<octo::DeadLetter> dead;
+  std::map<std::string, Task> ran;
+};
+void run_old_file(const char* fixture, OldFile& out) {
+  out.file = out.dir.file("tasks.db");
+  fs::copy_file(fixture, out.file);
+  out.version_before = query(out.file, "PRAGMA user_version")[0][0];
+  std::mutex mu;
+  auto journal = open_journal(out.file);
+  out.migrated_from = journal->stats().migrated_from;
+  ExecutorConfig cfg = config(journal, [&](const Task& t, const octo::Context&) {
+    std::lock_guard lock(mu);
+    out.ran[t.type] = t;
+    return Outcome::success();
+  });
+  for (const char* name : {"deploy", "cleanup", "batch", "secrets"}) {
+    octo::ArmConfig a = cfg.arms[0];
+    a.name = name;
+    cfg.arms.push_back(a);
+  }
+  Executor ex(std::move(cfg));
+  ASSERT_TRUE(ex.wait_idle(kGenerous));
+  out.recovered = ex.status().recovered;
+  out.dead = ex.dead_letters();
+}
+
 // A file the version-1 build wrote (tests/journal/data/journal-v1.db: two unfinished tasks, one
 // of them retried twice, a dead letter and a finished task's counter) is migrated when opened:
 // its tasks run with everything they carried, the file says version 3, and a reopen is plain.
 TEST(Journal, AVersion1FileIsMigratedAndItsTasksRunWithEverythingTheyCarried) {
-  TempDir dir;
-  const auto file = dir.file("tasks.db");
-  fs::copy_file(OCTO_JOURNAL_V1, file);
-  ASSERT_EQ(query(file, "PRAGMA user_version")[0][0], "1");
-  std::mutex mu;
-  std::map<std::string, Task> ran;
-  {
-    auto journal = open_journal(file);
-    EXPECT_EQ(journal->stats().migrated_from, 1);
-    ExecutorConfig cfg = config(journal, [&](const Task& t, const octo::Context&) {
-      std::lock_guard lock(mu);
-      ran[t.type] = t;
-      return Outcome::success();
-    });
-    // The version-1 build's arms and types.
-    for (const char* name : {"deploy", "cleanup", "batch", "secrets"}) {
-      octo::ArmConfig a = cfg.arms[0];
-      a.name = name;
-      cfg.arms.push_back(a);
-    }
-    Executor ex(std::move(cfg));
-    ASSERT_TRUE(ex.wait_idle(kGenerous));
-    EXPECT_EQ(ex.status().recovered, 2u);
-    const auto dead = ex.dead_letters();
-    ASSERT_EQ(dead.size(), 1u);
-    EXPECT_EQ(dead[0].reason, "handler said no");
-    EXPECT_EQ(dead[0].attempts, 3u);
-  }
+  OldFile old;
+  run_old_file(OCTO_JOURNAL_V1, old);
+  ASSERT_EQ(old.version_before, "1");
+  EXPECT_EQ(old.migrated_from, 1);
+  EXPECT_EQ(old.recovered, 2u);
+  ASSERT_EQ(old.dead.size(), 1u);
+  EXPECT_EQ(old.dead[0].reason, "handler said no");
+  EXPECT_EQ(old.dead[0].attempts, 3u);
+  const auto& ran = old.ran;
+  const auto& file = old.file;
   ASSERT_EQ(ran.size(), 2u);
   const Task& deploy = ran.at("deploy.rollout");
   EXPECT_EQ(deploy.payload, "svc-a v2");
@@ -357,33 +373,16 @@ TEST(Journal, AVersion1FileIsMigratedAndItsTasksRunWithEverythingTheyCarried) {
 // dead letter; a finished task's counter) is migrated to version 3: every task keeps what it
 // carried and has no key, and tasks enqueued afterwards journal theirs.
 TEST(Journal, AVersion2FileIsMigratedAndItsTasksKeepTheirDeadlinesAndDueTimes) {
-  TempDir dir;
-  const auto file = dir.file("tasks.db");
-  fs::copy_file(OCTO_JOURNAL_V2, file);
-  ASSERT_EQ(query(file, "PRAGMA user_version")[0][0], "2");
-  std::mutex mu;
-  std::map<std::string, Task> ran;
-  {
-    auto journal = open_journal(file);
-    EXPECT_EQ(journal->stats().migrated_from, 2);
-    ExecutorConfig cfg = config(journal, [&](const Task& t, const octo::Context&) {
-      std::lock_guard lock(mu);
-      ran[t.type] = t;
-      return Outcome::success();
-    });
-    for (const char* name : {"deploy", "cleanup", "batch", "secrets"}) {
-      octo::ArmConfig a = cfg.arms[0];
-      a.name = name;
-      cfg.arms.push_back(a);
-    }
-    Executor ex(std::move(cfg));
-    ASSERT_TRUE(ex.wait_idle(kGenerous));
-    EXPECT_EQ(ex.status().recovered, 3u);
-    const auto dead = ex.dead_letters();
-    ASSERT_EQ(dead.size(), 1u);
-    EXPECT_EQ(dead[0].reason, "handler said no");
-    EXPECT_EQ(dead[0].attempts, 3u);
-  }
+  OldFile old;
+  run_old_file(OCTO_JOURNAL_V2, old);
+  ASSERT_EQ(old.version_before, "2");
+  EXPECT_EQ(old.migrated_from, 2);
+  EXPECT_EQ(old.recovered, 3u);
+  ASSERT_EQ(old.dead.size(), 1u);
+  EXPECT_EQ(old.dead[0].reason, "handler said no");
+  EXPECT_EQ(old.dead[0].attempts, 3u);
+  const auto& ran = old.ran;
+  const auto& file = old.file;
   ASSERT_EQ(ran.size(), 3u);
   const Task& deploy = ran.at("deploy.rollout");
   EXPECT_EQ(deploy.payload, "svc-a v3");

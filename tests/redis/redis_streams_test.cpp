@@ -317,15 +317,28 @@ TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {
   EXPECT_NO_THROW(make(config(ok), {.port = octo_test::free_port(), .arms = {"work"}}));
 }
 
+// A fresh directory for worker processes' files, and the lines they appended to one of them.
+std::filesystem::path worker_dir(const std::string& name) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+std::vector<std::string> lines_of(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
 // Three worker processes share the arm; one is killed with SIGKILL mid-run. Its unacknowledged
 // tasks are taken over by the others after claim_idle; every task completes, and the only repeats
 // are tasks the killed worker had fetched and not acknowledged (at most its window of 4).
 TEST(RedisStreamsProcesses, AKilledWorkersTasksAreTakenOverAndNoneIsLost) {
   namespace fs = std::filesystem;
   RedisServer server;
-  const fs::path dir = fs::temp_directory_path() / ("octo-redis-mp-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = worker_dir("octo-redis-mp");
   constexpr int kTasks = 3000;
   {
     octo::ExecutorConfig cfg = config(nullptr);
@@ -335,12 +348,7 @@ TEST(RedisStreamsProcesses, AKilledWorkersTasksAreTakenOverAndNoneIsLost) {
     for (int i = 0; i < kTasks; ++i) tasks.push_back({.type = "job", .payload = std::to_string(i)});
     for (const auto& r : publisher.publish(tasks)) ASSERT_TRUE(r) << r.error;
   }
-  auto completed_lines = [&] {
-    std::ifstream in(dir / "completed");
-    std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-  };
+  auto completed_lines = [&] { return lines_of(dir / "completed"); };
   std::vector<pid_t> workers;
   for (int w = 0; w < 3; ++w) {
     workers.push_back(octo_test::spawn_process(
@@ -394,16 +402,8 @@ TEST(RedisStreamsProcesses, AKilledWorkersTasksAreTakenOverAndNoneIsLost) {
 TEST(RedisStreamsProcesses, AFleetScheduleFiresOncePerPeriodAcrossThreeProcesses) {
   namespace fs = std::filesystem;
   RedisServer server;
-  const fs::path dir =
-      fs::temp_directory_path() / ("octo-redis-sched-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto ticks = [&] {
-    std::ifstream in(dir / "completed");
-    std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-  };
+  const fs::path dir = worker_dir("octo-redis-sched");
+  auto ticks = [&] { return lines_of(dir / "completed"); };
   std::vector<pid_t> workers;
   for (int w = 0; w < 3; ++w) {
     workers.push_back(
