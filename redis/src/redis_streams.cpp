@@ -656,7 +656,10 @@ struct RedisStreams::Impl {
         continue;
       }
       if (now < first->due) {
-        sched_cv.wait_until(lock.native(), first->due);
+        // A copy: wait_until reads its deadline again after waking, and remove_schedule() may
+        // have erased the entry meanwhile (ASan caught the reference to it).
+        const Wall::time_point due = first->due;
+        sched_cv.wait_until(lock.native(), due);
         continue;
       }
       FleetSchedule& f = *first;
