@@ -48,7 +48,7 @@ struct Logged {
   std::promise<void> open_a, open_b;
   std::shared_future<void> gate_a = open_a.get_future().share();
   std::shared_future<void> gate_b = open_b.get_future().share();
-  std::promise<void> b_started;
+  std::promise<void> b_started, a1_started;
   bool a1_waits_for_stop = false;  // a1 ends when its run is asked to stop, not at gate_a
 
   octo::ArmConfig config(std::uint32_t parallel, std::uint32_t per_key) {
@@ -57,6 +57,7 @@ struct Logged {
         std::lock_guard lock(mu);
         starts.push_back(t.payload);
       }
+      if (t.payload == "a1") a1_started.set_value();
       if (t.payload == "a1" && a1_waits_for_stop) {
         std::mutex m;
         std::unique_lock lock(m);
@@ -79,6 +80,27 @@ struct Logged {
     std::lock_guard lock(mu);
     return starts;
   }
+  // Enqueues a1 (key "a") and returns once it runs, so that a1, not a task enqueued after it on
+  // the other thread, holds key "a".
+  bool run_a1(Executor& ex) {
+    return ex.enqueue(0, Task{.type = "t", .payload = "a1", .key = "a"}) &&
+           a1_started.get_future().wait_for(kGenerous) == std::future_status::ready;
+  }
+  void open_all() {
+    for (std::promise<void>* gate : {&open_a, &open_b}) {
+      try {
+        gate->set_value();
+      } catch (const std::future_error&) {  // opened by the test already
+      }
+    }
+  }
+};
+
+// Declared after the executor: a failed assertion leaves the test with its gates open, so the
+// executor's destructor does not wait forever for the tasks they hold.
+struct OpenOnExit {
+  Logged& l;
+  ~OpenOnExit() { l.open_all(); }
 };
 
 TEST(KeyedTasks, AZeroPerKeyLimitIsRefusedNamingIt) {
@@ -96,8 +118,9 @@ TEST(KeyedTasks, AZeroPerKeyLimitIsRefusedNamingIt) {
 TEST(KeyedTasks, ABusyKeyParksItsTasksAndOtherKeysRun) {
   Logged l;
   Executor ex(config_with({l.config(2, 1)}));
+  OpenOnExit open{l};
   EXPECT_EQ(ex.arm_status(0).max_parallel_per_key, 1u);
-  ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a1", .key = "a"}));
+  ASSERT_TRUE(l.run_a1(ex));
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a2", .key = "a"}));
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "b1", .key = "b"}));
   // b1 starts while a1 holds key "a": the second thread parked a2 and went on.
@@ -123,7 +146,8 @@ TEST(KeyedTasks, ABusyKeyParksItsTasksAndOtherKeysRun) {
 TEST(KeyedTasks, AFreedKeysNextTaskGoesBackToTheQueueBesideTheOtherKeys) {
   Logged l;
   Executor ex(config_with({l.config(2, 1)}));
-  ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a1", .key = "a"}));
+  OpenOnExit open{l};
+  ASSERT_TRUE(l.run_a1(ex));
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a2", .key = "a"}));
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "b1", .key = "b"}));
   ASSERT_EQ(l.b_started.get_future().wait_for(kGenerous), std::future_status::ready);
@@ -193,7 +217,8 @@ TEST(KeyedTasks, TasksWithoutAKeyAndArmsWithoutALimitAreNotHeld) {
 TEST(KeyedTasks, AParkedTaskIsCancelledByIdAndNeverRuns) {
   Logged l;
   Executor ex(config_with({l.config(2, 1)}));
-  ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a1", .key = "a"}));
+  OpenOnExit open{l};
+  ASSERT_TRUE(l.run_a1(ex));
   const auto a2 = ex.enqueue(0, Task{.type = "t", .payload = "a2", .key = "a"});
   ASSERT_TRUE(a2);
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a3", .key = "a"}));
@@ -212,7 +237,9 @@ TEST(KeyedTasks, AParkedTaskIsCancelledByIdAndNeverRuns) {
 TEST(KeyedTasks, ADrainingShutdownRunsParkedTasks) {
   Logged l;
   Executor ex(config_with({l.config(2, 1)}));
-  for (const char* p : {"a1", "a2", "a3"})
+  OpenOnExit open{l};
+  ASSERT_TRUE(l.run_a1(ex));
+  for (const char* p : {"a2", "a3"})
     ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = p, .key = "a"}));
   ASSERT_TRUE(parked(ex, 2));
   auto report = std::async(std::launch::async,
@@ -229,7 +256,9 @@ TEST(KeyedTasks, ACancellingShutdownDiscardsParkedTasks) {
   Logged l;
   l.a1_waits_for_stop = true;
   Executor ex(config_with({l.config(2, 1)}));
-  for (const char* p : {"a1", "a2", "a3"})
+  OpenOnExit open{l};
+  ASSERT_TRUE(l.run_a1(ex));
+  for (const char* p : {"a2", "a3"})
     ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = p, .key = "a"}));
   ASSERT_TRUE(parked(ex, 2));
   auto report = std::async(std::launch::async,
@@ -248,10 +277,15 @@ TEST(KeyedTasks, ACancellingShutdownDiscardsParkedTasks) {
 TEST(KeyedTasks, AFailedTaskGivesItsKeyBackWhileItWaitsToRetry) {
   std::mutex mu;
   std::vector<std::string> starts;
+  std::promise<void> a1_failed;
   auto c = arm("keyed", 2, [&](const Task& t, const octo::Context&) {
     std::lock_guard lock(mu);
     starts.push_back(t.payload + "#" + std::to_string(t.attempt));
-    return t.payload == "a1" && t.attempt == 1 ? Outcome::failure("once") : Outcome::success();
+    if (t.payload == "a1" && t.attempt == 1) {
+      a1_failed.set_value();
+      return Outcome::failure("once");
+    }
+    return Outcome::success();
   });
   c.blocking = true;
   c.max_parallel_per_key = 1;
@@ -259,6 +293,8 @@ TEST(KeyedTasks, AFailedTaskGivesItsKeyBackWhileItWaitsToRetry) {
   c.backoff_max = 200ms;
   Executor ex(config_with({c}));
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a1", .key = "a"}));
+  // Enqueued once a1 has run (else the other thread could take key "a" for a2 first).
+  ASSERT_EQ(a1_failed.get_future().wait_for(kGenerous), std::future_status::ready);
   ASSERT_TRUE(ex.enqueue(0, Task{.type = "t", .payload = "a2", .key = "a"}));
   ASSERT_TRUE(ex.wait_idle(kGenerous));
   // a2 ran during a1's backoff (at least 100 ms of equal jitter), not after its retry.
