@@ -1,5 +1,7 @@
 #include "detail/connection.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -13,6 +15,12 @@ std::string_view reply_text(const redisReply* r) noexcept {
 }
 
 bool is_error(const redisReply* r) noexcept { return r && r->type == REDIS_REPLY_ERROR; }
+
+std::string process_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
+}
 
 void Command::fill(std::vector<const char*>& argv, std::vector<std::size_t>& len) const {
   argv.clear();

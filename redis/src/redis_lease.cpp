@@ -1,7 +1,5 @@
 #include "octo/redis_lease.hpp"
 
-#include <unistd.h>
-
 #include <stdexcept>
 
 #include "octo/detail/annotated_mutex.hpp"
@@ -37,12 +35,6 @@ elseif ARGV[2] == 'release' then redis.call('DEL', KEYS[1]) end
 return 1
 )lua";
 
-std::string default_owner() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
-}
-
 }  // namespace
 
 struct RedisLease::Impl {
@@ -55,7 +47,7 @@ struct RedisLease::Impl {
   };
 
   Impl(RedisStreamsConfig c, std::string o) : cfg(std::move(c)), owner(std::move(o)) {
-    if (owner.empty()) owner = default_owner();
+    if (owner.empty()) owner = detail::process_name();
   }
 
   std::string key(std::string_view name) const {

@@ -1,7 +1,5 @@
 #include "octo/redis_streams.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -36,12 +34,6 @@ using detail::Reply;
 using detail::reply_text;
 using octo::detail::LockGuard;
 using octo::detail::UniqueLock;
-
-std::string default_consumer() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
-}
 
 // Delayed tasks wait in the sorted set `<stream>:delayed` (score: due time in ms since the epoch,
 // member: a sequence number) with their fields in the list `<stream>:delayed:<seq>`; streams
@@ -171,7 +163,7 @@ struct RedisStreams::Impl {
       throw std::invalid_argument(
           "octo::RedisStreams: prefetch, max_deliveries, claim_idle and block must be > 0");
     }
-    if (cfg.consumer.empty()) cfg.consumer = default_consumer();
+    if (cfg.consumer.empty()) cfg.consumer = detail::process_name();
     forward.im = this;
     health.im = this;
     ec.observers.insert(ec.observers.begin(), &forward);

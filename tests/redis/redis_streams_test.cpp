@@ -303,6 +303,22 @@ TEST(RedisStreams, FleetSchedulesRefuseBadSpecsAndNeverFireWithoutRedis) {
   EXPECT_EQ(ran.load(), 0);
 }
 
+// Lua's unpack() cannot spread thousands of fields: such a delayed task is refused naming the
+// count, and nothing of it is left in Redis; the same task due now is published as usual.
+TEST(RedisStreams, ADelayedTaskWithTooManyFieldsIsRefusedNamingTheCount) {
+  octo_test::CountingConsumer c;
+  Task t{.type = "job", .run_at = std::chrono::system_clock::now() + 1h};
+  for (int i = 0; i < 4000; ++i) t.target_agents.edit().push_back("a" + std::to_string(i));
+  const auto r = c.rs.publish(t);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error.find("at most 7000 stream fields (this one has 8012)"), std::string::npos)
+      << r.error;
+  EXPECT_EQ(c.server.command({"EXISTS", "octo:work:delayed"}), "0");
+  EXPECT_EQ(c.rs.status().arms[0].published_delayed, 0u);
+  t.run_at = {};
+  EXPECT_TRUE(c.rs.publish(t)) << "not delayed: no limit";
+}
+
 TEST(RedisStreams, BadConfigurationIsRefusedWithoutRedis) {
   auto make = [](octo::ExecutorConfig cfg, octo::RedisStreamsConfig rc) {
     RedisStreams rs(std::move(cfg), std::move(rc));

@@ -31,6 +31,8 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 // The text of a string, status or error reply; empty for any other reply (or none).
 std::string_view reply_text(const redisReply* r) noexcept;
 bool is_error(const redisReply* r) noexcept;
+// "<hostname>-<pid>": how this process names itself to Redis (consumer, lease owner) by default.
+std::string process_name();
 
 // An argv for hiredis built from string pieces (binary-safe).
 class Command {
