@@ -90,6 +90,14 @@ std::vector<std::string> encode_task(const Task& t) {
     f.emplace_back("key");
     f.push_back(*t.key);
   }
+  if (!t.unique.empty()) {
+    f.emplace_back("unique");
+    f.push_back(t.unique->key);
+    f.emplace_back("unique_ttl_ms");
+    f.push_back(std::to_string(t.unique->ttl.count()));
+    f.emplace_back("unique_scope");
+    f.push_back(std::to_string(static_cast<int>(t.unique->scope)));
+  }
   for (const auto& target : *t.target_agents) {
     f.emplace_back("target");
     f.push_back(target);
@@ -126,9 +134,25 @@ DecodedTask decode_task(std::span<const std::string_view> fields, std::string_vi
       t.key = std::string(value);
     } else if (name == "target") {
       t.target_agents.edit().emplace_back(value);
+    } else if (name == "unique") {
+      if (value.empty()) return refuse("malformed stream entry: empty unique key");
+      t.unique.edit().key = value;
+    } else if (name == "unique_ttl_ms") {
+      const auto ms = to_number<std::int64_t>(value);
+      if (!ms || *ms <= 0)
+        return refuse("malformed stream entry: unique_ttl_ms '" + shown(value) +
+                      "' is not a positive count of milliseconds");
+      t.unique.edit().ttl = std::chrono::milliseconds(*ms);
+    } else if (name == "unique_scope") {
+      if (value != "0" && value != "1")
+        return refuse("malformed stream entry: unique_scope '" + shown(value) + "' is not 0-1");
+      t.unique.edit().scope = value == "0" ? UniqueScope::kQueued : UniqueScope::kQueuedOrRunning;
     }
   }
   if (t.type.empty()) return refuse("malformed stream entry (no type field)");
+  // The three travel together: a claim without its key or TTL would be refused by any executor.
+  if (!t.unique.empty() && (t.unique->key.empty() || t.unique->ttl.count() <= 0))
+    return refuse("malformed stream entry: unique_ttl_ms without unique, or unique without it");
   t.durable_key = key_of(id);
   return DecodedTask{std::move(t), {}};
 }

@@ -49,15 +49,24 @@ return seq
 )lua";
 // KEYS[1] the set, KEYS[2] the stream; ARGV[1] now (ms), ARGV[2] at most this many. Moves what is
 // due; a member whose field list is missing or odd becomes an entry without a type, which the
-// consumer dead-letters ("no type field") rather than losing it. Returns {moved, the next due
-// time or -1, the set's size}.
+// consumer dead-letters ("no type field") rather than losing it. A unique claim held by the
+// delayed task passes to its stream entry. Returns {moved, the next due time or -1, the set's
+// size}.
 constexpr std::string_view kMoveDue = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, seq in ipairs(due) do
   local list = KEYS[1] .. ':' .. seq
   local f = redis.call('LRANGE', list, 0, -1)
   if #f > 0 and #f % 2 == 0 then
-    redis.call('XADD', KEYS[2], '*', unpack(f))
+    local id = redis.call('XADD', KEYS[2], '*', unpack(f))
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'unique' then
+        local lock = KEYS[2] .. ':unique:' .. f[i + 1]
+        if redis.call('GET', lock) == 'delayed-' .. seq then
+          redis.call('SET', lock, id, 'KEEPTTL')
+        end
+      end
+    end
   else
     redis.call('XADD', KEYS[2], '*', 'delayed', seq, 'fields', #f)
   end
@@ -67,11 +76,64 @@ end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {#due, next[2] or '-1', redis.call('ZCARD', KEYS[1])}
 )lua";
+// A unique task's claim is the key `<stream>:unique:<key>`, whose value is the holder's entry id
+// (or "delayed-<seq>" while it waits in the set). A holder gone from the stream (or the set) is
+// not live: its claim was left behind (an entry deleted by hand, a release lost with its
+// connection) and is free.
+//
+// KEYS[1] the claim, KEYS[2] the stream, KEYS[3] the delayed set; ARGV[1] the TTL (ms), ARGV[2]
+// the due time (ms) or 0 for now, ARGV[3..] the task's fields. Returns {1, the new id} or
+// {0, the holder's id}.
+constexpr std::string_view kPublishUnique = R"lua(
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local live
+  local seq = string.match(cur, '^delayed%-(%d+)$')
+  if seq then
+    live = redis.call('ZSCORE', KEYS[3], seq)
+  else
+    local ok, r = pcall(redis.call, 'XRANGE', KEYS[2], cur, cur)
+    live = ok and #r > 0
+  end
+  if live then return {0, cur} end
+end
+local id
+if ARGV[2] ~= '0' then
+  local s = redis.call('INCR', KEYS[3] .. ':seq')
+  redis.call('RPUSH', KEYS[3] .. ':' .. s, unpack(ARGV, 3))
+  redis.call('ZADD', KEYS[3], ARGV[2], s)
+  id = 'delayed-' .. s
+else
+  id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+end
+redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
+return {1, id}
+)lua";
+// KEYS[1] the claim; ARGV[1] the holder. Deletes the claim if that holder still has it.
+constexpr std::string_view kReleaseUnique = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+// KEYS[1] the set, KEYS[2] the stream; ARGV[1] the sequence number. Removes the delayed task and
+// releases its claim. Returns 1, or 0 when it is no longer in the set.
+constexpr std::string_view kCancelDelayed = R"lua(
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local list = KEYS[1] .. ':' .. ARGV[1]
+local f = redis.call('LRANGE', list, 0, -1)
+redis.call('DEL', list)
+for i = 1, #f - 1, 2 do
+  if f[i] == 'unique' then
+    local lock = KEYS[2] .. ':unique:' .. f[i + 1]
+    if redis.call('GET', lock) == 'delayed-' .. ARGV[1] then redis.call('DEL', lock) end
+  end
+end
+return 1
+)lua";
 // Tasks moved per script call (one call holds Redis for its length).
 constexpr std::uint64_t kMoveBatch = 256;
-// Lua's unpack() in Redis stops near 8,000 values: a delayed task with more fields (thousands of
-// target agents) is refused at publish.
-constexpr std::size_t kMaxDelayedFields = 7'000;
+// Lua's unpack() in Redis stops near 8,000 values: a task sent through a script (delayed or
+// unique) with more fields (thousands of target agents) is refused at publish.
+constexpr std::size_t kMaxScriptFields = 7'000;
 
 std::int64_t now_ms() noexcept {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -111,6 +173,13 @@ struct RedisStreams::Impl {
   };
   using Conn = detail::Connection;
 
+  // A unique claim held by an entry this process fetched: released by the acker when the task
+  // starts (kQueued) or ends (kQueuedOrRunning).
+  struct Hold {
+    std::string claim, holder;
+    UniqueScope scope = UniqueScope::kQueued;
+  };
+
   struct Arm {
     std::string name, stream, dead_stream, delayed;
     ArmId id = 0;
@@ -118,15 +187,22 @@ struct RedisStreams::Impl {
     std::atomic<std::uint64_t> published{0}, fetched{0}, claimed{0}, acked{0}, dead{0};
     std::atomic<std::uint64_t> published_delayed{0}, moved{0}, delayed_size{0};
     std::atomic<std::uint32_t> in_flight{0};
-    octo::detail::Mutex mu;  // keys, space
+    octo::detail::Mutex mu;  // keys, holds, space
     // Durable keys of entries fetched, not yet acknowledged.
     std::set<std::uint64_t> keys OCTO_GUARDED_BY(mu);
+    // Claims of fetched unique entries, by durable key; `holding` counts them so that the events
+    // of an arm without unique tasks take no lock. Acquire/release: a hold is counted before its
+    // task is enqueued, and the task's events come after (through the executor's queue).
+    std::unordered_map<std::uint64_t, Hold> holds OCTO_GUARDED_BY(mu);
+    std::atomic<std::uint32_t> holding{0};
     std::condition_variable space;
     std::thread fetcher;
   };
 
   // What the acker sends for one entry. Built on worker threads from the task's durable key;
   // the entry id string is formatted by the acker (raw_id only for an id no key can hold).
+  // `release`: a unique claim to release after the ack, or instead of one (`release_only`, at a
+  // kQueued task's start).
   struct Ack {
     Arm* arm;
     std::uint64_t key = 0;
@@ -134,6 +210,8 @@ struct RedisStreams::Impl {
     std::string reason{};
     std::optional<Task> task{};
     std::string raw_id{};
+    std::optional<Hold> release{};
+    bool release_only = false;
   };
 
   // A fleet schedule (RedisStreams::schedule), under sched_mu.
@@ -325,9 +403,16 @@ struct RedisStreams::Impl {
     // Already in flight here (claimed back after a failed refresh): it must not run twice.
     if (!track(a, key)) return;
     a.fetched.fetch_add(1, std::memory_order_relaxed);
+    // The fleet's claim guards this task; the local executor must not claim it again (a second
+    // delivery after a takeover would be refused as its own duplicate).
+    std::optional<Hold> hold;
+    if (task && !task->unique.empty()) {
+      hold = Hold{a.stream + ":unique:" + task->unique->key, id, task->unique->scope};
+      task->unique.reset();
+    }
     if (key == 0) {
       push_ack(Ack{&a, 0, true, "stream entry id '" + id + "' does not fit a durable key",
-                   std::move(task), id});
+                   std::move(task), id, std::move(hold)});
       return;
     }
     if (!task) {
@@ -335,18 +420,41 @@ struct RedisStreams::Impl {
       return;
     }
     if (deliveries > cfg.max_deliveries) {
-      push_ack(Ack{&a, key, true,
+      push_ack(Ack{&a,
+                   key,
+                   true,
                    "delivered " + std::to_string(deliveries) +
                        " times without an ack (its consumers died while running it)",
-                   std::move(task)});
+                   std::move(task),
+                   {},
+                   std::move(hold)});
       return;
+    }
+    if (hold) {
+      LockGuard lock(a.mu);
+      a.holds.insert_or_assign(key, std::move(*hold));
+      a.holding.fetch_add(1, std::memory_order_release);
     }
     const EnqueueResult r = ex->enqueue(a.id, std::move(*task));
     if (!r) {
-      // Left pending under this consumer: taken over (by any consumer) after claim_idle.
+      // Left pending under this consumer: taken over (by any consumer) after claim_idle, and
+      // the claim with it.
       error("local enqueue on arm '" + a.name + "': " + std::string(to_string(r.error())));
+      take_hold(a, key);
       untrack(a, key);
     }
+  }
+
+  // The claim of entry `key`, no longer tracked here; nullopt when it had none.
+  std::optional<Hold> take_hold(Arm& a, std::uint64_t key) {
+    if (a.holding.load(std::memory_order_acquire) == 0) return std::nullopt;
+    LockGuard lock(a.mu);
+    const auto it = a.holds.find(key);
+    if (it == a.holds.end()) return std::nullopt;
+    std::optional<Hold> h = std::move(it->second);
+    a.holds.erase(it);
+    a.holding.fetch_sub(1, std::memory_order_relaxed);
+    return h;
   }
 
   // Key 0 (an id no key can hold) is counted in the window but not tracked for refresh.
@@ -424,20 +532,39 @@ struct RedisStreams::Impl {
     const auto it = by_arm.find(e.arm);
     if (it == by_arm.end()) return;
     Arm& a = *it->second;
+    const std::uint64_t key = e.task->durable_key;
     try {
       switch (e.kind) {
+        case TaskEventKind::kStarted:
+          if (a.holding.load(std::memory_order_acquire) != 0) {
+            std::optional<Hold> h;
+            {
+              LockGuard lock(a.mu);
+              const auto it = a.holds.find(key);
+              if (it != a.holds.end() && it->second.scope == UniqueScope::kQueued) {
+                h = std::move(it->second);
+                a.holds.erase(it);
+                a.holding.fetch_sub(1, std::memory_order_relaxed);
+              }
+            }
+            if (h)
+              push_ack(Ack{.arm = &a, .key = key, .release = std::move(h), .release_only = true});
+          }
+          break;
         case TaskEventKind::kSucceeded:
-          push_ack(Ack{&a, e.task->durable_key});
+          push_ack(Ack{.arm = &a, .key = key, .release = take_hold(a, key)});
           break;
         case TaskEventKind::kDeadLettered:
-          push_ack(Ack{&a, e.task->durable_key, true, std::string(e.reason), *e.task});
+          push_ack(Ack{&a, key, true, std::string(e.reason), *e.task, {}, take_hold(a, key)});
           break;
         case TaskEventKind::kCancelled:
-          // Cancelled by stop(): stays pending for another consumer. By cancel(id): acked.
+          // Cancelled by stop(): stays pending for another consumer, which will hold its claim.
+          // By cancel(id): acked.
           if (stopping.load(std::memory_order_acquire)) {
-            untrack(a, e.task->durable_key);
+            take_hold(a, key);
+            untrack(a, key);
           } else {
-            push_ack(Ack{&a, e.task->durable_key});
+            push_ack(Ack{.arm = &a, .key = key, .release = take_hold(a, key)});
           }
           break;
         default:
@@ -476,6 +603,10 @@ struct RedisStreams::Impl {
         continue;
       }
       for (const Ack& k : batch) {
+        if (k.release_only) {
+          conn.append(release_command(*k.release));
+          continue;
+        }
         const std::string id = k.raw_id.empty() ? id_of(k.key) : k.raw_id;
         if (k.dead) {
           Command c;
@@ -487,19 +618,27 @@ struct RedisStreams::Impl {
         }
         conn.append(Command() << "XACK" << k.arm->stream << cfg.group << id);
         conn.append(Command() << "XDEL" << k.arm->stream << id);
+        if (k.release) conn.append(release_command(*k.release));
       }
       bool ok = true;
       for (const Ack& k : batch) {
-        for (int n = k.dead ? 3 : 2; n > 0 && ok; --n) ok = conn.read() != nullptr;
+        const int replies = k.release_only ? 1 : (k.dead ? 3 : 2) + (k.release ? 1 : 0);
+        for (int n = replies; n > 0 && ok; --n) ok = conn.read() != nullptr;
         if (!ok) break;
       }
-      if (!ok) continue;  // connection lost: resend the whole batch (XACK and XDEL are idempotent)
+      // Connection lost: resend the whole batch (XACK, XDEL and the release are idempotent).
+      if (!ok) continue;
       for (const Ack& k : batch) {
+        if (k.release_only) continue;
         (k.dead ? k.arm->dead : k.arm->acked).fetch_add(1, std::memory_order_relaxed);
         untrack(*k.arm, k.key);
       }
       batch.clear();
     }
+  }
+
+  static Command release_command(const Hold& h) {
+    return Command() << "EVAL" << kReleaseUnique << "1" << h.claim << h.holder;
   }
 
   // --- publishing ----------------------------------------------------------------------------
@@ -522,6 +661,10 @@ struct RedisStreams::Impl {
         out[i].entry_id = "local-" + std::to_string(r.id());
       } else {
         out[i].error = std::string(to_string(r.error()));
+        if (r.error() == EnqueueError::kDuplicate) {
+          out[i].duplicate_of = "local-" + std::to_string(r.id());
+          out[i].error += " of unique key '" + tasks[i].unique->key + "'";
+        }
       }
     }
     LockGuard lock(pub_mu);
@@ -540,32 +683,66 @@ struct RedisStreams::Impl {
       t.created = now;
       const auto due =
           std::chrono::ceil<std::chrono::milliseconds>(t.run_at.time_since_epoch()).count();
-      if (t.run_at > now) {
-        const auto fields = detail::encode_task(t);
-        if (fields.size() > kMaxDelayedFields) {
-          out[i].error = "a delayed task may have at most " + std::to_string(kMaxDelayedFields) +
-                         " stream fields (this one has " + std::to_string(fields.size()) + ")";
-          target[i] = nullptr;
-          continue;
-        }
-        Command c;
-        c << "EVAL" << kAddDelayed << "1" << target[i]->delayed << static_cast<std::uint64_t>(due);
-        for (const std::string& f : fields) c << f;
-        pub->append(c);
-        delayed[i] = true;
-      } else {
+      delayed[i] = t.run_at > now;
+      if (!delayed[i] && t.unique.empty()) {
         pub->append(task_fields(Command() << "XADD" << target[i]->stream << "*", t));
+        ++sent;
+        continue;
       }
+      // Through a script: a delayed task, a unique one, or both.
+      if (!t.unique.empty() && (t.unique->key.empty() || t.unique->ttl.count() <= 0)) {
+        out[i].error = std::string(to_string(EnqueueError::kBadUnique)) + ": " +
+                       (t.unique->key.empty()
+                            ? "an empty key"
+                            : "TTL " + std::to_string(t.unique->ttl.count()) + " ms (must be > 0)");
+        target[i] = nullptr;
+        continue;
+      }
+      const auto fields = detail::encode_task(t);
+      if (fields.size() > kMaxScriptFields) {
+        out[i].error = std::string(delayed[i] ? "a delayed" : "a unique") +
+                       " task may have at most " + std::to_string(kMaxScriptFields) +
+                       " stream fields (this one has " + std::to_string(fields.size()) + ")";
+        target[i] = nullptr;
+        continue;
+      }
+      Command c;
+      if (t.unique.empty()) {
+        c << "EVAL" << kAddDelayed << "1" << target[i]->delayed << static_cast<std::uint64_t>(due);
+      } else {
+        c << "EVAL" << kPublishUnique << "3" << target[i]->stream + ":unique:" + t.unique->key
+          << target[i]->stream << target[i]->delayed
+          << static_cast<std::uint64_t>(t.unique->ttl.count())
+          << static_cast<std::uint64_t>(delayed[i] ? due : 0);
+      }
+      for (const std::string& f : fields) c << f;
+      pub->append(c);
       ++sent;
     }
     for (std::size_t i = 0; i < tasks.size() && sent > 0; ++i) {
       if (!target[i]) continue;
       Reply r = pub->connected() ? pub->read() : nullptr;
+      const bool unique = !tasks[i].unique.empty();
       if (!r) {
         out[i].error = "redis connection lost: " + current_error();
       } else if (is_error(r.get())) {
-        out[i].error =
-            (delayed[i] ? "adding a delayed task: " : "XADD: ") + std::string(reply_text(r.get()));
+        out[i].error = (unique       ? "publishing a unique task: "
+                        : delayed[i] ? "adding a delayed task: "
+                                     : "XADD: ") +
+                       std::string(reply_text(r.get()));
+      } else if (unique) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER) {
+          out[i].error = "publishing a unique task: unexpected reply";
+        } else if (r->element[0]->integer == 0) {
+          out[i].duplicate_of = std::string(reply_text(r->element[1]));
+          out[i].error = std::string(to_string(EnqueueError::kDuplicate)) + " of unique key '" +
+                         tasks[i].unique->key + "' (held by " + out[i].duplicate_of + ")";
+        } else {
+          out[i].entry_id = std::string(reply_text(r->element[1]));
+          (delayed[i] ? target[i]->published_delayed : target[i]->published)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
       } else if (delayed[i]) {
         out[i].entry_id = "delayed-" + std::to_string(r->integer);
         target[i]->published_delayed.fetch_add(1, std::memory_order_relaxed);
@@ -575,6 +752,33 @@ struct RedisStreams::Impl {
       }
     }
     return out;
+  }
+
+  CancelResult cancel_delayed(std::string_view arm, std::string_view entry_id) {
+    const auto it =
+        std::find_if(arms.begin(), arms.end(), [&](const auto& a) { return a->name == arm; });
+    if (it == arms.end()) {
+      throw std::invalid_argument("octo::RedisStreams::cancel_delayed: '" + std::string(arm) +
+                                  "' is not a stream-backed arm");
+    }
+    constexpr std::string_view kPrefix = "delayed-";
+    const std::string_view seq =
+        entry_id.starts_with(kPrefix) ? entry_id.substr(kPrefix.size()) : std::string_view();
+    if (seq.empty() || seq.size() > 19 ||
+        !std::all_of(seq.begin(), seq.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      throw std::invalid_argument("octo::RedisStreams::cancel_delayed: '" + std::string(entry_id) +
+                                  "' is not a delayed task's id " +
+                                  "(delayed-<seq>, as publish() returns it)");
+    }
+    LockGuard lock(pub_mu);
+    if (!pub->ensure(false)) return {false, "redis unavailable: " + current_error()};
+    Reply r = pub->run(Command() << "EVAL" << kCancelDelayed << "2" << (*it)->delayed
+                                 << (*it)->stream << seq);
+    if (!r) return {false, "redis connection lost: " + current_error()};
+    if (is_error(r.get()))
+      return {false,
+              "cancelling " + std::string(entry_id) + ": " + std::string(reply_text(r.get()))};
+    return {r->type == REDIS_REPLY_INTEGER && r->integer == 1, {}};
   }
 
   std::string current_error() const {
@@ -610,12 +814,20 @@ struct RedisStreams::Impl {
     const std::string at = "octo::RedisStreams::schedule '" + spec.name + "': ";
     FleetSchedule f;
     f.cron = validate_schedule(spec, "octo::RedisStreams::schedule");
-    if (!ex->resolve(spec.task.type)) {
+    const auto arm = ex->resolve(spec.task.type);
+    if (!arm) {
       throw std::invalid_argument(at + "task type '" + spec.task.type + "' matches no route");
     }
     if (spec.overlap != Overlap::kAllow) {
-      throw std::invalid_argument(at + "overlap must be kAllow (whether the last firing's task " +
-                                  "is still pending is not known across processes)");
+      // The overlap policy is a fleet-wide unique claim: it needs the stream and the task's slot.
+      if (by_arm.count(*arm) == 0) {
+        throw std::invalid_argument(at + "overlap kSkip or kBufferOne needs a stream-backed arm " +
+                                    "(task type '" + spec.task.type + "' routes to a local one)");
+      }
+      if (!spec.task.unique.empty()) {
+        throw std::invalid_argument(at + "overlap kSkip or kBufferOne sets the task's unique " +
+                                    "claim itself: leave Task::unique empty");
+      }
     }
     f.st.schedule.name = spec.name;
     f.st.schedule.cron = spec.cron;
@@ -668,6 +880,14 @@ struct RedisStreams::Impl {
       const std::string name = f.spec.name;
       Task task = f.spec.task;
       task.run_at = planned;
+      if (f.spec.overlap != Overlap::kAllow) {
+        task.unique =
+            Unique{.key = "schedule:" + name,
+                   .ttl = std::clamp(10 * ttl, std::chrono::milliseconds(60'000),
+                                     std::chrono::milliseconds(std::chrono::hours(24))),
+                   .scope = f.spec.overlap == Overlap::kSkip ? UniqueScope::kQueuedOrRunning
+                                                             : UniqueScope::kQueued};
+      }
       plan(f, now);
       lock.unlock();
       const auto planned_ms =
@@ -687,7 +907,11 @@ struct RedisStreams::Impl {
         st.last_holder = won.holder;
       } else {
         st.last_token = won.token;
-        ++(published ? st.schedule.fired : st.schedule.refused);
+        if (!published.duplicate_of.empty()) {
+          ++st.schedule.skipped;
+        } else {
+          ++(published ? st.schedule.fired : st.schedule.refused);
+        }
       }
     }
   }
@@ -774,6 +998,10 @@ std::vector<PublishResult> RedisStreams::publish(std::span<const Task> tasks) {
 }
 
 void RedisStreams::stop(std::chrono::nanoseconds deadline) { impl_->stop(deadline); }
+
+CancelResult RedisStreams::cancel_delayed(std::string_view arm, std::string_view entry_id) {
+  return impl_->cancel_delayed(arm, entry_id);
+}
 
 void RedisStreams::schedule(ScheduleSpec spec) { impl_->add_schedule(std::move(spec)); }
 

@@ -42,6 +42,20 @@ TEST(EntryCodec, TasksRoundTripThroughTheFields) {
   EXPECT_EQ(d.task->run_at, t.run_at);
   EXPECT_EQ(d.task->durable_key, key_of("1700000000123-5"));
   EXPECT_EQ(id_of(d.task->durable_key), "1700000000123-5");
+  EXPECT_TRUE(d.task->unique.empty()) << "no claim unless the task had one";
+}
+
+TEST(EntryCodec, AUniqueClaimTravelsWithItsTtlAndScope) {
+  for (const auto scope : {octo::UniqueScope::kQueued, octo::UniqueScope::kQueuedOrRunning}) {
+    octo::Task t{.type = "reindex"};
+    t.unique = octo::Unique{.key = "user 42", .ttl = std::chrono::minutes(3), .scope = scope};
+    const auto d = decode_task(views(encode_task(t)), "1-1");
+    ASSERT_TRUE(d.task) << d.error;
+    ASSERT_FALSE(d.task->unique.empty());
+    EXPECT_EQ(d.task->unique->key, "user 42");
+    EXPECT_EQ(d.task->unique->ttl, std::chrono::minutes(3));
+    EXPECT_EQ(d.task->unique->scope, scope);
+  }
 }
 
 // A bad value is refused with its field and value named; it never becomes a task (a priority of
@@ -67,6 +81,13 @@ TEST(EntryCodec, OutOfRangeAndMalformedValuesAreRefusedByName) {
       {{"type", "t", "run_at_ms", "9223372036854775807"}, "run_at_ms '9223372036854775807' is not"},
       {{"type", "t", "run_at_ms", "-5"}, "run_at_ms '-5' is not milliseconds from 0"},
       {{"type", "t", "priority", std::string("\xe9\x01", 2)}, "priority '\\xe9\\x01'"},
+      {{"type", "t", "unique", ""}, "empty unique key"},
+      {{"type", "t", "unique", "k", "unique_ttl_ms", "0"}, "unique_ttl_ms '0' is not a positive"},
+      {{"type", "t", "unique", "k", "unique_ttl_ms", "-5"}, "unique_ttl_ms '-5' is not"},
+      {{"type", "t", "unique", "k", "unique_ttl_ms", "1", "unique_scope", "2"},
+       "unique_scope '2' is not 0-1"},
+      {{"type", "t", "unique", "k"}, "unique without it"},
+      {{"type", "t", "unique_ttl_ms", "5"}, "unique_ttl_ms without unique"},
       {{"payload", "p"}, "no type field"},
       {{"type", ""}, "no type field"},
       {{"type", "t", "payload"}, "not pairs"},

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -288,7 +289,13 @@ TEST(RedisStreams, FleetSchedulesRefuseBadSpecsAndNeverFireWithoutRedis) {
     }
   };
   const Task job{.type = "job"};
-  expect_error({.name = "x", .every = 1s, .task = job}, "'x': overlap must be kAllow");
+  expect_error(
+      {.name = "x", .every = 1s, .task = {.type = "here"}, .overlap = octo::Overlap::kSkip},
+      "'x': overlap kSkip or kBufferOne needs a stream-backed arm");
+  Task unique_job = job;
+  unique_job.unique = octo::Unique{.key = "k", .ttl = 1s};
+  expect_error({.name = "x", .every = 1s, .task = unique_job, .overlap = octo::Overlap::kBufferOne},
+               "'x': overlap kSkip or kBufferOne sets the task's unique claim itself");
   expect_error({.name = "x", .cron = "* * * 13 *", .task = job, .overlap = octo::Overlap::kAllow},
                "'x': octo::CronSchedule: '* * * 13 *': month field");
   expect_error(
@@ -451,6 +458,64 @@ TEST(RedisStreamsProcesses, AFleetScheduleFiresOncePerPeriodAcrossThreeProcesses
   // counted (at most one per process); one published as all stopped may not have run.
   EXPECT_LE(lines.size(), fired + 3);
   EXPECT_GE(fired + 3, 30u);
+  fs::remove_all(dir);
+}
+
+// Three worker processes publish, as fast as they can, tasks unique on five keys while queued or
+// running, and run them: no key's task ever starts while another of its tasks runs in any
+// process (the shared file's O_APPEND lines are in time order), every process is refused
+// duplicates, and each accepted task ran once or is still in the stream.
+TEST(RedisStreamsProcesses, UniqueKeysHoldAcrossThreeProcesses) {
+  namespace fs = std::filesystem;
+  RedisServer server;
+  const fs::path dir = worker_dir("octo-redis-unique");
+  auto ends = [&] {
+    const auto lines = lines_of(dir / "completed");
+    return std::count_if(lines.begin(), lines.end(),
+                         [](const std::string& l) { return l.starts_with("end "); });
+  };
+  std::vector<pid_t> workers;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(octo_test::spawn_process({OCTO_REDIS_WORKER, std::to_string(server.port()),
+                                                dir.string(), "u" + std::to_string(w), "unique"}));
+  }
+  ASSERT_TRUE(eventually([&] { return ends() >= 200; }, 60s));
+  for (const pid_t pid : workers) {
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::map<std::string, bool> running;
+  std::size_t started = 0, ended = 0;
+  for (const auto& line : lines_of(dir / "completed")) {
+    const auto space = line.find(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    const std::string what = line.substr(0, space), key = line.substr(space + 1);
+    if (what == "start") {
+      ASSERT_FALSE(running[key]) << key << " started while another of its tasks ran";
+      running[key] = true;
+      ++started;
+    } else {
+      ASSERT_TRUE(running[key]) << key << " ended without a start";
+      running[key] = false;
+      ++ended;
+    }
+  }
+  EXPECT_EQ(started, ended) << "stop() lets running tasks finish";
+  std::uint64_t accepted = 0;
+  for (int w = 0; w < 3; ++w) {
+    std::ifstream in(dir / ("status-u" + std::to_string(w)));
+    std::map<std::string, std::uint64_t> counts;
+    std::string word;
+    for (std::uint64_t v = 0; in >> word >> v;) counts[word] = v;
+    EXPECT_GT(counts["accepted"], 0u) << "u" << w;
+    EXPECT_GT(counts["duplicates"], 0u) << "u" << w << " was never refused a duplicate";
+    accepted += counts["accepted"];
+  }
+  // Tasks queued in a process at its stop stay in the stream for the next consumer.
+  EXPECT_EQ(accepted, ended + std::stoull(server.command({"XLEN", "octo:work"})));
+  std::printf("%llu accepted, %zu ran\n", static_cast<unsigned long long>(accepted), ended);
   fs::remove_all(dir);
 }
 

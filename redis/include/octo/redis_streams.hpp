@@ -97,7 +97,7 @@ struct RedisStatus {
 // A fleet schedule's state in this process (RedisStreams::schedule).
 struct FleetScheduleStatus {
   // As for a local schedule; `fired` counts the firings this process won and published, `refused`
-  // those whose publish failed.
+  // those whose publish failed, `skipped` those the overlap policy held back.
   ScheduleStatus schedule;
   std::uint64_t elsewhere = 0;    // firings another process took
   std::uint64_t unavailable = 0;  // firings not taken because Redis did not answer
@@ -109,7 +109,18 @@ struct FleetScheduleStatus {
 struct PublishResult {
   std::string entry_id{};
   std::string error{};
+  // Refused as a duplicate of a unique task (Task::unique): the id publish() gave that task (a
+  // stream entry id, "delayed-<seq>", or "local-<task id>" for an arm of this process). `error`
+  // names the key.
+  std::string duplicate_of{};
   explicit operator bool() const noexcept { return error.empty(); }
+};
+
+// The answer to cancel_delayed(): cancelled, not found (already due and moved to the stream, or
+// never published), or an error (Redis unreachable).
+struct CancelResult {
+  bool cancelled = false;
+  std::string error{};
 };
 
 class RedisStreams {
@@ -124,12 +135,26 @@ class RedisStreams {
   RedisStreams& operator=(const RedisStreams&) = delete;
 
   // Routes task.type; a stream-backed arm gets an XADD (blocking on the round trip), or for a
-  // delayed task a script that adds it to the arm's delayed set (entry_id "delayed-<seq>"; not
-  // cancellable); any other arm the local executor (its EnqueueError is reported as text).
-  // Thread-safe.
+  // delayed task a script that adds it to the arm's delayed set (entry_id "delayed-<seq>",
+  // cancellable with cancel_delayed()); any other arm the local executor (its EnqueueError is
+  // reported as text). Thread-safe.
+  //
+  // A unique task (Task::unique) on a stream-backed arm is unique across the fleet: its claim is
+  // the key `<stream>:unique:<key>` (value: the holder's entry id, expiring after the TTL), taken
+  // in the same script as the XADD, so of two publishers racing with one key exactly one wins
+  // and the other gets `duplicate_of`. The consumer that runs the task releases the claim when
+  // it starts (UniqueScope::kQueued) or after its ack (kQueuedOrRunning); a claim whose holder is
+  // gone from Redis (deleted by hand, or a release lost with its connection) counts as free.
+  // A bad claim (empty key, TTL <= 0) is an error naming it, as the executor's kBadUnique is.
   PublishResult publish(const Task& task);
   // Many tasks in one pipelined round trip; one result each.
   std::vector<PublishResult> publish(std::span<const Task> tasks);
+
+  // Cancels a delayed task not yet due: `entry_id` is what publish() returned for it
+  // ("delayed-<seq>") and `arm` the stream-backed arm its type routes to. Its unique claim, if
+  // any, is released. Throws std::invalid_argument for an arm that is not stream-backed or an id
+  // of another form (naming it). Thread-safe; one round trip.
+  CancelResult cancel_delayed(std::string_view arm, std::string_view entry_id);
 
   // Stops fetching, lets running tasks finish until `deadline`, sends the last acks and closes.
   // Tasks still queued here stay pending in Redis and are taken over with XAUTOCLAIM once idle
@@ -143,10 +168,14 @@ class RedisStreams {
   // 24 h); the winner publishes a copy of `spec.task` with `run_at` set to the planned time
   // (already past: handlers can tell firings apart by it), the others count it `elsewhere`.
   // Redis unreachable: nobody fires (counted `unavailable`), rather than everyone. `every`
-  // periods are counted from the epoch, so that every process plans the same instants. Only
-  // Overlap::kAllow: whether the last firing's task is still pending is not known across
-  // processes. Throws std::invalid_argument naming the schedule and the field (as
-  // Executor::schedule does, and for another overlap policy).
+  // periods are counted from the epoch, so that every process plans the same instants.
+  //
+  // Overlap holds fleet-wide through a unique claim (see publish()) on the key
+  // "schedule:<name>": kSkip publishes the firing as unique while queued or running, kBufferOne
+  // while queued, and a firing refused as a duplicate counts `skipped`. The claim's TTL, ten
+  // periods (1 min to 24 h), bounds how long a lost release can hold the schedule back. These two
+  // need a stream-backed arm and a task without its own Task::unique. Throws
+  // std::invalid_argument naming the schedule and the field (as Executor::schedule does).
   void schedule(ScheduleSpec spec);
   bool remove_schedule(std::string_view name);
   std::vector<FleetScheduleStatus> schedules() const;

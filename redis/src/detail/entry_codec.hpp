@@ -2,8 +2,9 @@
 // stream entry ids as durable keys. No Redis here: the codec is tested (and fuzzed) on its own.
 //
 // An entry's fields, as XADD writes them: type, payload, priority (0-3), max_attempts,
-// created_ms, deadline_ms and run_at_ms when set, key when set, then one `target` per target
-// agent. Decoding validates every value where it enters
+// created_ms, deadline_ms and run_at_ms when set, key when set, unique, unique_ttl_ms and
+// unique_scope (0 kQueued, 1 kQueuedOrRunning) when Task::unique is set, then one `target` per
+// target agent. Decoding validates every value where it enters
 // the process: an entry from another writer (or a bad one) is refused with a reason naming the
 // field and the value, never turned into a task with an out-of-range priority.
 #pragma once
