@@ -84,6 +84,18 @@ bool Engine::unsilence(std::uint64_t silence_id) { return rails_->unsilence(sile
 
 std::vector<Silence> Engine::silences() const { return rails_->silences(); }
 
+void Engine::add_maintenance_window(MaintenanceWindow window) {
+  rails_->add_maintenance_window(std::move(window));
+}
+
+bool Engine::remove_maintenance_window(std::string_view name) {
+  return rails_->remove_maintenance_window(name);
+}
+
+std::vector<MaintenanceWindowStatus> Engine::maintenance_windows() const {
+  return rails_->maintenance_windows();
+}
+
 void Engine::add_dependency(const SubjectRef& child, const SubjectRef& parent) {
   rails_->add_dependency(child, parent);
 }
@@ -113,6 +125,7 @@ EngineStatus Engine::status() const {
   s.breaker_open = c.breaker_open;
   s.breaker_reason = c.breaker_reason;
   s.silences = c.silences;
+  s.maintenance_windows = c.maintenance_windows;
   s.escalations = c.escalations;
   s.heals = c.heals;
   {

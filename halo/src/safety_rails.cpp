@@ -60,6 +60,7 @@ void SafetyRails::decide(CycleResult& cycle, ns now, std::vector<std::size_t>& s
                              tokens_ + std::max(0.0, elapsed) * config_.repairs_per_second);
   tokens_at_ = now;
   std::erase_if(silences_, [&](const auto& kv) { return kv.second.until <= now; });
+  open_windows(now);
   // Approvals nobody decided in time: rejected (audited), so the weak point can ask again.
   std::vector<std::uint64_t> expired;
   for (const auto& [id, p] : approvals_)
@@ -495,9 +496,15 @@ std::uint64_t SafetyRails::silence(Silence s) {
                                 " ns)");
   if (s.reason.empty()) throw std::invalid_argument("halo::Engine::silence: reason is empty");
   LockGuard lock(decisions_mu_);
-  if (silences_.size() >= kMaxSilences)
+  const std::uint64_t id = insert_silence(std::move(s));
+  if (id == 0)
     throw std::invalid_argument("halo::Engine::silence: " + std::to_string(kMaxSilences) +
                                 " silences already; end some first");
+  return id;
+}
+
+std::uint64_t SafetyRails::insert_silence(Silence s) {
+  if (silences_.size() >= kMaxSilences) return 0;
   s.id = next_silence_id_++;
   audit_change(AuditKind::kSilenced, nullptr,
                "silence " + std::to_string(s.id) + " by " +
@@ -508,6 +515,59 @@ std::uint64_t SafetyRails::silence(Silence s) {
   return id;
 }
 
+std::chrono::system_clock::time_point SafetyRails::wall_now() const {
+  return config_.wall_clock ? config_.wall_clock() : std::chrono::system_clock::now();
+}
+
+void SafetyRails::open_windows(ns now) {
+  if (calendar_.empty()) return;
+  const auto wall = wall_now();
+  calendar_.open_due(
+      wall,
+      [&](const MaintenanceWindow& w, std::chrono::system_clock::time_point,
+          std::chrono::system_clock::time_point end, std::uint64_t previous) -> std::uint64_t {
+        if (previous != 0 && silences_.erase(previous) != 0) {
+          audit_change(
+              AuditKind::kSilenced, nullptr,
+              "silence " + std::to_string(previous) + " ended: " + w.reason + " started again");
+        }
+        return insert_silence(Silence{.match = w.match,
+                                      .from = now,
+                                      .until = now + std::chrono::duration_cast<ns>(end - wall),
+                                      .reason = w.reason,
+                                      .author = w.author});
+      });
+}
+
+void SafetyRails::add_maintenance_window(MaintenanceWindow window) {
+  const std::string name = window.name;
+  LockGuard lock(decisions_mu_);
+  calendar_.add(std::move(window), wall_now());
+  audit_change(AuditKind::kSilenced, nullptr, "maintenance window '" + name + "' added");
+  open_windows(state_.now());
+}
+
+bool SafetyRails::remove_maintenance_window(std::string_view name) {
+  LockGuard lock(decisions_mu_);
+  const auto last = calendar_.remove(name);
+  if (!last) return false;
+  std::string what = "maintenance window '" + std::string(name) + "' removed";
+  if (*last != 0 && silences_.erase(*last) != 0)
+    what += ", ending silence " + std::to_string(*last);
+  audit_change(AuditKind::kSilenced, nullptr, std::move(what));
+  return true;
+}
+
+std::vector<MaintenanceWindowStatus> SafetyRails::maintenance_windows() {
+  const ns now = state_.now();
+  LockGuard lock(decisions_mu_);
+  open_windows(now);
+  return calendar_.status([&](std::uint64_t id) {
+    const auto it = silences_.find(id);
+    return it != silences_.end() && it->second.until > now;
+  });
+}
+
 bool SafetyRails::unsilence(std::uint64_t id) {
   LockGuard lock(decisions_mu_);
   if (silences_.erase(id) == 0) return false;
@@ -515,9 +575,10 @@ bool SafetyRails::unsilence(std::uint64_t id) {
   return true;
 }
 
-std::vector<Silence> SafetyRails::silences() const {
+std::vector<Silence> SafetyRails::silences() {
   const ns now = state_.now();
   LockGuard lock(decisions_mu_);
+  open_windows(now);
   std::vector<Silence> out;
   for (const auto& [id, s] : silences_)
     if (s.until > now) out.push_back(s);
@@ -578,13 +639,16 @@ void SafetyRails::take_track_updates(std::vector<TrackUpdate>& out) {
   }
 }
 
-SafetyRails::Counts SafetyRails::counts() const {
+SafetyRails::Counts SafetyRails::counts() {
   Counts c;
   {
+    const ns now = state_.now();
     LockGuard decisions(decisions_mu_);
+    open_windows(now);
     c.pending_approvals = approvals_.size();
     c.suppressed_by_reason = suppressed_by_reason_;
     c.silences = silences_.size();
+    c.maintenance_windows = calendar_.size();
   }
   LockGuard lock(outcomes_mu_);
   c.in_flight = in_flight_by_wp_.size();

@@ -66,6 +66,7 @@
 #include "halo/audit.hpp"
 #include "halo/event.hpp"
 #include "halo/lifecycle.hpp"
+#include "halo/maintenance_window.hpp"
 #include "halo/silence.hpp"
 #include "halo/state.hpp"
 #include "halo/strategy.hpp"
@@ -91,6 +92,9 @@ struct SafetyConfig {
   // A pending approval nobody decided within this (state clock) is rejected as expired at the
   // next cycle (audited); the weak point, if still there, asks again. 0: never expires.
   std::chrono::nanoseconds approval_ttl = std::chrono::hours(1);
+  // The UTC time maintenance windows (maintenance_window.hpp) are planned on; empty = the system
+  // clock. Tests give a manual one.
+  std::function<std::chrono::system_clock::time_point()> wall_clock{};
 
   // Verification. A repair that reports success leaves its weak point `verifying`; a full cycle
   // heals it once the subject is healthy on evidence gathered after the repair finished
@@ -261,6 +265,7 @@ struct EngineStatus {
   bool breaker_open = false;
   std::string breaker_reason{};
   std::size_t silences = 0;  // active or scheduled
+  std::size_t maintenance_windows = 0;
   std::uint64_t escalations = 0;
   std::uint64_t heals = 0;  // verified
   // Issues refused per analyzer since start (halo/issue.hpp, AnalyzerResult::rejected).
@@ -338,6 +343,13 @@ class Engine {
   bool unsilence(std::uint64_t silence_id);
   // Active and scheduled ones (expired silences end by themselves).
   std::vector<Silence> silences() const;
+
+  // Recurring silences (see maintenance_window.hpp). Throws std::invalid_argument naming the
+  // window and the field; adding and removing are audited, and removing a window ends its
+  // silence if it is still on. At most 1,000 windows.
+  void add_maintenance_window(MaintenanceWindow window);
+  bool remove_maintenance_window(std::string_view name);
+  std::vector<MaintenanceWindowStatus> maintenance_windows() const;
 
   // `child` depends on `parent` (an endpoint on the agent serving it): while the parent is
   // unhealthy or under repair, the child's repairs are inhibited. Throws std::invalid_argument

@@ -42,11 +42,13 @@
 #include <utility>
 #include <vector>
 
+#include "detail/maintenance_calendar.hpp"
 #include "detail/subject_types.hpp"
 #include "halo/audit.hpp"
 #include "halo/engine.hpp"
 #include "halo/event.hpp"
 #include "halo/lifecycle.hpp"
+#include "halo/maintenance_window.hpp"
 #include "halo/silence.hpp"
 #include "halo/state.hpp"
 
@@ -108,7 +110,13 @@ class SafetyRails {
       OCTO_EXCLUDES(outcomes_mu_);
   std::uint64_t silence(Silence silence) OCTO_EXCLUDES(decisions_mu_);
   bool unsilence(std::uint64_t id) OCTO_EXCLUDES(decisions_mu_);
-  std::vector<Silence> silences() const OCTO_EXCLUDES(decisions_mu_);
+  // Not const: the maintenance windows due open their silences first.
+  std::vector<Silence> silences() OCTO_EXCLUDES(decisions_mu_);
+  // Engine::add_maintenance_window and friends (halo/maintenance_window.hpp). Removing a window
+  // ends its silence if it is still on (audited).
+  void add_maintenance_window(MaintenanceWindow window) OCTO_EXCLUDES(decisions_mu_);
+  bool remove_maintenance_window(std::string_view name) OCTO_EXCLUDES(decisions_mu_);
+  std::vector<MaintenanceWindowStatus> maintenance_windows() OCTO_EXCLUDES(decisions_mu_);
   void add_dependency(const SubjectRef& child, const SubjectRef& parent)
       OCTO_EXCLUDES(decisions_mu_);
   bool remove_dependency(const SubjectRef& child, const SubjectRef& parent)
@@ -148,8 +156,10 @@ class SafetyRails {
     bool breaker_open = false;
     std::string breaker_reason;
     std::size_t silences = 0;
+    std::size_t maintenance_windows = 0;
   };
-  Counts counts() const OCTO_EXCLUDES(decisions_mu_, outcomes_mu_);
+  // Not const, as silences() is not.
+  Counts counts() OCTO_EXCLUDES(decisions_mu_, outcomes_mu_);
 
  private:
   using ns = std::chrono::nanoseconds;
@@ -220,6 +230,11 @@ class SafetyRails {
   void review_breaker(CycleResult& cycle, const Snapshot& snapshot, ns now,
                       const TypeCounts& unhealthy) OCTO_REQUIRES(outcomes_mu_);
   void audit_change(AuditKind kind, const Life* life, std::string reason);
+  // Adds a validated silence (audited); 0 when kMaxSilences are in use.
+  std::uint64_t insert_silence(Silence s) OCTO_REQUIRES(decisions_mu_);
+  // Opens the silences of the maintenance windows due at this moment (state time `now`).
+  void open_windows(ns now) OCTO_REQUIRES(decisions_mu_);
+  std::chrono::system_clock::time_point wall_now() const;
 
   const SafetyConfig& config_;
   const ns verify_timeout_;
@@ -239,6 +254,7 @@ class SafetyRails {
   static constexpr std::size_t kMaxSilences = 10'000;
   std::map<std::uint64_t, Silence> silences_ OCTO_GUARDED_BY(decisions_mu_);
   std::uint64_t next_silence_id_ OCTO_GUARDED_BY(decisions_mu_) = 1;
+  MaintenanceCalendar calendar_ OCTO_GUARDED_BY(decisions_mu_);
   // By the child's fingerprint.
   std::unordered_map<std::uint64_t, std::vector<Dependency>> parents_
       OCTO_GUARDED_BY(decisions_mu_);
