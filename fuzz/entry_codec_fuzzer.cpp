@@ -23,7 +23,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       round.task->priority != t.priority || round.task->max_attempts != t.max_attempts ||
       round.task->target_agents != t.target_agents || round.task->key != t.key ||
       round.task->created != t.created || round.task->deadline != t.deadline ||
-      round.task->run_at != t.run_at)
+      round.task->run_at != t.run_at || round.task->unique.empty() != t.unique.empty())
     std::abort();
+  if (!t.unique.empty()) {
+    // A decoded claim is one any executor accepts: a key and a positive TTL.
+    if (t.unique->key.empty() || t.unique->ttl.count() <= 0) std::abort();
+    if (round.task->unique->key != t.unique->key || round.task->unique->ttl != t.unique->ttl ||
+        round.task->unique->scope != t.unique->scope)
+      std::abort();
+  }
   return 0;
 }

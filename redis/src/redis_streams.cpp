@@ -878,15 +878,16 @@ struct RedisStreams::Impl {
       f.st.schedule.missed += missed;
       f.st.schedule.last_run = now;
       const std::string name = f.spec.name;
+      const Overlap overlap = f.spec.overlap;
       Task task = f.spec.task;
       task.run_at = planned;
-      if (f.spec.overlap != Overlap::kAllow) {
-        task.unique =
-            Unique{.key = "schedule:" + name,
-                   .ttl = std::clamp(10 * ttl, std::chrono::milliseconds(60'000),
-                                     std::chrono::milliseconds(std::chrono::hours(24))),
-                   .scope = f.spec.overlap == Overlap::kSkip ? UniqueScope::kQueuedOrRunning
-                                                             : UniqueScope::kQueued};
+      if (overlap != Overlap::kAllow) {
+        // kSkip: one claim, held while queued or running. kBufferOne: a second claim for the
+        // one that waits behind it (at most two pending, as Executor::schedule allows).
+        task.unique = Unique{.key = "schedule:" + name,
+                             .ttl = std::clamp(10 * ttl, std::chrono::milliseconds(60'000),
+                                               std::chrono::milliseconds(std::chrono::hours(24))),
+                             .scope = UniqueScope::kQueuedOrRunning};
       }
       plan(f, now);
       lock.unlock();
@@ -895,17 +896,32 @@ struct RedisStreams::Impl {
       const LeaseResult won =
           lease->acquire("schedule:" + name + "@" + std::to_string(planned_ms.count()), ttl);
       PublishResult published;
-      if (won.token != 0) published = publish(std::span<const Task>(&task, 1)).front();
+      std::optional<bool> paused;
+      if (won.token != 0) {
+        paused = fleet_paused(name);
+        if (paused == false) {
+          published = publish(std::span<const Task>(&task, 1)).front();
+          if (!published.duplicate_of.empty() && overlap == Overlap::kBufferOne) {
+            task.unique.edit().key += ":buffered";
+            published = publish(std::span<const Task>(&task, 1)).front();
+          }
+        }
+      }
       lock.lock();
       const auto it = fleet.find(name);
       if (it == fleet.end()) continue;  // removed meanwhile
       FleetScheduleStatus& st = it->second.st;
-      if (!won.error.empty()) {
+      if (!won.error.empty() || (won.token != 0 && !paused)) {
         ++st.unavailable;
       } else if (won.token == 0) {
         ++st.elsewhere;
         st.last_holder = won.holder;
+      } else if (*paused) {
+        st.schedule.paused = true;
+        ++st.schedule.missed;
+        st.last_token = won.token;
       } else {
+        st.schedule.paused = false;
         st.last_token = won.token;
         if (!published.duplicate_of.empty()) {
           ++st.schedule.skipped;
@@ -914,6 +930,47 @@ struct RedisStreams::Impl {
         }
       }
     }
+  }
+
+  std::string paused_key(std::string_view name) const {
+    return cfg.stream_prefix + "schedule:" + std::string(name) + ":paused";
+  }
+
+  // Whether a fleet schedule is paused (its key exists); nullopt when Redis did not answer.
+  std::optional<bool> fleet_paused(std::string_view name) {
+    LockGuard lock(pub_mu);
+    if (!pub->ensure(false)) return std::nullopt;
+    Reply r = pub->run(Command() << "EXISTS" << paused_key(name));
+    if (!r || r->type != REDIS_REPLY_INTEGER) return std::nullopt;
+    return r->integer != 0;
+  }
+
+  ScheduleChange set_paused(std::string_view name, bool pause) {
+    {
+      LockGuard lock(sched_mu);
+      if (fleet.find(name) == fleet.end()) return {};
+    }
+    ScheduleChange out{.found = true};
+    {
+      LockGuard lock(pub_mu);
+      if (!pub->ensure(false)) {
+        out.error = "redis unavailable: " + current_error();
+        return out;
+      }
+      Reply r = pause ? pub->run(Command() << "SET" << paused_key(name) << cfg.consumer)
+                      : pub->run(Command() << "DEL" << paused_key(name));
+      if (!r) {
+        out.error = "redis connection lost: " + current_error();
+      } else if (is_error(r.get())) {
+        out.error = std::string(reply_text(r.get()));
+      }
+    }
+    if (out.error.empty()) {
+      LockGuard lock(sched_mu);
+      if (const auto it = fleet.find(name); it != fleet.end())
+        it->second.st.schedule.paused = pause;
+    }
+    return out;
   }
 
   // --- stopping ------------------------------------------------------------------------------
@@ -1004,6 +1061,14 @@ CancelResult RedisStreams::cancel_delayed(std::string_view arm, std::string_view
 }
 
 void RedisStreams::schedule(ScheduleSpec spec) { impl_->add_schedule(std::move(spec)); }
+
+ScheduleChange RedisStreams::pause_schedule(std::string_view name) {
+  return impl_->set_paused(name, true);
+}
+
+ScheduleChange RedisStreams::resume_schedule(std::string_view name) {
+  return impl_->set_paused(name, false);
+}
 
 bool RedisStreams::remove_schedule(std::string_view name) {
   bool removed = false;

@@ -273,6 +273,47 @@ TEST(RedisStreams, AFleetScheduleFiresOncePerPeriodAcrossInstances) {
   }
 }
 
+// A pause from one instance holds the schedule on every instance (the firing's winner reads the
+// fleet's pause key), and a resume from the other starts it again.
+TEST(RedisStreams, AFleetSchedulePausedOnOneInstanceIsPausedOnAll) {
+  RedisServer server;
+  std::atomic<int> runs{0};
+  auto handler = [&](const Task&, const octo::Context&) {
+    ++runs;
+    return Outcome::success();
+  };
+  auto rc = redis(server.port());
+  rc.consumer = "c1";
+  RedisStreams one(config(handler), rc);
+  rc.consumer = "c2";
+  RedisStreams two(config(handler), rc);
+  const octo::ScheduleSpec spec{
+      .name = "tick", .every = 50ms, .task = {.type = "job"}, .overlap = octo::Overlap::kAllow};
+  one.schedule(spec);
+  two.schedule(spec);
+  auto total = [&](auto field) { return field(one.schedules()[0]) + field(two.schedules()[0]); };
+  auto fired = [](const octo::FleetScheduleStatus& s) { return s.schedule.fired; };
+  auto missed = [](const octo::FleetScheduleStatus& s) { return s.schedule.missed; };
+  ASSERT_TRUE(eventually([&] { return total(fired) >= 2; }));
+  EXPECT_FALSE(one.pause_schedule("nope").found);
+  const auto paused = one.pause_schedule("tick");
+  ASSERT_TRUE(paused) << paused.error;
+  EXPECT_TRUE(one.schedules()[0].schedule.paused);
+  // A firing won just before the pause may still publish: at most one per instance.
+  const std::uint64_t at_pause = total(fired);
+  const std::uint64_t missed_before = total(missed);
+  ASSERT_TRUE(eventually([&] { return total(missed) >= missed_before + 4; }));
+  EXPECT_LE(total(fired), at_pause + 2) << "fired while paused";
+  ASSERT_TRUE(eventually([&] { return two.schedules()[0].schedule.paused; }))
+      << "the other instance sees the pause when it wins a firing";
+  const std::uint64_t held = total(fired);
+  ASSERT_TRUE(two.resume_schedule("tick"));
+  ASSERT_TRUE(eventually([&] { return total(fired) >= held + 3; }));
+  EXPECT_TRUE(eventually([&] { return !one.schedules()[0].schedule.paused; }))
+      << "and the resume likewise";
+  EXPECT_EQ(server.command({"EXISTS", "octo:schedule:tick:paused"}), "0");
+}
+
 TEST(RedisStreams, FleetSchedulesRefuseBadSpecsAndNeverFireWithoutRedis) {
   std::atomic<int> ran{0};
   RedisStreams rs(config([&](const Task&, const octo::Context&) {
@@ -306,6 +347,10 @@ TEST(RedisStreams, FleetSchedulesRefuseBadSpecsAndNeverFireWithoutRedis) {
                "'x': the name is taken");
   // No Redis: nobody can know who fires, so this process does not (counted, never run).
   ASSERT_TRUE(eventually([&] { return rs.schedules()[0].unavailable >= 3; }));
+  const auto pause = rs.pause_schedule("x");
+  EXPECT_TRUE(pause.found);
+  EXPECT_NE(pause.error.find("redis unavailable"), std::string::npos) << pause.error;
+  EXPECT_FALSE(rs.schedules()[0].schedule.paused) << "nothing changed";
   EXPECT_EQ(rs.schedules()[0].schedule.fired, 0u);
   EXPECT_EQ(ran.load(), 0);
 }

@@ -97,7 +97,9 @@ struct RedisStatus {
 // A fleet schedule's state in this process (RedisStreams::schedule).
 struct FleetScheduleStatus {
   // As for a local schedule; `fired` counts the firings this process won and published, `refused`
-  // those whose publish failed, `skipped` those the overlap policy held back.
+  // those whose publish failed, `skipped` those the overlap policy held back, `missed` those it
+  // won while the schedule was paused; `paused` is the fleet's pause as this process last saw
+  // it, and `next_run` goes on while paused (the instants are the fleet's).
   ScheduleStatus schedule;
   std::uint64_t elsewhere = 0;    // firings another process took
   std::uint64_t unavailable = 0;  // firings not taken because Redis did not answer
@@ -114,6 +116,14 @@ struct PublishResult {
   // names the key.
   std::string duplicate_of{};
   explicit operator bool() const noexcept { return error.empty(); }
+};
+
+// The answer to pause_schedule() / resume_schedule(): whether this process declared the
+// schedule, and why Redis did not take the change.
+struct ScheduleChange {
+  bool found = false;
+  std::string error{};
+  explicit operator bool() const noexcept { return found && error.empty(); }
 };
 
 // The answer to cancel_delayed(): cancelled, not found (already due and moved to the stream, or
@@ -170,13 +180,21 @@ class RedisStreams {
   // Redis unreachable: nobody fires (counted `unavailable`), rather than everyone. `every`
   // periods are counted from the epoch, so that every process plans the same instants.
   //
-  // Overlap holds fleet-wide through a unique claim (see publish()) on the key
-  // "schedule:<name>": kSkip publishes the firing as unique while queued or running, kBufferOne
-  // while queued, and a firing refused as a duplicate counts `skipped`. The claim's TTL, ten
-  // periods (1 min to 24 h), bounds how long a lost release can hold the schedule back. These two
-  // need a stream-backed arm and a task without its own Task::unique. Throws
-  // std::invalid_argument naming the schedule and the field (as Executor::schedule does).
+  // Overlap holds fleet-wide through unique claims (see publish()), held while the task is
+  // queued or running: kSkip publishes the firing with the claim "schedule:<name>"; kBufferOne
+  // tries that one, then "schedule:<name>:buffered" (at most two pending, as Executor::schedule
+  // allows); a firing refused as a duplicate counts `skipped`. The claims' TTL, ten periods
+  // (1 min to 24 h), bounds how long a lost release can hold the schedule back. These two need a
+  // stream-backed arm and a task without its own Task::unique. Throws std::invalid_argument
+  // naming the schedule and the field (as Executor::schedule does).
   void schedule(ScheduleSpec spec);
+  // Pauses or resumes the schedule for the whole fleet: the key `<prefix>schedule:<name>:paused`
+  // (no TTL), which the process that wins each firing reads before it publishes; a firing taken
+  // while paused counts `missed` there. One round trip; `found` false for a name this process
+  // did not declare, `error` set when Redis did not answer (nothing changed).
+  ScheduleChange pause_schedule(std::string_view name);
+  ScheduleChange resume_schedule(std::string_view name);
+  // This process stops declaring the schedule (the others go on firing it).
   bool remove_schedule(std::string_view name);
   std::vector<FleetScheduleStatus> schedules() const;
 
