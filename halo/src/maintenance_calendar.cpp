@@ -75,7 +75,8 @@ std::optional<std::uint64_t> MaintenanceCalendar::remove(std::string_view name) 
   return last;
 }
 
-void MaintenanceCalendar::open_due(Wall::time_point now, const Open& open) {
+std::vector<MaintenanceCalendar::Opening> MaintenanceCalendar::due(Wall::time_point now) {
+  std::vector<Opening> out;
   for (auto& [name, e] : windows_) {
     if (e.next > now) continue;
     std::optional<Wall::time_point> start;
@@ -97,26 +98,28 @@ void MaintenanceCalendar::open_due(Wall::time_point now, const Open& open) {
       while (e.next <= now) step();
     }
     e.st.next_start = e.next;
-    if (!start) continue;
-    const std::uint64_t id = open(e.spec, *start, *start + e.spec.duration, e.st.silence_id);
-    if (id == 0) {
-      ++e.st.refused;
-      continue;
-    }
-    ++e.st.opened;
-    e.st.last_start = *start;
-    e.st.silence_id = id;
+    if (start) out.push_back({&e.spec, *start, *start + e.spec.duration, e.st.silence_id});
   }
+  return out;
 }
 
-std::vector<MaintenanceWindowStatus> MaintenanceCalendar::status(
-    const std::function<bool(std::uint64_t)>& active) const {
+void MaintenanceCalendar::opened(const Opening& opening, std::uint64_t silence_id) {
+  const auto it = windows_.find(opening.window->name);
+  if (it == windows_.end()) return;
+  MaintenanceWindowStatus& st = it->second.st;
+  if (silence_id == 0) {
+    ++st.refused;
+    return;
+  }
+  ++st.opened;
+  st.last_start = opening.start;
+  st.silence_id = silence_id;
+}
+
+std::vector<MaintenanceWindowStatus> MaintenanceCalendar::status() const {
   std::vector<MaintenanceWindowStatus> out;
   out.reserve(windows_.size());
-  for (const auto& [name, e] : windows_) {
-    out.push_back(e.st);
-    out.back().active = e.st.silence_id != 0 && active(e.st.silence_id);
-  }
+  for (const auto& [name, e] : windows_) out.push_back(e.st);
   return out;
 }
 

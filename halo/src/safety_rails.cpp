@@ -522,21 +522,20 @@ std::chrono::system_clock::time_point SafetyRails::wall_now() const {
 void SafetyRails::open_windows(ns now) {
   if (calendar_.empty()) return;
   const auto wall = wall_now();
-  calendar_.open_due(
-      wall,
-      [&](const MaintenanceWindow& w, std::chrono::system_clock::time_point,
-          std::chrono::system_clock::time_point end, std::uint64_t previous) -> std::uint64_t {
-        if (previous != 0 && silences_.erase(previous) != 0) {
-          audit_change(
-              AuditKind::kSilenced, nullptr,
-              "silence " + std::to_string(previous) + " ended: " + w.reason + " started again");
-        }
-        return insert_silence(Silence{.match = w.match,
-                                      .from = now,
-                                      .until = now + std::chrono::duration_cast<ns>(end - wall),
-                                      .reason = w.reason,
-                                      .author = w.author});
-      });
+  for (const auto& o : calendar_.due(wall)) {
+    const MaintenanceWindow& w = *o.window;
+    if (o.previous != 0 && silences_.erase(o.previous) != 0) {
+      audit_change(
+          AuditKind::kSilenced, nullptr,
+          "silence " + std::to_string(o.previous) + " ended: " + w.reason + " started again");
+    }
+    const ns until = now + std::chrono::duration_cast<ns>(o.end - wall);
+    calendar_.opened(o, insert_silence(Silence{.match = w.match,
+                                               .from = now,
+                                               .until = until,
+                                               .reason = w.reason,
+                                               .author = w.author}));
+  }
 }
 
 void SafetyRails::add_maintenance_window(MaintenanceWindow window) {
@@ -562,10 +561,12 @@ std::vector<MaintenanceWindowStatus> SafetyRails::maintenance_windows() {
   const ns now = state_.now();
   LockGuard lock(decisions_mu_);
   open_windows(now);
-  return calendar_.status([&](std::uint64_t id) {
-    const auto it = silences_.find(id);
-    return it != silences_.end() && it->second.until > now;
-  });
+  std::vector<MaintenanceWindowStatus> out = calendar_.status();
+  for (auto& st : out) {
+    const auto it = silences_.find(st.silence_id);
+    st.active = it != silences_.end() && it->second.until > now;
+  }
+  return out;
 }
 
 bool SafetyRails::unsilence(std::uint64_t id) {

@@ -305,13 +305,20 @@ EventOutcome Triggers::trigger_from_event(std::string_view type, std::string_vie
 
 TriggersStatus Triggers::status() const {
   TriggersStatus s;
+  s.now = signals_.ticker().now();
+  s.window = window_;
+  s.request_threshold = config_.request_threshold;
+  s.error_rate_threshold = config_.error_rate_threshold;
   s.window_requests = signals_.requests().sum(window_);
   s.window_errors = signals_.errors().sum(window_);
   s.error_rate = s.window_requests > 0
                      ? static_cast<double>(s.window_errors) / static_cast<double>(s.window_requests)
                      : 0.0;
   std::lock_guard lock(mu_);
-  for (int k = 0; k < kTriggerKinds; ++k) s.triggers[k] = status_[k];
+  for (int k = 0; k < kTriggerKinds; ++k) {
+    s.triggers[k] = status_[k];
+    s.triggers[k].cooldown = config_.cooldown[k];
+  }
   s.error_rate_armed = error_armed_;
   s.running = running_;
   return s;

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "detail/console_page.hpp"
+#include "detail/series.hpp"
 #include "halo/http/json.hpp"
 #include "halo/http/metrics.hpp"
 
@@ -44,6 +46,10 @@ struct Route {
 };
 
 constexpr Route kRoutes[] = {
+    {"/", Method::kGet, false, false},
+    {"/ui", Method::kGet, false, false},
+    {"/approvals", Method::kGet, false, false},
+    {"/series", Method::kGet, false, false},
     {"/metrics", Method::kGet, false, false},
     {"/status", Method::kGet, false, false},
     {"/cycles", Method::kGet, false, false},
@@ -119,6 +125,7 @@ bool same_secret(std::string_view given, std::string_view expected) noexcept {
 HttpHandler::HttpHandler(HttpConfig config, Engine& engine, const octo::Executor* executor,
                          Triggers* triggers)
     : config_(std::move(config)),
+      series_(std::make_unique<detail::Series>()),
       expected_authorization_("Bearer " + config_.token),
       engine_(engine),
       executor_(executor),
@@ -139,6 +146,26 @@ HttpHandler::HttpHandler(HttpConfig config, Engine& engine, const octo::Executor
     throw std::invalid_argument("halo::HttpConfig: max_connections must be at least 1");
   if (c.request_timeout.count() <= 0)
     throw std::invalid_argument("halo::HttpConfig: request_timeout must be positive");
+}
+
+HttpHandler::~HttpHandler() = default;
+
+void HttpHandler::sample() const noexcept {
+  try {
+    const EngineStatus es = engine_.status();
+    double rps = 0, error_rate = 0;
+    if (triggers_ != nullptr) {
+      const TriggersStatus ts = triggers_->status();
+      const double seconds = std::chrono::duration<double>(ts.window).count();
+      rps = seconds > 0 ? static_cast<double>(ts.window_requests) / seconds : 0;
+      error_rate = ts.error_rate;
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    series_->add(now.count(), rps, error_rate, es.cycles, es.repairs_dispatched,
+                 es.open_weak_points);
+  } catch (...) {  // out of memory: this point is skipped
+  }
 }
 
 HttpResponse HttpHandler::error(int status, std::string_view message) noexcept {
@@ -257,6 +284,46 @@ HttpResponse HttpHandler::route(const HttpRequest& head, std::string_view path,
           400, "limit must be an integer from 1 to " + std::to_string(max) + ", got '" + *v + "'");
     return n;
   };
+  if (path == "/" || path == "/ui") {
+    HttpResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = std::string(detail::console_page());
+    return r;
+  }
+  if (path == "/approvals") {
+    nlohmann::json arr = nlohmann::json::array();
+    const auto now = engine_.state().now();
+    for (const auto& p : engine_.pending_approvals()) {
+      arr.push_back(
+          {{"id", p.id},
+           {"cycle_id", p.cycle_id},
+           {"weak_point", p.planned.weak_point},
+           {"subject_type", p.planned.subject_type},
+           {"subject_id", p.planned.task.payload},
+           {"strategy", p.planned.strategy},
+           {"task_type", p.planned.task.type},
+           {"expires_in_s",
+            p.expires_at == std::chrono::nanoseconds::max()
+                ? nlohmann::json(nullptr)
+                : nlohmann::json(std::chrono::duration<double>(p.expires_at - now).count())}});
+    }
+    return json(200, arr);
+  }
+  if (path == "/series") {
+    std::optional<HttpResponse> bad;
+    const std::size_t n = limit(detail::Series::kMaxPoints, detail::Series::kMaxPoints, bad);
+    if (bad) return *bad;
+    nlohmann::json points = nlohmann::json::array();
+    for (const auto& p : series_->last(n)) {
+      points.push_back({{"t_ms", p.t_ms},
+                        {"requests_per_s", p.requests_per_s},
+                        {"error_rate", p.error_rate},
+                        {"cycles", p.cycles},
+                        {"repairs", p.repairs},
+                        {"open_weak_points", p.open_weak_points}});
+    }
+    return json(200, {{"points", std::move(points)}});
+  }
   if (path == "/metrics") {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -145,11 +145,21 @@ nlohmann::json to_json(const TriggersStatus& s) {
         {"fired", t.fired},
         {"suppressed", t.suppressed},
         {"last_fired_ms", t.last_fired ? nlohmann::json(t.last_fired->count() / 1'000'000)
-                                       : nlohmann::json(nullptr)}};
+                                       : nlohmann::json(nullptr)},
+        {"last_fired_s_ago",
+         t.last_fired ? nlohmann::json(std::chrono::duration<double>(s.now - *t.last_fired).count())
+                      : nlohmann::json(nullptr)},
+        {"cooldown_s", std::chrono::duration<double>(t.cooldown).count()}};
   }
-  return {{"triggers", std::move(triggers)},        {"window_requests", s.window_requests},
-          {"window_errors", s.window_errors},       {"error_rate", s.error_rate},
-          {"error_rate_armed", s.error_rate_armed}, {"running", s.running}};
+  return {{"triggers", std::move(triggers)},
+          {"window_s", std::chrono::duration<double>(s.window).count()},
+          {"request_threshold", s.request_threshold},
+          {"error_rate_threshold", s.error_rate_threshold},
+          {"window_requests", s.window_requests},
+          {"window_errors", s.window_errors},
+          {"error_rate", s.error_rate},
+          {"error_rate_armed", s.error_rate_armed},
+          {"running", s.running}};
 }
 
 nlohmann::json to_json(const AuditEntry& e) {

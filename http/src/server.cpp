@@ -1,6 +1,7 @@
 #include "halo/http/server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -156,10 +157,21 @@ struct HttpServer::Impl {
     });
   }
 
+  // The console's series: one point a second, on the server's own threads.
+  void sample_every_second() {
+    sampler->expires_after(std::chrono::seconds(1));
+    sampler->async_wait([this](beast::error_code ec) {
+      if (ec) return;  // cancelled by stop()
+      handler.sample();
+      sample_every_second();
+    });
+  }
+
   HttpHandler handler;  // validates the config
   const HttpConfig& config;
   asio::io_context ioc{kThreads};
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> sampler;
   std::atomic<std::size_t> open{0};
   std::mutex sessions_mu;  // sessions
   std::vector<std::weak_ptr<Session>> sessions;
@@ -208,6 +220,9 @@ void HttpServer::start() {
   }
   port_ = im.acceptor->local_endpoint().port();
   im.accept();
+  im.handler.sample();
+  im.sampler.emplace(im.ioc);
+  im.sample_every_second();
   for (int i = 0; i < Impl::kThreads; ++i)
     im.threads.emplace_back([&im] {
       octo::detail::name_this_thread("halo-http");
@@ -229,6 +244,7 @@ void HttpServer::stop() {
   asio::post(im.ioc, [&im] {
     beast::error_code ignored;
     if (im.acceptor) im.acceptor->close(ignored);
+    if (im.sampler) im.sampler->cancel();
     std::lock_guard lock(im.sessions_mu);
     im.stopping = true;
     for (auto& w : im.sessions)
@@ -238,6 +254,7 @@ void HttpServer::stop() {
   for (auto& t : im.threads) t.join();
   im.threads.clear();
   im.acceptor.reset();
+  im.sampler.reset();
 }
 
 }  // namespace halo

@@ -3,6 +3,7 @@
 #include "halo/http/handler.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sstream>
 #include <stdexcept>
@@ -110,6 +111,72 @@ TEST(HttpHandler, TheServicesOwnFamiliesJoinTheScrape) {
       << r.body;
   EXPECT_EQ(r.body.find("half a fam"), std::string::npos);
   EXPECT_LT(r.body.find("octohalo_cycles_total"), r.body.find("shop_orders_total"));
+}
+
+}  // namespace
+
+namespace {
+
+nlohmann::json body_of(const halo::HttpResponse& r) { return nlohmann::json::parse(r.body); }
+
+TEST(HttpHandler, TheConsoleIsOnePageServedWithoutATokenAndWithoutTheNetwork) {
+  Rig rig;
+  const halo::HttpHandler h({.token = "s3cret"}, rig.engine);
+  for (const char* target : {"/", "/ui"}) {
+    const auto r = h.handle({.method = "GET", .target = target}, "");
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+    EXPECT_NE(r.body.find("<title>HALO console</title>"), std::string::npos);
+    EXPECT_EQ(count_of(r.body, "://"), 0u) << "no CDN, no other host: everything is in the page";
+    EXPECT_NE(r.body.find("Authorization"), std::string::npos) << "the token goes in a header";
+  }
+  EXPECT_EQ(h.handle({.method = "POST", .target = "/"}, "").status, 405);
+}
+
+TEST(HttpHandler, ApprovalsListWhatWaitsWithItsSubjectAndTask) {
+  octo_test::ManualState ms;
+  halo::EngineConfig cfg;
+  cfg.safety.approval_required = {"graft.repair"};
+  halo::Engine engine(ms.state, cfg);
+  const halo::HttpHandler h({.token = "s3cret"}, engine);
+  EXPECT_EQ(body_of(h.handle({.method = "GET", .target = "/approvals"}, "")),
+            nlohmann::json::array());
+  ms.state.upsert_graft({.id = "g-1", .status = halo::GraftStatus::kFailed});
+  engine.run_cycle("manual");
+  const auto list = body_of(h.handle({.method = "GET", .target = "/approvals"}, ""));
+  ASSERT_EQ(list.size(), 1u) << list.dump();
+  EXPECT_EQ(list[0]["subject_type"], "graft");
+  EXPECT_EQ(list[0]["subject_id"], "g-1");
+  EXPECT_EQ(list[0]["task_type"], "graft.repair");
+  EXPECT_EQ(list[0]["id"], engine.pending_approvals().at(0).id);
+  EXPECT_NEAR(list[0]["expires_in_s"].get<double>(), 3600.0, 1.0);
+}
+
+TEST(HttpHandler, TheSeriesKeepsItsLastPointsWithWhatChangedBetweenThem) {
+  Rig rig;
+  const halo::HttpHandler h({.token = "s3cret"}, rig.engine);
+  auto points = [&](const std::string& target) {
+    return body_of(h.handle({.method = "GET", .target = target}, ""))["points"];
+  };
+  EXPECT_TRUE(points("/series").empty());
+  h.sample();
+  rig.engine.run_cycle("manual");
+  rig.engine.run_cycle("manual");
+  h.sample();
+  h.sample();
+  const auto p = points("/series");
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(p[0]["cycles"], 0) << "the first point has nothing to compare with";
+  EXPECT_EQ(p[1]["cycles"], 2);
+  EXPECT_EQ(p[2]["cycles"], 0);
+  EXPECT_LE(p[0]["t_ms"].get<std::int64_t>(), p[2]["t_ms"].get<std::int64_t>());
+  EXPECT_EQ(p[0]["requests_per_s"], 0.0) << "no triggers registered";
+  EXPECT_EQ(points("/series?limit=2").size(), 2u);
+  EXPECT_EQ(points("/series?limit=2")[1], p[2]) << "the newest ones";
+  for (const char* bad : {"/series?limit=0", "/series?limit=601", "/series?limit=x"})
+    EXPECT_EQ(h.handle({.method = "GET", .target = bad}, "").status, 400) << bad;
+  for (int i = 0; i < 700; ++i) h.sample();
+  EXPECT_EQ(points("/series").size(), 600u) << "bounded";
 }
 
 }  // namespace

@@ -117,6 +117,23 @@ TEST(HaloSim, ScenarioFromAFile) {
   fs::remove_all(file.parent_path());
 }
 
+// Manual approval: the sim approves nothing, so the env-drift repair waits for a person (here
+// nobody: the fault is not healed); --approve auto on the same file lets the sim approve it.
+TEST(HaloSim, ManualApprovalLeavesTheApprovalToAPerson) {
+  const auto file = scratch("manual.json");
+  std::ofstream(file) << R"({"duration_s": 4, "cycle_interval_s": 0.5, "approve": "manual",
+    "approve_after_s": 0.2, "faults": [{"kind": "env-drift", "at_s": 0.5, "deadline_s": 3}]})";
+  const auto manual = run_sim("--scenario " + file.string() + " --fast-threads 0 --quiet");
+  EXPECT_EQ(manual.exit_code, 1) << manual.output;
+  EXPECT_NE(manual.output.find("0 approved by the sim"), std::string::npos) << manual.output;
+  const auto overridden =
+      run_sim("--scenario " + file.string() + " --fast-threads 0 --quiet --approve auto");
+  EXPECT_EQ(overridden.exit_code, 0) << overridden.output;
+  EXPECT_NE(overridden.output.find("1 approved by the sim"), std::string::npos)
+      << overridden.output;
+  fs::remove_all(file.parent_path());
+}
+
 TEST(HaloSim, BadInputExitsTwoNamingTheProblem) {
   const auto file = scratch("bad.json");
   std::ofstream(file) << R"({"faults": [{"kind": "meteor", "at_s": 1}]})";
@@ -124,6 +141,8 @@ TEST(HaloSim, BadInputExitsTwoNamingTheProblem) {
   std::ofstream(huge) << R"({"duration_s": 1e400, "faults": [{"kind": "deploy"}]})";
   const auto named = scratch("named.json");
   std::ofstream(named) << R"({"name": 42, "faults": [{"kind": "deploy"}]})";
+  const auto approve = scratch("approve.json");
+  std::ofstream(approve) << R"({"approve": "sometimes", "faults": [{"kind": "deploy"}]})";
   // A port some other socket holds: binding it fails (it once aborted, exit 134).
   const octo_test::BusyPort busy;
   const std::string busy_port = std::to_string(busy.port());
@@ -134,6 +153,8 @@ TEST(HaloSim, BadInputExitsTwoNamingTheProblem) {
       {"--scenario quick --quiet --duration 1 --http 127.0.0.1:" + busy_port, "cannot bind"},
       {"--scenario " + huge.string(), "huge.json': invalid JSON: "},
       {"--scenario " + named.string(), "named.json': \"name\" must be a string"},
+      {"--scenario " + approve.string(), "\"approve\" must be \"manual\" or \"auto\""},
+      {"--approve sometimes", "--approve"},
       {"--scenario " + file.parent_path().string(), "not a regular file"},
       {"--scenario /proc/self/mem", "/proc/self/mem"},
       {"--http nonsense", "HOST:PORT"},

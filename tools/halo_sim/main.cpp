@@ -51,6 +51,7 @@ struct Options {
   std::string json;
   std::string plot;
   bool quiet = false;
+  std::string approve;  // "manual", "auto", or empty: the scenario's
 };
 
 // A request thread's count, alone on its cache line.
@@ -346,6 +347,9 @@ void Sim::start_engine(double baseline_rate) {
     http_ = std::make_unique<halo::HttpServer>(hc, *engine_, executor_.get(), &*loop_);
     http_->start();
     std::printf("http: listening on http://%s:%d\n", hc.host.c_str(), http_->port());
+    std::printf(
+        "console: http://%s:%d/%s\n", hc.host.c_str(), http_->port(),
+        scenario_.manual_approval ? "  (approvals are yours: the sim approves nothing)" : "");
     std::fflush(stdout);
   }
   if (history_) {
@@ -520,7 +524,9 @@ void Sim::observe(double t) {
 }
 
 void Sim::approve_due(double t) {
-  // The sim plays the operator: it approves each pending repair after approve_after_s.
+  // The sim plays the operator: it approves each pending repair after approve_after_s (unless a
+  // person does, in the console).
+  if (scenario_.manual_approval) return;
   for (const auto& p : engine_->pending_approvals()) {
     auto [it, fresh] = approval_seen_.emplace(p.id, t);
     if (!fresh && t - it->second >= scenario_.approve_after_s &&
@@ -811,8 +817,10 @@ int main(int argc, char** argv) {
       "halo-sim: a simulated service under load whose injected faults HALO detects and "
       "repairs through Octopus"};
   Options opt;
-  app.add_option("--scenario", opt.scenario,
-                 "default (~40 s), quick (~10 s), safety (~60 s) or a JSON file")
+  app.add_option(
+         "--scenario", opt.scenario,
+         "default (~40 s), quick (~10 s), safety (~60 s), console (~60 s, manual approval) or a "
+         "JSON file")
       ->capture_default_str();
   // CLI::Range lets NaN through (every comparison with it is false).
   const auto finite = CLI::Validator(
@@ -858,6 +866,10 @@ int main(int argc, char** argv) {
   app.add_option("--json", opt.json, "write the report as JSON to this file");
   app.add_option("--plot", opt.plot, "write a PNG plot (gnuplot) to this file");
   app.add_flag("--quiet", opt.quiet, "no live status lines");
+  app.add_option("--approve", opt.approve,
+                 "manual: the sim approves nothing (a person does, in the console); auto: it "
+                 "approves after the scenario's approve_after_s")
+      ->check(CLI::IsMember({"manual", "auto"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -871,6 +883,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "halo-sim: %s\n", e.what());
     return 2;
   }
+  if (!opt.approve.empty()) scenario.manual_approval = opt.approve == "manual";
   try {
     Sim sim(std::move(scenario), std::move(opt));
     return sim.run();

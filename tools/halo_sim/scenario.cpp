@@ -56,6 +56,18 @@ Scenario builtin_safety() {
   return s;
 }
 
+// Room for a person: the env-drift repair waits for an approval given in the console, and the
+// broken graft comes late enough for a silence to be set up first (the browser test does both).
+Scenario builtin_console() {
+  Scenario s{.name = "console", .duration_s = 60, .cycle_interval_s = 1, .manual_approval = true};
+  s.faults = {
+      {.kind = "agent-crash", .at_s = 1, .deadline_s = 20, .count = 3},
+      {.kind = "env-drift", .at_s = 2, .deadline_s = 50},
+      {.kind = "broken-graft", .at_s = 25, .deadline_s = 30},
+  };
+  return s;
+}
+
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::runtime_error(where + ": " + what);
 }
@@ -78,6 +90,7 @@ Scenario load_scenario(const std::string& arg) {
   if (arg == "default") return builtin_default();
   if (arg == "quick") return builtin_quick();
   if (arg == "safety") return builtin_safety();
+  if (arg == "console") return builtin_console();
   const std::string where = "scenario file '" + arg + "'";
   // Read whole first, bounded, so that a directory, a device or an endless file is refused by
   // name instead of failing somewhere inside the JSON parser.
@@ -86,7 +99,8 @@ Scenario load_scenario(const std::string& arg) {
   const auto status = std::filesystem::status(arg, ec);
   if (ec || !std::filesystem::exists(status))
     throw std::runtime_error("scenario '" + arg +
-                             "': not 'default', 'quick' or a readable JSON file");
+                             "': not 'default', 'quick', 'safety', 'console' or a readable "
+                             "JSON file");
   if (!std::filesystem::is_regular_file(status)) fail(where, "not a regular file");
   std::ifstream in(arg, std::ios::binary);
   if (!in) fail(where, "cannot be opened for reading");
@@ -118,6 +132,11 @@ Scenario load_scenario(const std::string& arg) {
   s.duration_s = number(j, "duration_s", 40, where, 1, 3600);
   s.cycle_interval_s = number(j, "cycle_interval_s", 2, where, 0.1, 600);
   s.approve_after_s = number(j, "approve_after_s", 1.5, where, 0, 600);
+  if (const auto approve = j.find("approve"); approve != j.end()) {
+    if (!approve->is_string() || (*approve != "manual" && *approve != "auto"))
+      fail(where, "\"approve\" must be \"manual\" or \"auto\"");
+    s.manual_approval = *approve == "manual";
+  }
   const auto faults = j.find("faults");
   if (faults == j.end() || !faults->is_array() || faults->empty())
     fail(where, "\"faults\" must be a non-empty array");

@@ -24,6 +24,9 @@ struct Scenario {
   double duration_s = 40;
   double cycle_interval_s = 2;   // the time trigger
   double approve_after_s = 1.5;  // the sim approves pending repairs after this long
+  // A person approves (over HTTP, in the console): the sim approves nothing ("approve":
+  // "manual" in a scenario file, or --approve manual).
+  bool manual_approval = false;
   std::vector<Fault> faults{};
 };
 
@@ -45,8 +48,8 @@ inline const char* const kFaultKinds[] = {
     "corrupt-file", "broken-graft",    "external-event", "lying-repair", "flapping-endpoint",
     "parent-down",  "maintenance",     "systemic-outage"};
 
-// "default" (~40 s), "quick" (~10 s), "safety" (~60 s) or the path of a JSON file (format in
-// docs/operations.md).
+// "default" (~40 s), "quick" (~10 s), "safety" (~60 s), "console" (~60 s, manual approval, room
+// for a person in the console) or the path of a JSON file (format in docs/operations.md).
 // Throws std::runtime_error with a message naming the file, field and value.
 Scenario load_scenario(const std::string& name_or_path);
 

@@ -166,10 +166,15 @@ struct TriggerStatus {
   // condition counts once per cooldown (not once per tick it holds).
   std::uint64_t suppressed = 0;
   std::optional<std::chrono::nanoseconds> last_fired;  // ticker clock time
+  std::chrono::nanoseconds cooldown{0};                // as configured
 };
 
 struct TriggersStatus {
   TriggerStatus triggers[kTriggerKinds];
+  std::chrono::nanoseconds now{0};     // ticker clock time of this status (for last_fired)
+  std::chrono::nanoseconds window{0};  // what window_requests and window_errors cover
+  std::uint64_t request_threshold = 0;
+  double error_rate_threshold = 0.0;
   std::uint64_t window_requests = 0;
   std::uint64_t window_errors = 0;
   double error_rate = 0.0;

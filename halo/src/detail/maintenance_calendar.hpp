@@ -3,16 +3,13 @@
 // lock and open the silences it hands them.
 //
 //   MaintenanceCalendar cal;
-//   cal.add(window, wall_now);                       // validated; throws std::invalid_argument
-//   cal.open_due(wall_now, [&](const MaintenanceWindow& w, Wall::time_point start,
-//                              Wall::time_point end, std::uint64_t previous) {
-//     return open_silence(...);                      // its id, or 0 when refused
-//   });
+//   cal.add(window, wall_now);                 // validated; throws std::invalid_argument
+//   for (const auto& o : cal.due(wall_now))    // the starts to open now
+//     cal.opened(o, open_silence(o));          // its id, or 0 when refused
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,10 +24,13 @@ namespace halo::detail {
 class MaintenanceCalendar {
  public:
   using Wall = std::chrono::system_clock;
-  // Opens the silence of a start of `window` lasting until `end`, ending `previous` (the
-  // window's last silence, 0 for none) if it is still on; returns the new silence's id, or 0.
-  using Open = std::function<std::uint64_t(const MaintenanceWindow& window, Wall::time_point start,
-                                           Wall::time_point end, std::uint64_t previous)>;
+  // A start to open: a silence for `window` until `end`, ending `previous` (the window's last
+  // silence, 0 for none) if it is still on. `window` stays valid until the next add or remove.
+  struct Opening {
+    const MaintenanceWindow* window = nullptr;
+    Wall::time_point start, end;
+    std::uint64_t previous = 0;
+  };
   // Bounded: windows are configuration, not data.
   static constexpr std::size_t kMaxWindows = 1'000;
   static constexpr std::chrono::hours kMaxDuration{24 * 7};
@@ -42,14 +42,15 @@ class MaintenanceCalendar {
   void add(MaintenanceWindow window, Wall::time_point now);
   // The window's last silence (0: none), or nullopt for an unknown name.
   std::optional<std::uint64_t> remove(std::string_view name);
-  // For each window with a start due by `now`: calls `open` once for the latest start still under
-  // way, counts the ones that passed entirely as missed, and plans the next start.
-  void open_due(Wall::time_point now, const Open& open);
+  // For each window with a start due by `now`: the latest start still under way (if any), with
+  // the ones that passed entirely counted as missed and the next start planned.
+  std::vector<Opening> due(Wall::time_point now);
+  // What came of an opening from due(): the new silence's id, or 0 when it was refused.
+  void opened(const Opening& opening, std::uint64_t silence_id);
   bool empty() const noexcept { return windows_.empty(); }
   std::size_t size() const noexcept { return windows_.size(); }
-  // `active(silence id)`: whether that silence is still on.
-  std::vector<MaintenanceWindowStatus> status(
-      const std::function<bool(std::uint64_t)>& active) const;
+  // `active` left false: the caller knows which silences are still on.
+  std::vector<MaintenanceWindowStatus> status() const;
 
  private:
   struct Entry {

@@ -2,10 +2,13 @@
 // a service that serves them from its own HTTP server instead of a second port (HttpServer in
 // server.hpp is this handler behind Boost.Beast). Nothing here depends on a server library.
 //
+//   GET  / (or /ui)          the operator console: one HTML page, compiled in (no network)
 //   GET  /metrics            Prometheus text (see metrics.hpp)
 //   GET  /status             engine, executor and trigger status (JSON)
 //   GET  /cycles?limit=N     recent cycles, newest first (JSON, N <= history)
 //   GET  /audit?limit=N      newest audit entries, oldest first (JSON)
+//   GET  /approvals          pending approvals (JSON)
+//   GET  /series?limit=N     the console's charts: one point per sample(), oldest first (JSON)
 //   POST /trigger            {"type": "...", "severity": "..."}: the event trigger
 //   POST /approve/{id}       approve a pending repair
 //   POST /reject/{id}        reject it
@@ -27,6 +30,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +42,10 @@
 #include "octo/executor.hpp"
 
 namespace halo {
+
+namespace detail {
+class Series;
+}
 
 struct HttpConfig {
   std::string host = "127.0.0.1";  // HttpServer only
@@ -79,6 +87,9 @@ class HttpHandler {
   // open_loopback, limits of zero).
   HttpHandler(HttpConfig config, Engine& engine, const octo::Executor* executor = nullptr,
               Triggers* triggers = nullptr);
+  ~HttpHandler();
+  HttpHandler(const HttpHandler&) = delete;
+  HttpHandler& operator=(const HttpHandler&) = delete;
 
   // The refusal a request gets from its head alone, or nullopt when its body (if any) should be
   // read and the request handled: unknown route 404, wrong method 405, missing or wrong token on
@@ -89,6 +100,11 @@ class HttpHandler {
   HttpResponse handle(const HttpRequest& head, std::string_view body) const noexcept;
   // A JSON error response (valid UTF-8 whatever `message` holds).
   static HttpResponse error(int status, std::string_view message) noexcept;
+  // Adds a point to /series (the request and error rate of the triggers' window, cycles and
+  // repairs since the last point, open weak points; at most 600 kept). HttpServer calls it once
+  // a second; a service serving this handler from its own server calls it likewise. Costs one
+  // Engine::status(). Thread-safe.
+  void sample() const noexcept;
 
   const HttpConfig& config() const noexcept { return config_; }
 
@@ -98,6 +114,7 @@ class HttpHandler {
                      std::string_view body) const;
 
   HttpConfig config_;
+  std::unique_ptr<detail::Series> series_;
   std::string expected_authorization_;  // "Bearer <token>"
   Engine& engine_;
   const octo::Executor* executor_;
