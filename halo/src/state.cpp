@@ -1,8 +1,11 @@
 #include "halo/state.hpp"
 
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 
 #define XXH_INLINE_ALL
@@ -11,6 +14,30 @@
 namespace halo {
 
 namespace {
+
+std::uint64_t next_state_instance() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The per-thread endpoint lookup cache of SystemState::endpoint(): direct-mapped by hash.
+struct EndpointCache {
+  static constexpr std::size_t kSlots = 512;
+  struct Entry {
+    std::uint64_t instance = 0;
+    std::uint64_t removals = 0;
+    std::uint64_t hash = 0;
+    EndpointCounters* counters = nullptr;
+    std::string path;
+  };
+  std::array<Entry, kSlots> slots{};
+};
+
+EndpointCache& endpoint_cache() {
+  // Allocated on the thread's first lookup, freed with the thread.
+  thread_local const std::unique_ptr<EndpointCache> cache = std::make_unique<EndpointCache>();
+  return *cache;
+}
 
 void require_id(std::string_view what, std::string_view id) {
   if (id.empty())
@@ -159,7 +186,8 @@ SystemState::SystemState(std::shared_ptr<const octo::Clock> clock, const octo::T
       endpoint_window_(endpoint_window),
       env_(std::make_shared<EnvState>()),
       integrity_checks_(std::make_shared<std::vector<Check>>()),
-      patrol_checks_(std::make_shared<std::vector<Check>>()) {}
+      patrol_checks_(std::make_shared<std::vector<Check>>()),
+      instance_(next_state_instance()) {}
 
 void SystemState::upsert_agent(AgentInfo agent) {
   require_id("agent", agent.id);
@@ -228,10 +256,41 @@ void SystemState::record_squad_task(std::string_view id, bool ok, double duratio
 }
 
 EndpointCounters& SystemState::endpoint(std::string_view path) {
+  EndpointCache& cache = endpoint_cache();
+  const std::uint64_t hash = XXH3_64bits(path.data(), path.size());
+  EndpointCache::Entry& slot = cache.slots[hash & (EndpointCache::kSlots - 1)];
+  // Acquire: pairs with remove_endpoint's release increment, so a thread that sees the count
+  // unchanged since it cached the path has not missed a removal made before it.
+  const std::uint64_t removals = endpoint_removals_.load(std::memory_order_acquire);
+  if (slot.counters != nullptr && slot.hash == hash && slot.instance == instance_ &&
+      slot.removals == removals && slot.path == path) {
+    return *slot.counters;
+  }
+  EndpointCounters& c = endpoint_slow(path);
+  slot.instance = instance_;
+  slot.removals = removals;
+  slot.hash = hash;
+  slot.path.assign(path);
+  slot.counters = &c;
+  return c;
+}
+
+EndpointCounters& SystemState::endpoint_slow(std::string_view path) {
   require_id("endpoint", path);
   std::lock_guard lock(mu_);
   auto it = counters_.find(path);
-  if (it != counters_.end()) return *it->second;
+  if (it != counters_.end()) {
+    // Looked at without copying: upsert() would copy a chunk a snapshot shares.
+    const EndpointInfo* seen = endpoints_.find_const(path);
+    if (seen == nullptr || !seen->present) {
+      // Re-created after remove_endpoint: present again, counting from now.
+      it->second->mark();
+      EndpointInfo& e = endpoints_.upsert(path);
+      e.counters = it->second;
+      e.present = true;
+    }
+    return *it->second;
+  }
   auto c = std::make_shared<EndpointCounters>(ticker_, endpoint_window_);
   counters_.emplace(std::string(path), c);
   EndpointInfo& e = endpoints_.upsert(path);
@@ -254,6 +313,7 @@ bool SystemState::remove_endpoint(std::string_view path) {
   EndpointInfo* e = endpoints_.find(path);
   if (e == nullptr || !e->present) return false;
   e->present = false;
+  endpoint_removals_.fetch_add(1, std::memory_order_release);
   return true;
 }
 

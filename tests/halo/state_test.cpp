@@ -91,6 +91,62 @@ TEST(SystemState, EndpointCountersWindow) {
   EXPECT_EQ(ep.requests(), 0u);
 }
 
+// Once removed, an endpoint recorded again comes back present and counts from then on (it used
+// to keep its old counts and stay invisible to the analyzers until a probe arrived).
+TEST(SystemState, ARemovedEndpointRecordedAgainComesBackWithAFreshWindow) {
+  StateRig rig;
+  auto present = [&] {
+    const auto s = rig.state.snapshot();
+    for (std::size_t i = 0; i < s->endpoints.size(); ++i)
+      if (s->endpoints[i].id == "/api/pay") return s->endpoints[i].present;
+    return false;
+  };
+  auto& before = rig.state.endpoint("/api/pay");
+  for (int i = 0; i < 5; ++i) before.record(10.0, true);
+  EXPECT_TRUE(present());
+  EXPECT_TRUE(rig.state.remove_endpoint("/api/pay"));
+  EXPECT_FALSE(present());
+  EXPECT_FALSE(rig.state.remove_endpoint("/api/pay"));
+  auto& again = rig.state.endpoint("/api/pay");  // cached by this thread before the removal
+  EXPECT_TRUE(present()) << "recorded again: back";
+  EXPECT_EQ(&again, &before) << "a reference taken before stays valid and records into it";
+  EXPECT_EQ(again.requests(), 0u) << "what came before the removal no longer counts";
+  rig.advance(100ms);  // the window counts whole buckets after the re-creation
+  again.record(10.0, false);
+  EXPECT_EQ(again.requests(), 1u);
+  EXPECT_EQ(again.errors(), 0u);
+}
+
+// The by-path lookup from many threads, over more paths than a thread's cache holds without
+// collisions, and two states with the same paths: every record lands in its own endpoint.
+TEST(SystemState, EndpointsByPathFromManyThreadsCountExactly) {
+  StateRig rig;
+  StateRig other;
+  constexpr int kThreads = 4, kPaths = 700, kRecords = 50'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRecords; ++i) {
+        const std::string path = "/p/" + std::to_string((i * 7 + t) % kPaths);
+        rig.state.endpoint(path).record(1.0, (i % 10) == 0);
+        if (i % 5 == 0) other.state.endpoint(path).record(1.0, false);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::uint64_t requests = 0, errors = 0, other_requests = 0;
+  for (int p = 0; p < kPaths; ++p) {
+    const std::string path = "/p/" + std::to_string(p);
+    requests += rig.state.endpoint(path).requests();
+    errors += rig.state.endpoint(path).errors();
+    other_requests += other.state.endpoint(path).requests();
+    EXPECT_NE(&rig.state.endpoint(path), &other.state.endpoint(path));
+  }
+  EXPECT_EQ(requests, static_cast<std::uint64_t>(kThreads) * kRecords);
+  EXPECT_EQ(errors, static_cast<std::uint64_t>(kThreads) * kRecords / 10);
+  EXPECT_EQ(other_requests, static_cast<std::uint64_t>(kThreads) * kRecords / 5);
+}
+
 // What verification reads: the newest report about each subject type, as the snapshot holds it.
 TEST(SystemState, EvidenceAtIsTheNewestReportTheSnapshotHolds) {
   StateRig r;
