@@ -136,6 +136,9 @@ try {
   check(await page.evaluate(() => document.querySelector('.chart[data-series="requests_per_s"] polyline')
     .getAttribute("points").split(" ").length >= 3), "the chart draws a line");
 
+  check((await page.textContent("#cycles")).includes("analyzers"), "recent cycles show their analysis phase");
+  check(/\d+(\.\d)?\/s/.test(await page.textContent("#arms")), "the arms show their rates");
+  check((await page.textContent("#triggers")).includes("fires at"), "the triggers show their thresholds");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForFunction(() => window.innerWidth === 390);
