@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "counting_loop.hpp"
 #include "halo/triggers.hpp"
 #include "octo/cycle_clock.hpp"
 #include "octo/window_counter.hpp"
@@ -38,10 +39,7 @@ BENCHMARK(BM_WindowCounter_Record)->Threads(1)->Threads(2);
 
 // The public free function, with a loop registered so that it really counts.
 void BM_RecordRequest(benchmark::State& state) {
-  static halo::LoopHandle* const loop = new halo::LoopHandle(halo::register_loop(
-      halo::TriggerConfig{.time_interval = std::chrono::nanoseconds(0), .request_threshold = 0},
-      [](const halo::CycleRequest&) {}));
-  benchmark::DoNotOptimize(loop);
+  halo_bench::register_counting_loop();
   for (auto _ : state) halo::record_request();
 }
 BENCHMARK(BM_RecordRequest)->Threads(1)->Threads(2);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "counting_loop.hpp"
 #include "halo/state.hpp"
 #include "halo/triggers.hpp"
 #include "octo/windowed_histogram.hpp"
@@ -68,10 +69,7 @@ void BM_Endpoint_Cached(benchmark::State& state) {
 BENCHMARK(BM_Endpoint_Cached)->Threads(1)->Threads(2);
 
 void BM_RecordRequest(benchmark::State& state) {
-  static halo::LoopHandle* const loop = new halo::LoopHandle(halo::register_loop(
-      halo::TriggerConfig{.time_interval = std::chrono::nanoseconds(0), .request_threshold = 0},
-      [](const halo::CycleRequest&) {}));
-  benchmark::DoNotOptimize(loop);
+  halo_bench::register_counting_loop();
   for (auto _ : state) halo::record_request();
 }
 BENCHMARK(BM_RecordRequest)->Threads(1)->Threads(2);

@@ -176,11 +176,9 @@ TEST(RedisStreams, DelayedTasksRunOnceAcrossConsumers) {
     all.count_down();
     return Outcome::success();
   };
-  auto rc = redis(server.port());
-  rc.consumer = "c1";
-  RedisStreams one(config(handler), rc);
-  rc.consumer = "c2";
-  RedisStreams two(config(handler), rc);
+  octo_test::TwoConsumers fleet(handler, server.port());
+  RedisStreams& one = fleet.one;
+  RedisStreams& two = fleet.two;
   std::vector<Task> tasks;
   const auto now = std::chrono::system_clock::now();
   for (int i = 0; i < kTasks; ++i) {
@@ -237,11 +235,9 @@ TEST(RedisStreams, AFleetScheduleFiresOncePerPeriodAcrossInstances) {
     ++runs[ms.count()];
     return Outcome::success();
   };
-  auto rc = redis(server.port());
-  rc.consumer = "c1";
-  RedisStreams one(config(handler), rc);
-  rc.consumer = "c2";
-  RedisStreams two(config(handler), rc);
+  octo_test::TwoConsumers fleet(handler, server.port());
+  RedisStreams& one = fleet.one;
+  RedisStreams& two = fleet.two;
   const octo::ScheduleSpec spec{.name = "tick",
                                 .every = 100ms,
                                 .task = {.type = "job", .payload = "tick"},
@@ -282,11 +278,9 @@ TEST(RedisStreams, AFleetSchedulePausedOnOneInstanceIsPausedOnAll) {
     ++runs;
     return Outcome::success();
   };
-  auto rc = redis(server.port());
-  rc.consumer = "c1";
-  RedisStreams one(config(handler), rc);
-  rc.consumer = "c2";
-  RedisStreams two(config(handler), rc);
+  octo_test::TwoConsumers fleet(handler, server.port());
+  RedisStreams& one = fleet.one;
+  RedisStreams& two = fleet.two;
   const octo::ScheduleSpec spec{
       .name = "tick", .every = 50ms, .task = {.type = "job"}, .overlap = octo::Overlap::kAllow};
   one.schedule(spec);

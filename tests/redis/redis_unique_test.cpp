@@ -257,11 +257,9 @@ TEST(RedisUnique, FleetScheduleOverlapPoliciesHoldAcrossInstances) {
     --running;
     return Outcome::success();
   };
-  auto rc = redis(server.port());
-  rc.consumer = "c1";
-  RedisStreams one(config(handler), rc);
-  rc.consumer = "c2";
-  RedisStreams two(config(handler), rc);
+  octo_test::TwoConsumers fleet(handler, server.port());
+  RedisStreams& one = fleet.one;
+  RedisStreams& two = fleet.two;
   struct OpenGateOnExit {
     std::promise<void>& p;
     ~OpenGateOnExit() {

@@ -44,6 +44,20 @@ inline octo::RedisStreamsConfig redis(int port) {
           .reconnect_max = 100ms};
 }
 
+// Two consumers of the same stream arms ("c1" and "c2"), as two processes of a fleet would be,
+// with one handler.
+struct TwoConsumers {
+  TwoConsumers(const octo::Handler& h, int port)
+      : one(config(h), named(port, "c1")), two(config(h), named(port, "c2")) {}
+  static octo::RedisStreamsConfig named(int port, std::string consumer) {
+    octo::RedisStreamsConfig rc = redis(port);
+    rc.consumer = std::move(consumer);
+    return rc;
+  }
+  octo::RedisStreams one;
+  octo::RedisStreams two;
+};
+
 // The fourth field (the reason) of the oldest entry in the arm's dead-letter stream.
 inline std::string first_dead_reason(const RedisServer& server) {
   return server.command(
