@@ -1,5 +1,7 @@
 #include "detail/maintenance_calendar.hpp"
 
+#include "octo/schedule.hpp"
+
 #include <stdexcept>
 
 namespace halo::detail {
@@ -15,13 +17,7 @@ constexpr std::uint64_t kMaxStepsPerLook = 10'000;
 
 MaintenanceCalendar::Wall::time_point MaintenanceCalendar::start_after(const Entry& e,
                                                                        Wall::time_point t) {
-  if (e.cron) return e.cron->next_after(t);
-  const auto every = std::chrono::duration_cast<Wall::duration>(*e.spec.every);
-  const auto since = t.time_since_epoch();
-  // Floor division: a time before the epoch (only in tests) still lands on a multiple.
-  auto periods = since / every;
-  if (since.count() < 0 && since % every != Wall::duration::zero()) --periods;
-  return Wall::time_point((periods + 1) * every);
+  return e.cron ? e.cron->next_after(t) : octo::next_period_after(t, *e.spec.every);
 }
 
 void MaintenanceCalendar::add(MaintenanceWindow window, Wall::time_point now) {

@@ -793,9 +793,7 @@ struct RedisStreams::Impl {
   // The first planned firing strictly after `after`: cron times, or multiples of `every` counted
   // from the epoch (the same instants in every process).
   static Wall::time_point next_planned(const FleetSchedule& f, Wall::time_point after) {
-    if (f.cron) return f.cron->next_after(after);
-    const auto every = std::chrono::duration_cast<Wall::duration>(*f.spec.every);
-    return Wall::time_point((after.time_since_epoch() / every + 1) * every);
+    return f.cron ? f.cron->next_after(after) : next_period_after(after, *f.spec.every);
   }
 
   // Plans the entry's next firing after `now`, with a fresh jitter.

@@ -37,4 +37,14 @@ std::optional<CronSchedule> validate_schedule(const ScheduleSpec& spec, std::str
   }
 }
 
+std::chrono::system_clock::time_point next_period_after(std::chrono::system_clock::time_point t,
+                                                        std::chrono::milliseconds every) {
+  using Wall = std::chrono::system_clock;
+  const auto period = std::chrono::duration_cast<Wall::duration>(every);
+  const auto since = t.time_since_epoch();
+  auto periods = since / period;
+  if (since.count() < 0 && since % period != Wall::duration::zero()) --periods;
+  return Wall::time_point((periods + 1) * period);
+}
+
 }  // namespace octo

@@ -12,6 +12,7 @@
 
 #include "octo/cron.hpp"
 #include "octo/executor.hpp"
+#include "octo/schedule.hpp"
 #include "test_arms.hpp"  // tests/support
 
 namespace {
@@ -66,6 +67,20 @@ void let_pass(Executor& ex, std::promise<void>*& slot, std::chrono::milliseconds
   ASSERT_TRUE(ex.enqueue_after(d, Task{.type = "marker"}));
   ASSERT_EQ(done.get_future().wait_for(kGenerous), std::future_status::ready);
   slot = nullptr;
+}
+
+// The epoch-aligned instants fleet schedules and maintenance windows plan on.
+TEST(Schedules, NextPeriodAfterIsTheNextMultipleOfThePeriodFromTheEpoch) {
+  using Wall = std::chrono::system_clock;
+  const auto at = [](std::chrono::milliseconds ms) { return Wall::time_point(ms); };
+  EXPECT_EQ(octo::next_period_after(at(0ms), 100ms), at(100ms));
+  EXPECT_EQ(octo::next_period_after(at(99ms), 100ms), at(100ms));
+  EXPECT_EQ(octo::next_period_after(at(100ms), 100ms), at(200ms)) << "strictly after";
+  EXPECT_EQ(octo::next_period_after(at(-1ms), 100ms), at(0ms)) << "before the epoch, too";
+  EXPECT_EQ(octo::next_period_after(at(-100ms), 100ms), at(0ms));
+  EXPECT_EQ(octo::next_period_after(at(-150ms), 100ms), at(-100ms));
+  const auto day = std::chrono::sys_days{std::chrono::year{2026} / 12 / 2};
+  EXPECT_EQ(octo::next_period_after(day + 3h + 4min, 6h), day + 6h);
 }
 
 TEST(Schedules, AnEveryScheduleFiresEachPeriodAndSaysWhenNext) {

@@ -72,4 +72,10 @@ struct ScheduleStatus {
 // expression, or nullopt for an `every` schedule.
 std::optional<CronSchedule> validate_schedule(const ScheduleSpec& spec, std::string_view who);
 
+// The first multiple of `every` (counted from the Unix epoch) strictly after `t`: the instants
+// a period plans on whatever process computes them (fleet schedules, HALO maintenance windows).
+// `every` must be positive; times before the epoch round down too.
+std::chrono::system_clock::time_point next_period_after(std::chrono::system_clock::time_point t,
+                                                        std::chrono::milliseconds every);
+
 }  // namespace octo
