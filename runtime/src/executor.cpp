@@ -1581,6 +1581,10 @@ EnqueueResult Executor::enqueue(Task task) noexcept {
   return enqueue_typed(*impl_, *arm, task);
 }
 
+// The caller's task into its node, every member's move inlined: as the implicit operator= call
+// GCC makes of it, the typed no-op enqueue ran 85 instructions more (callgrind).
+[[gnu::flatten]] static void move_task(Task& to, Task& from) noexcept { to = std::move(from); }
+
 // Both enqueue overloads end here with the caller's Task by reference: one move into the slab
 // node instead of a move per call layer.
 EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept {
@@ -1614,7 +1618,7 @@ EnqueueResult Executor::enqueue_typed(Impl& im, ArmId arm, Task& task) noexcept 
   }
   const TaskId id = node->id();
   const Priority prio = task.priority;
-  node->task = std::move(task);
+  move_task(node->task, task);
   node->task.id = id;
   node->task.attempt = 0;
   node->task.created = coarse_wall();

@@ -64,7 +64,7 @@ struct CompiledRoutes {
   std::unordered_map<std::string, ArmId, StringHash, std::equal_to<>> exact;
   std::vector<PrefixRoute> prefixes;  // longest first
 
-  std::optional<ArmId> find(std::string_view type) const noexcept {
+  [[gnu::always_inline]] std::optional<ArmId> find(std::string_view type) const noexcept {
     // An empty map still hashes the key: skip it (tables of prefixes only are common).
     if (!exact.empty()) {
       if (auto it = exact.find(type); it != exact.end()) return it->second;
