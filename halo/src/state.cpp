@@ -129,34 +129,25 @@ std::string_view to_string(CheckStatus s) noexcept {
 }
 
 EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window)
-    : requests_(ticker, {.window = window}),
-      errors_(ticker, {.window = window}),
-      latency_us_(ticker, {.window = window}) {}
+    : counts_(ticker, {.window = window, .lanes = 3}) {}
 
-void EndpointCounters::record(double latency_ms, bool error) noexcept {
-  requests_.record();
-  if (error) errors_.record();
-  const double us = latency_ms * 1000.0;
-  latency_us_.record(us > 0 ? static_cast<std::uint64_t>(std::llround(us)) : 0);
-}
-
-std::uint64_t EndpointCounters::count(const octo::WindowCounter& c) const {
+std::uint64_t EndpointCounters::count(std::uint32_t lane) const {
   // Relaxed: the mark is a hint about which buckets to count; a reader that misses a fresh
   // mark counts the old window once more.
   const std::uint64_t m = marked_bucket_.load(std::memory_order_relaxed);
-  return m == kUnmarked ? c.sum() : c.sum_after(m);
+  return m == kUnmarked ? counts_.sum(lane) : counts_.sum_after(m, lane);
 }
 
-std::uint64_t EndpointCounters::requests() const { return count(requests_); }
-std::uint64_t EndpointCounters::errors() const { return count(errors_); }
+std::uint64_t EndpointCounters::requests() const { return count(kRequests); }
+std::uint64_t EndpointCounters::errors() const { return count(kErrors); }
 
 double EndpointCounters::mean_latency_ms() const {
   const std::uint64_t n = requests();
-  return n == 0 ? 0.0 : static_cast<double>(count(latency_us_)) / 1000.0 / static_cast<double>(n);
+  return n == 0 ? 0.0 : static_cast<double>(count(kLatencyUs)) / 1000.0 / static_cast<double>(n);
 }
 
 void EndpointCounters::mark() noexcept {
-  marked_bucket_.store(requests_.current_bucket(), std::memory_order_relaxed);
+  marked_bucket_.store(counts_.current_bucket(), std::memory_order_relaxed);
 }
 
 std::optional<std::string> checksum_file(const std::string& path) {

@@ -14,38 +14,45 @@ namespace detail {
 constinit thread_local TlsSlot tls_inline[kInlineSlots]{};
 constinit thread_local TlsShards tls_shards{nullptr, 0};
 
-CounterShard::CounterShard(std::uint32_t ring_size)
-    : counts(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
+CounterShard::CounterShard(std::uint32_t ring_size, std::uint32_t lanes)
+    : counts(new (std::align_val_t(64))
+                 std::atomic<std::uint64_t>[std::size_t{ring_size} * lanes]()),
       stamps(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
-      mask(ring_size - 1) {}
+      expired(new std::atomic<std::uint64_t>[lanes]()),
+      mask(ring_size - 1),
+      lanes(lanes) {}
 
 CounterShard::~CounterShard() {
   ::operator delete[](counts, std::align_val_t(64));
   ::operator delete[](stamps, std::align_val_t(64));
+  delete[] expired;
 }
 
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept {
   const std::uint64_t bucket = epoch >> shift;
   CounterShard& s = *slot.shard;
   const std::uint64_t i = bucket & s.mask;
-  std::atomic<std::uint64_t>& count = s.counts[i];
+  std::atomic<std::uint64_t>* row = s.counts + i * s.lanes;
   std::atomic<std::uint64_t>& stamp = s.stamps[i];
   if (stamp.load(std::memory_order_relaxed) == bucket) {
-    count.store(count.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    row[0].store(row[0].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   } else {
-    // The slot held a bucket that left the window: keep its count in the all-time total.
-    s.expired.store(
-        s.expired.load(std::memory_order_relaxed) + count.load(std::memory_order_relaxed),
-        std::memory_order_relaxed);
-    // Seqlock writer: marked, then (release fence) the count, then the stamp with release; a
+    // The slot held a bucket that left the window: keep its counts in the all-time totals.
+    for (std::uint32_t l = 0; l < s.lanes; ++l) {
+      s.expired[l].store(
+          s.expired[l].load(std::memory_order_relaxed) + row[l].load(std::memory_order_relaxed),
+          std::memory_order_relaxed);
+    }
+    // Seqlock writer: marked, then (release fence) the counts, then the stamp with release; a
     // reader that sees the same stamp before and after its count read has a matching pair.
     stamp.store(CounterShard::kRolling, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
-    count.store(n, std::memory_order_relaxed);
+    row[0].store(n, std::memory_order_relaxed);
+    for (std::uint32_t l = 1; l < s.lanes; ++l) row[l].store(0, std::memory_order_relaxed);
     stamp.store(bucket, std::memory_order_release);
   }
   slot.epoch_end = (bucket + 1) << shift;
-  slot.current = &count;
+  slot.current = row;
 }
 
 }  // namespace detail
@@ -108,6 +115,12 @@ WindowCounter::WindowCounter(const Ticker& ticker, Options options, std::uint32_
     throw std::invalid_argument("octo::WindowCounter: buckets must be in [1, 65536] (got " +
                                 std::to_string(options.buckets) + ")");
   }
+  if (options.lanes == 0 || options.lanes > kMaxLanes) {
+    throw std::invalid_argument("octo::WindowCounter: lanes must be in [1, " +
+                                std::to_string(kMaxLanes) + "] (got " +
+                                std::to_string(options.lanes) + ")");
+  }
+  lanes_ = options.lanes;
   if (options.window < res) {
     throw std::invalid_argument(
         "octo::WindowCounter: window (" + std::to_string(options.window.count()) +
@@ -160,7 +173,7 @@ detail::CounterShard* WindowCounter::take_shard() {
       return s.get();
     }
   }
-  shards_.push_back(std::make_unique<detail::CounterShard>(ring_size_));
+  shards_.push_back(std::make_unique<detail::CounterShard>(ring_size_, lanes_));
   return shards_.back().get();
 }
 
@@ -169,6 +182,17 @@ void WindowCounter::roll(detail::TlsSlot& s, std::uint64_t n) noexcept {
 }
 
 void WindowCounter::record_slow(std::uint64_t n) noexcept {
+  if (detail::TlsSlot* slot = attach()) detail::roll(*slot, ticker_->active_epoch(), shift_, n);
+}
+
+std::atomic<std::uint64_t>* WindowCounter::row_slow() noexcept {
+  detail::TlsSlot* slot = attach();
+  if (slot == nullptr) return nullptr;
+  detail::roll(*slot, ticker_->active_epoch(), shift_, 0);
+  return slot->current;
+}
+
+detail::TlsSlot* WindowCounter::attach() noexcept {
   try {
     tls_exit_hook.armed = true;
     detail::CounterShard* shard;
@@ -192,13 +216,16 @@ void WindowCounter::record_slow(std::uint64_t n) noexcept {
       slot = &t.slots[index];
     }
     *slot = {generation_, 0, nullptr, shard};
-    detail::roll(*slot, ticker_->active_epoch(), shift_, n);
+    return slot;
   } catch (...) {
     // Out of memory for a first record on this thread: the event is dropped, nothing else breaks.
+    return nullptr;
   }
 }
 
-std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_bucket) const {
+std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_bucket,
+                                         std::uint32_t lane) const {
+  if (lane >= lanes_) return 0;
   const std::uint64_t now = epoch_->load(std::memory_order_relaxed) >> shift_;
   std::uint64_t sum = 0;
   std::lock_guard lock(mu_);
@@ -207,7 +234,7 @@ std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_buck
       // Seqlock reader (see roll). A bucket being restamped is skipped: what it held has left
       // the window, and what it gets is at most the one record() in progress.
       const std::uint64_t stamp = s->stamps[i].load(std::memory_order_acquire);
-      const std::uint64_t count = s->counts[i].load(std::memory_order_relaxed);
+      const std::uint64_t count = s->counts[i * lanes_ + lane].load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (stamp == detail::CounterShard::kRolling ||
           s->stamps[i].load(std::memory_order_relaxed) != stamp)
@@ -220,26 +247,27 @@ std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_buck
   return sum;
 }
 
-std::uint64_t WindowCounter::sum(std::chrono::nanoseconds window) const {
+std::uint64_t WindowCounter::sum(std::chrono::nanoseconds window, std::uint32_t lane) const {
   const auto n = (window.count() + bucket_width_.count() - 1) / bucket_width_.count();
-  return sum_buckets(static_cast<std::uint32_t>(std::clamp<std::int64_t>(n, 1, buckets_)));
+  return sum_buckets(static_cast<std::uint32_t>(std::clamp<std::int64_t>(n, 1, buckets_)), 0, lane);
 }
 
-std::uint64_t WindowCounter::sum_after(std::uint64_t bucket) const {
-  return sum_buckets(buckets_, bucket + 1);
+std::uint64_t WindowCounter::sum_after(std::uint64_t bucket, std::uint32_t lane) const {
+  return sum_buckets(buckets_, bucket + 1, lane);
 }
 
 double WindowCounter::rate() const {
   return static_cast<double>(sum()) / std::chrono::duration<double>(window()).count();
 }
 
-std::uint64_t WindowCounter::total() const {
+std::uint64_t WindowCounter::total(std::uint32_t lane) const {
+  if (lane >= lanes_) return 0;
   std::uint64_t sum = 0;
   std::lock_guard lock(mu_);
   for (const auto& s : shards_) {
-    sum += s->expired.load(std::memory_order_relaxed);
+    sum += s->expired[lane].load(std::memory_order_relaxed);
     for (std::uint64_t i = 0; i <= s->mask; ++i) {
-      sum += s->counts[i].load(std::memory_order_relaxed);
+      sum += s->counts[i * lanes_ + lane].load(std::memory_order_relaxed);
     }
   }
   return sum;

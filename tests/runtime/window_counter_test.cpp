@@ -143,6 +143,81 @@ TEST(WindowCounter, ExactTotalsFromManyThreadsIncludingExitedOnes) {
   EXPECT_EQ(c.total(), std::uint64_t{kThreads} * kPerThread + 2);
 }
 
+// Lanes: counts that move together share a row. Each lane sums, expires and totals on its own
+// (a roll that reuses a slot clears every lane of its row, keeping the old counts in each
+// lane's total), and record() adds to lane 0.
+TEST(WindowCounter, LanesCountSideBySideAndExpireTogether) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 100ms, .buckets = 10, .lanes = 3});
+  EXPECT_EQ(c.lanes(), 3u);
+  auto* r = c.row();
+  ASSERT_NE(r, nullptr);
+  octo::WindowCounter::add(r[0], 1);
+  octo::WindowCounter::add(r[1], 0);
+  octo::WindowCounter::add(r[2], 250);
+  c.record(4);  // lane 0
+  t.advance(50ms);
+  r = c.row();
+  octo::WindowCounter::add(r[0], 2);
+  octo::WindowCounter::add(r[1], 1);
+  octo::WindowCounter::add(r[2], 40);
+  EXPECT_EQ(c.sum(0), 7u);
+  EXPECT_EQ(c.sum(1), 1u);
+  EXPECT_EQ(c.sum(2), 290u);
+  EXPECT_EQ(c.sum(10ms, 2), 40u);  // only the current bucket
+  EXPECT_EQ(c.sum(3), 0u);         // no such lane
+  EXPECT_EQ(c.total(3), 0u);
+  t.advance(50ms);  // bucket 10: bucket 0 has left the window
+  EXPECT_EQ(c.sum(0), 2u);
+  EXPECT_EQ(c.sum(2), 40u);
+  t.advance(1s);
+  r = c.row();  // reuses bucket 0's slot: every lane of its row starts again at 0
+  octo::WindowCounter::add(r[1], 5);
+  EXPECT_EQ(c.sum(0), 0u);
+  EXPECT_EQ(c.sum(1), 5u);
+  EXPECT_EQ(c.sum(2), 0u);
+  EXPECT_EQ(c.total(0), 7u);
+  EXPECT_EQ(c.total(1), 6u);
+  EXPECT_EQ(c.total(2), 290u);
+
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 1s, .lanes = 0}), std::invalid_argument);
+  EXPECT_THROW(
+      octo::WindowCounter(t.ticker, {.window = 1s, .lanes = octo::WindowCounter::kMaxLanes + 1}),
+      std::invalid_argument);
+}
+
+// Many threads, some exiting while others record, each adding to three lanes per row: every
+// lane's total is exact, and the lanes stay in step (lane 1 = 2 x lane 0, lane 2 = 3 x lane 0).
+TEST(WindowCounter, LaneTotalsStayExactAcrossThreadsThatExit) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10, .lanes = 3});
+  constexpr int kWaves = 4;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50'000;
+  for (int wave = 0; wave < kWaves; ++wave) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        for (int k = 0; k < kPerThread; ++k) {
+          auto* r = c.row();
+          octo::WindowCounter::add(r[0], 1);
+          octo::WindowCounter::add(r[1], 2);
+          octo::WindowCounter::add(r[2], 3);
+        }
+      });
+    }
+    t.advance(300ms);  // rows roll while the writers run
+    for (auto& th : threads) th.join();
+  }
+  constexpr std::uint64_t kAll = std::uint64_t{kWaves} * kThreads * kPerThread;
+  EXPECT_EQ(c.total(0), kAll);
+  EXPECT_EQ(c.total(1), 2 * kAll);
+  EXPECT_EQ(c.total(2), 3 * kAll);
+  EXPECT_EQ(c.sum(1), 2 * c.sum(0));
+  EXPECT_EQ(c.sum(2), 3 * c.sum(0));
+  EXPECT_LE(c.shard_count(), static_cast<std::size_t>(kThreads));  // exited threads' shards reused
+}
+
 TEST(WindowCounter, ConcurrentReadersSeeMonotoneSumsWhileTimeStands) {
   ManualTime t;
   octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10});

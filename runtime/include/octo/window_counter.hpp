@@ -15,6 +15,17 @@
 //   octo::WindowCounter requests(octo::Ticker::shared(), {.window = std::chrono::seconds(10)});
 //   requests.record();                                  // any thread, millions of times a second
 //   auto last_10s = requests.sum();  auto per_sec = requests.rate();
+//
+// Lanes: a counter of several counts that move together (an endpoint's requests, errors and
+// latency sum) keeps them side by side in each bucket (`Options::lanes`), so one record writes
+// one thread-owned row: one slot lookup and one epoch compare for all of them (see row()).
+//
+//   octo::WindowCounter ep(ticker, {.window = std::chrono::seconds(10), .lanes = 2});
+//   if (auto* r = ep.row()) {                           // this thread's row of this bucket
+//     octo::WindowCounter::add(r[0], 1);                // requests
+//     octo::WindowCounter::add(r[1], failed ? 1 : 0);   // errors
+//   }
+//   auto errors = ep.sum(1);
 #pragma once
 
 #include <atomic>
@@ -30,22 +41,23 @@ namespace octo {
 
 namespace detail {
 
-// One thread's ring of buckets for one counter: a 64-bit count per bucket (counts do not wrap
-// in practice: 2^64 events) and, beside it, the bucket's number (its stamp). Only the owning
-// thread writes. The hot path adds to the current bucket's count alone; a bucket is restamped
-// only when the thread moves to a new one (roll), under a seqlock on the stamp (kRolling while
-// it changes), so a reader never adds a count to the wrong bucket.
+// One thread's ring of buckets for one counter: per bucket a row of `lanes` 64-bit counts
+// (counts do not wrap in practice: 2^64 events) and, beside it, the bucket's number (its stamp).
+// Only the owning thread writes. The hot path adds to the current bucket's count alone; a bucket is
+// restamped only when the thread moves to a new one (roll), under a seqlock on the stamp (kRolling
+// while it changes), so a reader never adds a count to the wrong bucket.
 struct alignas(64) CounterShard {
   static constexpr std::uint64_t kRolling = ~std::uint64_t{0};
-  explicit CounterShard(std::uint32_t ring_size);
+  CounterShard(std::uint32_t ring_size, std::uint32_t lanes);
   ~CounterShard();
   CounterShard(const CounterShard&) = delete;
   CounterShard& operator=(const CounterShard&) = delete;
 
-  std::atomic<std::uint64_t>* const counts;
+  std::atomic<std::uint64_t>* const counts;  // ring_size rows of `lanes`
   std::atomic<std::uint64_t>* const stamps;
+  std::atomic<std::uint64_t>* const expired;  // per lane: counts of buckets that left the ring
   const std::uint64_t mask;
-  std::atomic<std::uint64_t> expired{0};
+  const std::uint32_t lanes;
   bool orphaned = false;  // guarded by the counter's mutex
 };
 
@@ -54,7 +66,7 @@ struct alignas(64) CounterShard {
 struct TlsSlot {
   std::uint64_t generation;  // the counter's; a mismatch means another (or a dead) counter
   std::uint64_t epoch_end;   // first epoch past the bucket being filled (0: none yet)
-  std::atomic<std::uint64_t>* current;  // the bucket's count
+  std::atomic<std::uint64_t>* current;  // the bucket's row (lane 0's count first)
   CounterShard* shard;
 };
 // Counter ids below kInlineSlots index a fixed thread-local array (one TLS-relative load);
@@ -81,6 +93,7 @@ inline TlsSlot* tls_slots() noexcept {
 
 // Moves `slot` to the bucket holding `epoch` (a new bucket, or the first record), then adds n.
 // Cold: once per bucket width per thread.
+// Adds n to lane 0 (n = 0 only moves the slot).
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept;
 
 }  // namespace detail
@@ -90,10 +103,13 @@ class WindowCounter {
   struct Options {
     std::chrono::nanoseconds window = std::chrono::seconds(10);
     std::uint32_t buckets = 100;
+    // Counts per bucket (see the file comment); each costs 8 bytes per bucket per thread.
+    std::uint32_t lanes = 1;
   };
+  static constexpr std::uint32_t kMaxLanes = 64;
 
-  // Throws std::invalid_argument for a window or bucket count of zero, or a window shorter than
-  // the ticker's resolution. The ticker must outlive the counter.
+  // Throws std::invalid_argument for a window or bucket count of zero, a window shorter than
+  // the ticker's resolution, or lanes outside [1, kMaxLanes]. The ticker must outlive the counter.
   WindowCounter(const Ticker& ticker, Options options);
 
   // A pinned counter holds one of kPinnedSlots fixed thread slots, so record_pinned() reaches
@@ -124,20 +140,39 @@ class WindowCounter {
     }
   }
 
-  // Events in the whole window.
-  std::uint64_t sum() const { return sum_buckets(buckets_); }
+  // This thread's row in the bucket being filled (`lanes` counts, lane 0 first), for adding to
+  // several lanes with one lookup: add() to each. nullptr only when memory for this thread's
+  // first record ran out (the record is then dropped). The row is valid until this thread's next
+  // call on this counter; only this thread writes it.
+  std::atomic<std::uint64_t>* row() noexcept {
+    detail::TlsSlot* s = own_slot();
+    if (s == nullptr) [[unlikely]]
+      return row_slow();
+    if (epoch_->load(std::memory_order_relaxed) >= s->epoch_end) [[unlikely]]
+      roll(*s, 0);
+    return s->current;
+  }
+  // Adds n to a count of a row from row(): a relaxed load and store, the calling thread being
+  // the count's only writer.
+  static void add(std::atomic<std::uint64_t>& count, std::uint64_t n) noexcept {
+    count.store(count.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  // Events (of `lane`; a lane past the counter's reads 0) in the whole window.
+  std::uint64_t sum(std::uint32_t lane = 0) const { return sum_buckets(buckets_, 0, lane); }
   // Events in the last `window` (rounded up to whole buckets, at most the whole window).
-  std::uint64_t sum(std::chrono::nanoseconds window) const;
+  std::uint64_t sum(std::chrono::nanoseconds window, std::uint32_t lane = 0) const;
   // The number of the bucket being filled now (a value for sum_after).
   std::uint64_t current_bucket() const noexcept {
     return epoch_->load(std::memory_order_relaxed) >> shift_;
   }
   // Events in the window's buckets after bucket `bucket` (the one filling when it was read).
-  std::uint64_t sum_after(std::uint64_t bucket) const;
+  std::uint64_t sum_after(std::uint64_t bucket, std::uint32_t lane = 0) const;
   // Events per second over the whole window.
   double rate() const;
   // Every event ever recorded, including those of threads that have exited.
-  std::uint64_t total() const;
+  std::uint64_t total(std::uint32_t lane = 0) const;
+  std::uint32_t lanes() const noexcept { return lanes_; }
 
   std::chrono::nanoseconds window() const noexcept { return bucket_width_ * buckets_; }
   std::chrono::nanoseconds bucket_width() const noexcept { return bucket_width_; }
@@ -177,10 +212,13 @@ class WindowCounter {
     return s->generation == generation_ ? s : nullptr;
   }
   void record_slow(std::uint64_t n) noexcept;
+  // The thread's first record: its slot and shard; nullptr when memory ran out.
+  detail::TlsSlot* attach() noexcept;
+  std::atomic<std::uint64_t>* row_slow() noexcept;
   // This thread's next bucket, on the ticker's active epoch (which wakes an idle ticker).
   void roll(detail::TlsSlot& s, std::uint64_t n) noexcept;
   // Events in the newest n buckets whose number is at least `min_bucket`.
-  std::uint64_t sum_buckets(std::uint32_t n, std::uint64_t min_bucket = 0) const;
+  std::uint64_t sum_buckets(std::uint32_t n, std::uint64_t min_bucket, std::uint32_t lane) const;
   detail::CounterShard* take_shard();  // under mu_
 
   const Ticker* ticker_;
@@ -188,6 +226,7 @@ class WindowCounter {
   std::uint32_t shift_ = 0;
   std::uint32_t buckets_ = 0;
   std::uint32_t ring_size_ = 0;
+  std::uint32_t lanes_ = 1;
   std::chrono::nanoseconds bucket_width_{0};
   std::uint32_t id_ = 0;
   std::uint64_t generation_ = 0;
