@@ -1,11 +1,13 @@
 #include "halo/state.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <new>
 #include <stdexcept>
 
 #define XXH_INLINE_ALL
@@ -128,8 +130,110 @@ std::string_view to_string(CheckStatus s) noexcept {
   return "?";
 }
 
+double LatencyWindow::quantile_ms(double q) const noexcept {
+  if (count == 0 || counts.empty()) return 0.0;
+  q = std::clamp(q, 0.0, 1.0);
+  const auto rank = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count))));
+  std::uint64_t seen = 0;
+  for (int b = 0; b < Buckets::kCount; ++b) {
+    seen += counts[static_cast<std::size_t>(b)];
+    if (seen >= rank) return static_cast<double>(Buckets::midpoint(b)) / 1000.0;
+  }
+  return max_ms();
+}
+
+double LatencyWindow::max_ms() const noexcept {
+  for (int b = static_cast<int>(counts.size()) - 1; b >= 0; --b) {
+    if (counts[static_cast<std::size_t>(b)] != 0)
+      return static_cast<double>(Buckets::midpoint(b)) / 1000.0;
+  }
+  return 0.0;
+}
+
+std::uint64_t LatencyWindow::count_at_most(double bound_ms) const noexcept {
+  const double bound_us = bound_ms * 1000.0;
+  std::uint64_t n = 0;
+  for (int b = 0;
+       b < static_cast<int>(counts.size()) && static_cast<double>(Buckets::upper(b)) <= bound_us;
+       ++b)
+    n += counts[static_cast<std::size_t>(b)];
+  return n;
+}
+
 EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window)
-    : counts_(ticker, {.window = window, .lanes = 3}) {}
+    : epoch_(&ticker.epoch_word()),
+      // 15 buckets asked for: the counter makes 15 to 31 of them, so its ring is 32 rows.
+      counts_(ticker, {.window = window,
+                       .buckets = 15,
+                       .lanes = 3,
+                       .tallies = static_cast<std::uint32_t>(LatencyWindow::Buckets::kCount)}),
+      slot_epochs_(std::max<std::uint64_t>(
+          1, static_cast<std::uint64_t>(counts_.window() / kLatencySlots / ticker.resolution()))) {
+  // The origin, all zero: taken here, before any record could race with it.
+  const std::uint64_t start = epoch_->load(std::memory_order_relaxed) / slot_epochs_ * slot_epochs_;
+  snapshots_[0].counts = std::make_unique<std::uint32_t[]>(LatencyWindow::Buckets::kCount);
+  snapshots_[0].epoch = start;
+  newest_ = 0;
+  next_snapshot_epoch_.store(start + slot_epochs_, std::memory_order_relaxed);
+}
+
+void EndpointCounters::snapshot_if_due() noexcept {
+  std::unique_lock lock(hist_mu_, std::try_to_lock);
+  // Busy: another thread is taking it (or reading); this slot's snapshot is theirs to take.
+  if (!lock.owns_lock()) return;
+  snapshot_locked(epoch_->load(std::memory_order_relaxed));
+}
+
+void EndpointCounters::snapshot_locked(std::uint64_t epoch) const noexcept {
+  if (epoch < next_snapshot_epoch_.load(std::memory_order_relaxed)) return;
+  const std::uint64_t start = epoch / slot_epochs_ * slot_epochs_;
+  const std::size_t next = (newest_ + 1) % snapshots_.size();
+  Snapshot& snap = snapshots_[next];
+  if (snap.counts == nullptr) {
+    snap.counts.reset(new (std::nothrow) std::uint32_t[LatencyWindow::Buckets::kCount]);
+    if (snap.counts == nullptr) return;  // out of memory: the window stretches back further
+  }
+  counts_.read_tallies({snap.counts.get(), LatencyWindow::Buckets::kCount});
+  snap.epoch = start;
+  newest_ = next;
+  next_snapshot_epoch_.store(start + slot_epochs_, std::memory_order_relaxed);
+}
+
+LatencyWindow EndpointCounters::latency() const {
+  constexpr auto kCount = static_cast<std::size_t>(LatencyWindow::Buckets::kCount);
+  std::array<std::uint32_t, kCount> now{};
+  std::lock_guard lock(hist_mu_);
+  const std::uint64_t epoch = epoch_->load(std::memory_order_relaxed);
+  snapshot_locked(epoch);
+  counts_.read_tallies(now);
+  // The base: the histogram as it stood at `oldest`, the start of the slot kLatencySlots slots
+  // ago. That is the oldest snapshot from then on: a slot without a snapshot had no record (its
+  // first record would have taken one), so the state at its start is the next snapshot's. The
+  // ring holds them all (at most kLatencySlots + 1 slots start from `oldest` on), and the one just
+  // taken is among them. A mark from then on, taken after its slot's snapshot, replaces it.
+  const std::uint64_t slot_start = epoch / slot_epochs_ * slot_epochs_;
+  const std::uint64_t oldest =
+      slot_start >= kLatencySlots * slot_epochs_ ? slot_start - kLatencySlots * slot_epochs_ : 0;
+  const Snapshot* base = nullptr;
+  for (const Snapshot& s : snapshots_) {
+    if (s.counts != nullptr && s.epoch >= oldest && (base == nullptr || s.epoch < base->epoch))
+      base = &s;
+  }
+  if (mark_.counts != nullptr && mark_.epoch >= oldest &&
+      (base == nullptr || mark_.epoch >= base->epoch))
+    base = &mark_;
+  LatencyWindow w;
+  w.counts.resize(kCount);
+  for (std::size_t b = 0; b < kCount; ++b) {
+    // Modulo 2^32: exact while fewer than 2^32 latencies fall in one bucket within a window.
+    const std::uint32_t d = base == nullptr ? now[b] : now[b] - base->counts[b];
+    w.counts[b] = d;
+    w.count += d;
+  }
+  if (w.count == 0) w.counts.clear();
+  return w;
+}
 
 std::uint64_t EndpointCounters::count(std::uint32_t lane) const {
   // Relaxed: the mark is a hint about which buckets to count; a reader that misses a fresh
@@ -148,6 +252,16 @@ double EndpointCounters::mean_latency_ms() const {
 
 void EndpointCounters::mark() noexcept {
   marked_bucket_.store(counts_.current_bucket(), std::memory_order_relaxed);
+  std::lock_guard lock(hist_mu_);
+  const std::uint64_t epoch = epoch_->load(std::memory_order_relaxed);
+  // The slot's snapshot first: a record that found the mutex taken by this call left it to us.
+  snapshot_locked(epoch);
+  if (mark_.counts == nullptr) {
+    mark_.counts.reset(new (std::nothrow) std::uint32_t[LatencyWindow::Buckets::kCount]);
+    if (mark_.counts == nullptr) return;  // out of memory: percentiles keep the whole window
+  }
+  counts_.read_tallies({mark_.counts.get(), LatencyWindow::Buckets::kCount});
+  mark_.epoch = epoch;
 }
 
 std::optional<std::string> checksum_file(const std::string& path) {

@@ -14,11 +14,12 @@ namespace detail {
 constinit thread_local TlsSlot tls_inline[kInlineSlots]{};
 constinit thread_local TlsShards tls_shards{nullptr, 0};
 
-CounterShard::CounterShard(std::uint32_t ring_size, std::uint32_t lanes)
+CounterShard::CounterShard(std::uint32_t ring_size, std::uint32_t lanes, std::uint32_t tallies)
     : counts(new (std::align_val_t(64))
                  std::atomic<std::uint64_t>[std::size_t{ring_size} * lanes]()),
       stamps(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
       expired(new std::atomic<std::uint64_t>[lanes]()),
+      tallies(tallies == 0 ? nullptr : new std::atomic<std::uint32_t>[tallies]()),
       mask(ring_size - 1),
       lanes(lanes) {}
 
@@ -26,6 +27,7 @@ CounterShard::~CounterShard() {
   ::operator delete[](counts, std::align_val_t(64));
   ::operator delete[](stamps, std::align_val_t(64));
   delete[] expired;
+  delete[] tallies;
 }
 
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept {
@@ -121,6 +123,12 @@ WindowCounter::WindowCounter(const Ticker& ticker, Options options, std::uint32_
                                 std::to_string(options.lanes) + ")");
   }
   lanes_ = options.lanes;
+  if (options.tallies > kMaxTallies) {
+    throw std::invalid_argument("octo::WindowCounter: tallies must be at most " +
+                                std::to_string(kMaxTallies) + " (got " +
+                                std::to_string(options.tallies) + ")");
+  }
+  tallies_ = options.tallies;
   if (options.window < res) {
     throw std::invalid_argument(
         "octo::WindowCounter: window (" + std::to_string(options.window.count()) +
@@ -173,7 +181,7 @@ detail::CounterShard* WindowCounter::take_shard() {
       return s.get();
     }
   }
-  shards_.push_back(std::make_unique<detail::CounterShard>(ring_size_, lanes_));
+  shards_.push_back(std::make_unique<detail::CounterShard>(ring_size_, lanes_, tallies_));
   return shards_.back().get();
 }
 
@@ -190,6 +198,13 @@ std::atomic<std::uint64_t>* WindowCounter::row_slow() noexcept {
   if (slot == nullptr) return nullptr;
   detail::roll(*slot, ticker_->active_epoch(), shift_, 0);
   return slot->current;
+}
+
+WindowCounter::Rows WindowCounter::rows_slow() noexcept {
+  detail::TlsSlot* slot = attach();
+  if (slot == nullptr) return {nullptr, nullptr};
+  detail::roll(*slot, ticker_->active_epoch(), shift_, 0);
+  return {slot->current, slot->shard->tallies};
 }
 
 detail::TlsSlot* WindowCounter::attach() noexcept {
@@ -271,6 +286,15 @@ std::uint64_t WindowCounter::total(std::uint32_t lane) const {
     }
   }
   return sum;
+}
+
+void WindowCounter::read_tallies(std::span<std::uint32_t> out) const {
+  const std::size_t n = std::min<std::size_t>(out.size(), tallies_);
+  std::fill_n(out.begin(), n, 0U);
+  std::lock_guard lock(mu_);
+  for (const auto& s : shards_) {
+    for (std::size_t i = 0; i < n; ++i) out[i] += s->tallies[i].load(std::memory_order_relaxed);
+  }
 }
 
 std::size_t WindowCounter::shard_count() const {

@@ -125,7 +125,7 @@ TEST(Verification, AnEndpointsOldErrorsDoNotFailItsRepair) {
   // The window still holds the errors from before the repair; they no longer count.
   auto c2 = rig.cycle();
   EXPECT_TRUE(c2->weak_points.empty());
-  rig.advance(100ms);  // a new bucket
+  rig.advance(ep.bucket_width());  // a new bucket
   for (int i = 0; i < 50; ++i) ep.record(5.0, broken);
   rig.cycle();
   const auto s = rig.engine->status();

@@ -60,3 +60,48 @@ TEST(SystemStateStress, ConcurrentWritersAndSnapshots) {
 }
 
 }  // namespace
+
+namespace {
+
+// Exact totals under churn: 4 threads x 1,000,000 records over 100 endpoints, each thread
+// exiting after every 250,000 records and a new one taking over (its shards pass on).
+TEST(SystemStateStress, EndpointCountsAndHistogramsStayExactAcrossThreadChurn) {
+  StateRig rig;
+  constexpr int kEndpoints = 100;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 1'000'000;
+  constexpr int kStints = 4;
+  std::vector<halo::EndpointCounters*> eps;
+  for (int e = 0; e < kEndpoints; ++e)
+    eps.push_back(&rig.state.endpoint("/api/" + std::to_string(e)));
+  for (int stint = 0; stint < kStints; ++stint) {
+    std::latch start(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        for (int k = 0; k < kPerThread / kStints; ++k) {
+          const int e = (k + i) % kEndpoints;
+          // Every tenth through the by-path form, the rest through the handle.
+          auto& ep = k % 10 == 0 ? rig.state.endpoint("/api/" + std::to_string(e)) : *eps[e];
+          ep.record(static_cast<double>(k % 500), k % 7 == 0);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  std::uint64_t requests = 0, errors = 0, histogram = 0;
+  for (auto* ep : eps) {
+    requests += ep->requests();
+    errors += ep->errors();
+    histogram += ep->latency().count;
+  }
+  constexpr std::uint64_t kAll = std::uint64_t{kThreads} * kPerThread;
+  EXPECT_EQ(requests, kAll);
+  EXPECT_EQ(histogram, kAll);
+  std::uint64_t want_errors = 0;
+  for (int k = 0; k < kPerThread / kStints; ++k) want_errors += k % 7 == 0 ? 1 : 0;
+  EXPECT_EQ(errors, want_errors * kThreads * kStints);
+}
+
+}  // namespace

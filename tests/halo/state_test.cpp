@@ -111,7 +111,7 @@ TEST(SystemState, ARemovedEndpointRecordedAgainComesBackWithAFreshWindow) {
   EXPECT_TRUE(present()) << "recorded again: back";
   EXPECT_EQ(&again, &before) << "a reference taken before stays valid and records into it";
   EXPECT_EQ(again.requests(), 0u) << "what came before the removal no longer counts";
-  rig.advance(100ms);  // the window counts whole buckets after the re-creation
+  rig.advance(again.bucket_width());  // the window counts whole buckets after the re-creation
   again.record(10.0, false);
   EXPECT_EQ(again.requests(), 1u);
   EXPECT_EQ(again.errors(), 0u);

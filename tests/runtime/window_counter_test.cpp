@@ -218,6 +218,45 @@ TEST(WindowCounter, LaneTotalsStayExactAcrossThreadsThatExit) {
   EXPECT_LE(c.shard_count(), static_cast<std::size_t>(kThreads));  // exited threads' shards reused
 }
 
+// Tallies are per-thread all-time counts: exact across threads that exit (their shards, and so
+// their tallies, pass to later threads), untouched by the window rolling.
+TEST(WindowCounter, TalliesAddUpAcrossThreadsThatExitAndIgnoreTheWindow) {
+  ManualTime t;
+  octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10, .tallies = 5});
+  EXPECT_EQ(c.tallies(), 5u);
+  constexpr int kWaves = 3;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 40'000;
+  for (int wave = 0; wave < kWaves; ++wave) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        for (int k = 0; k < kPerThread; ++k) {
+          const auto rows = c.rows();
+          octo::WindowCounter::add(rows.row[0], 1);
+          octo::WindowCounter::add(rows.tallies[i], 1U);
+        }
+      });
+    }
+    t.advance(700ms);
+    for (auto& th : threads) th.join();
+  }
+  t.advance(5s);  // the window is empty now; the tallies are not
+  EXPECT_EQ(c.sum(), 0u);
+  std::uint32_t tallies[6] = {9, 9, 9, 9, 9, 9};
+  c.read_tallies(tallies);
+  for (int i = 0; i < kThreads; ++i) EXPECT_EQ(tallies[i], std::uint32_t{kWaves} * kPerThread);
+  EXPECT_EQ(tallies[4], 0u);
+  EXPECT_EQ(tallies[5], 9u) << "past the counter's tallies: left alone";
+  EXPECT_EQ(c.total(), std::uint64_t{kWaves} * kThreads * kPerThread);
+  // A counter without tallies hands out none.
+  octo::WindowCounter plain(t.ticker, {.window = 1s});
+  EXPECT_EQ(plain.rows().tallies, nullptr);
+  EXPECT_NE(plain.rows().row, nullptr);
+  EXPECT_THROW(octo::WindowCounter(t.ticker, {.window = 1s, .tallies = 65537}),
+               std::invalid_argument);
+}
+
 TEST(WindowCounter, ConcurrentReadersSeeMonotoneSumsWhileTimeStands) {
   ManualTime t;
   octo::WindowCounter c(t.ticker, {.window = 1s, .buckets = 10});

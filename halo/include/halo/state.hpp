@@ -15,6 +15,7 @@
 // Times are nanoseconds on the state's clock (octo::SteadyClock unless one is given).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -32,6 +33,7 @@
 #include "octo/clock.hpp"
 #include "octo/ticker.hpp"
 #include "octo/window_counter.hpp"
+#include "octo/windowed_histogram.hpp"
 
 namespace halo {
 
@@ -58,17 +60,49 @@ struct SquadInfo {
   bool present = true;
 };
 
-// The live traffic counters of one endpoint: requests, errors and latency over a window. Record
-// from any thread: one row of a three-lane WindowCounter (requests, errors, latency sum in us),
-// in memory only the calling thread writes: no lock, no allocation after the thread's first
-// record here, about 2 ns (bench_state). A latency that is negative or NaN counts as 0, one
-// past 10^12 ms as 10^12 ms.
+// An endpoint's request latencies over its window, bucketed (EndpointCounters::latency()).
+struct LatencyWindow {
+  // Microseconds, 8 buckets per power of two up to 2^32 us (71 minutes; longer counts there):
+  // a reported value is within 1/16 (6.25%) of the latencies in its bucket.
+  using Buckets = octo::LogLinearBuckets<3, 32>;
+  std::vector<std::uint64_t> counts;  // Buckets::kCount entries, or empty when count == 0
+  std::uint64_t count = 0;
+
+  // The q-quantile (q in [0, 1], clamped) in ms, as its bucket's midpoint; 0 when empty. The
+  // rank is ceil(q * count), as in a sorted list of the window's latencies.
+  double quantile_ms(double q) const noexcept;
+  // The largest latency, within the same error; 0 when empty.
+  double max_ms() const noexcept;
+  // Latencies of at most `bound_ms`: every bucket whose upper edge is at most the bound.
+  std::uint64_t count_at_most(double bound_ms) const noexcept;
+};
+
+// The live traffic counters of one endpoint: requests, errors, latency sum and a latency
+// histogram over a window. Record from any thread, taken once as a handle (SystemState::
+// endpoint() returns it; keep the reference): one row of a three-lane WindowCounter (requests,
+// errors, latency sum in us) and one histogram bucket among that thread's tallies, memory only
+// the calling thread writes: no lock, no allocation after the thread's first record here.
+// A latency that is negative or NaN counts as 0, one past 10^12 ms as 10^12 ms.
+//
+// Memory: per thread that records, about 2.1 KB (a 32-bucket ring of three counts and 240
+// 32-bit histogram buckets); per endpoint, up to 7 histogram snapshots of 960 bytes.
+//
+// Windows: the counts' window is the WindowCounter's (15 or more buckets); the histogram's is
+// kept as snapshots taken every window / kLatencySlots by the first record or read of each slot,
+// so latency() covers between the window and the window plus one slot (a record made while its
+// slot's snapshot is being taken may count with the slot before, and leave the window with it).
 class EndpointCounters {
  public:
+  static constexpr std::uint32_t kLatencySlots = 5;
+
   EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window);
   void record(double latency_ms, bool error) noexcept {
-    std::atomic<std::uint64_t>* row = counts_.row();
-    if (row == nullptr) [[unlikely]]
+    // Before this record is counted, so the snapshot holds the slot's start.
+    if (epoch_->load(std::memory_order_relaxed) >=
+        next_snapshot_epoch_.load(std::memory_order_relaxed)) [[unlikely]]
+      snapshot_if_due();
+    const octo::WindowCounter::Rows rows = counts_.rows();
+    if (rows.row == nullptr) [[unlikely]]
       return;  // no memory for this thread's first record: dropped
     const double us = latency_ms * 1000.0;
     // `us > 0` is false for NaN; the cap keeps the conversion defined. For a positive `us`,
@@ -79,30 +113,56 @@ class EndpointCounters {
                    ? static_cast<std::uint64_t>(us + 0.5)  // NOLINT(bugprone-incorrect-roundings)
                    : static_cast<std::uint64_t>(kMaxLatencyUs))
             : 0;
-    octo::WindowCounter::add(row[kRequests], 1);
-    octo::WindowCounter::add(row[kErrors], error ? 1 : 0);
-    octo::WindowCounter::add(row[kLatencyUs], latency_us);
+    octo::WindowCounter::add(rows.row[kRequests], 1);
+    octo::WindowCounter::add(rows.row[kErrors], error ? 1 : 0);
+    octo::WindowCounter::add(rows.row[kLatencyUs], latency_us);
+    octo::WindowCounter::add(rows.tallies[LatencyWindow::Buckets::bucket_of(latency_us)], 1U);
   }
   // The window's requests and errors; after mark(), only those recorded after it.
   std::uint64_t requests() const;
   std::uint64_t errors() const;
   // Mean latency of the window's requests, 0 when there were none.
   double mean_latency_ms() const;
+  // The window's latencies (after mark(), those recorded after it), for percentiles. Cold:
+  // reads every recording thread's histogram (240 adds each) under the endpoint's mutex.
+  LatencyWindow latency() const;
   // From now on the window counts only what is recorded after this call (bucket-exact: events
-  // in the bucket being filled are left out), until the mark has aged out of the window. HALO
-  // marks an endpoint when a repair of it finishes, so that older errors are not taken for a
-  // failed repair.
+  // in the bucket being filled are left out; the histogram: exact), until the mark has aged out
+  // of the window. HALO marks an endpoint when a repair of it finishes, so that older errors are
+  // not taken for a failed repair.
   void mark() noexcept;
+  // The window's length (the one asked for, rounded up to whole buckets).
+  std::chrono::nanoseconds window() const noexcept { return counts_.window(); }
+  // The counts' bucket: the granularity of their window and of mark() (window / 15 to / 31).
+  std::chrono::nanoseconds bucket_width() const noexcept { return counts_.bucket_width(); }
 
  private:
   static constexpr std::uint64_t kUnmarked = ~std::uint64_t{0};
   static constexpr std::uint32_t kRequests = 0, kErrors = 1, kLatencyUs = 2;
   static constexpr double kMaxLatencyUs = 1e15;
+  static constexpr std::size_t kHistogramBytes =
+      sizeof(std::uint32_t) * static_cast<std::size_t>(LatencyWindow::Buckets::kCount);
+  // The histogram's tallies at the start of a slot (label: epoch / slot_epochs_), or at a mark.
+  struct Snapshot {
+    std::uint64_t epoch = 0;
+    std::unique_ptr<std::uint32_t[]> counts;  // null: not taken
+  };
   std::uint64_t count(std::uint32_t lane) const;
+  void snapshot_if_due() noexcept;
+  void snapshot_locked(std::uint64_t epoch) const noexcept;  // under hist_mu_
 
-  octo::WindowCounter counts_;  // lanes kRequests, kErrors, kLatencyUs
+  const std::atomic<std::uint64_t>* epoch_;
+  octo::WindowCounter counts_;  // lanes kRequests, kErrors, kLatencyUs; tallies: the histogram
   // The bucket that was filling at mark(), or kUnmarked.
   std::atomic<std::uint64_t> marked_bucket_{kUnmarked};
+  std::uint64_t slot_epochs_;
+  // First epoch of the slot after the newest snapshot's. Relaxed: a stale value
+  // only sends a record to snapshot_if_due(), which checks again under the mutex.
+  mutable std::atomic<std::uint64_t> next_snapshot_epoch_{0};
+  mutable std::mutex hist_mu_;                                 // snapshots_, newest_, mark_
+  mutable std::array<Snapshot, kLatencySlots + 1> snapshots_;  // a ring, oldest overwritten
+  mutable std::size_t newest_ = kLatencySlots;                 // index of the newest
+  Snapshot mark_;
 };
 
 struct ProbeResult {

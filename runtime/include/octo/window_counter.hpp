@@ -26,6 +26,11 @@
 //     octo::WindowCounter::add(r[1], failed ? 1 : 0);   // errors
 //   }
 //   auto errors = ep.sum(1);
+//
+// Tallies: per-thread all-time 32-bit counts beside the windowed lanes (`Options::tallies`), for
+// counts too many to keep per bucket, such as a latency histogram's buckets. They are not
+// windowed: a caller windows them by differences of read_tallies() (modulo 2^32), and reaches
+// them through the same lookup as the row (rows()).
 #pragma once
 
 #include <atomic>
@@ -33,6 +38,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "octo/ticker.hpp"
@@ -48,7 +54,7 @@ namespace detail {
 // while it changes), so a reader never adds a count to the wrong bucket.
 struct alignas(64) CounterShard {
   static constexpr std::uint64_t kRolling = ~std::uint64_t{0};
-  CounterShard(std::uint32_t ring_size, std::uint32_t lanes);
+  CounterShard(std::uint32_t ring_size, std::uint32_t lanes, std::uint32_t tallies);
   ~CounterShard();
   CounterShard(const CounterShard&) = delete;
   CounterShard& operator=(const CounterShard&) = delete;
@@ -56,6 +62,7 @@ struct alignas(64) CounterShard {
   std::atomic<std::uint64_t>* const counts;  // ring_size rows of `lanes`
   std::atomic<std::uint64_t>* const stamps;
   std::atomic<std::uint64_t>* const expired;  // per lane: counts of buckets that left the ring
+  std::atomic<std::uint32_t>* const tallies;  // nullptr when the counter has none
   const std::uint64_t mask;
   const std::uint32_t lanes;
   bool orphaned = false;  // guarded by the counter's mutex
@@ -105,11 +112,15 @@ class WindowCounter {
     std::uint32_t buckets = 100;
     // Counts per bucket (see the file comment); each costs 8 bytes per bucket per thread.
     std::uint32_t lanes = 1;
+    // All-time 32-bit counts per thread (see the file comment); each costs 4 bytes per thread.
+    std::uint32_t tallies = 0;
   };
   static constexpr std::uint32_t kMaxLanes = 64;
+  static constexpr std::uint32_t kMaxTallies = 65536;
 
   // Throws std::invalid_argument for a window or bucket count of zero, a window shorter than
-  // the ticker's resolution, or lanes outside [1, kMaxLanes]. The ticker must outlive the counter.
+  // the ticker's resolution, lanes outside [1, kMaxLanes] or more than kMaxTallies tallies. The
+  // ticker must outlive the counter.
   WindowCounter(const Ticker& ticker, Options options);
 
   // A pinned counter holds one of kPinnedSlots fixed thread slots, so record_pinned() reaches
@@ -152,11 +163,33 @@ class WindowCounter {
       roll(*s, 0);
     return s->current;
   }
-  // Adds n to a count of a row from row(): a relaxed load and store, the calling thread being
-  // the count's only writer.
+  // row() and this thread's tallies (nullptr when the counter has none), with one lookup. Both
+  // are nullptr when row() would be.
+  struct Rows {
+    std::atomic<std::uint64_t>* row;
+    std::atomic<std::uint32_t>* tallies;
+  };
+  Rows rows() noexcept {
+    detail::TlsSlot* s = own_slot();
+    if (s == nullptr) [[unlikely]]
+      return rows_slow();
+    if (epoch_->load(std::memory_order_relaxed) >= s->epoch_end) [[unlikely]]
+      roll(*s, 0);
+    return {s->current, s->shard->tallies};
+  }
+  // Adds n to a count of a row from row() or rows(): a relaxed load and store, the calling
+  // thread being the count's only writer. A tally wraps modulo 2^32.
   static void add(std::atomic<std::uint64_t>& count, std::uint64_t n) noexcept {
     count.store(count.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  static void add(std::atomic<std::uint32_t>& tally, std::uint32_t n) noexcept {
+    tally.store(tally.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // Every thread's tallies added up (modulo 2^32), exited threads' included: out[i] is tally i,
+  // for i < min(out.size(), tallies()); the rest of `out` is left alone. Cold: takes the
+  // counter's mutex and reads every thread's tallies.
+  void read_tallies(std::span<std::uint32_t> out) const;
+  std::uint32_t tallies() const noexcept { return tallies_; }
 
   // Events (of `lane`; a lane past the counter's reads 0) in the whole window.
   std::uint64_t sum(std::uint32_t lane = 0) const { return sum_buckets(buckets_, 0, lane); }
@@ -215,6 +248,7 @@ class WindowCounter {
   // The thread's first record: its slot and shard; nullptr when memory ran out.
   detail::TlsSlot* attach() noexcept;
   std::atomic<std::uint64_t>* row_slow() noexcept;
+  Rows rows_slow() noexcept;
   // This thread's next bucket, on the ticker's active epoch (which wakes an idle ticker).
   void roll(detail::TlsSlot& s, std::uint64_t n) noexcept;
   // Events in the newest n buckets whose number is at least `min_bucket`.
@@ -227,6 +261,7 @@ class WindowCounter {
   std::uint32_t buckets_ = 0;
   std::uint32_t ring_size_ = 0;
   std::uint32_t lanes_ = 1;
+  std::uint32_t tallies_ = 0;
   std::chrono::nanoseconds bucket_width_{0};
   std::uint32_t id_ = 0;
   std::uint64_t generation_ = 0;

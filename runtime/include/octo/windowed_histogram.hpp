@@ -38,19 +38,24 @@
 
 namespace octo {
 
-// The bucket layout, shared by every histogram (so snapshots merge by adding counts).
-struct HistogramBuckets {
-  static constexpr int kSubBits = 6;
+// Log-linear bucket layouts: values below 2 * 2^SubBits are their own bucket, and every power of
+// two above is split into 2^SubBits equal buckets up to 2^TopBit (larger values count in the last
+// bucket). A bucket's midpoint is within 1 / 2^(SubBits + 1) of every value in it.
+template <int SubBits, int TopBit>
+struct LogLinearBuckets {
+  static_assert(SubBits >= 1 && TopBit > SubBits + 1 && TopBit < 64);
+  static constexpr int kSubBits = SubBits;
   static constexpr int kSub = 1 << kSubBits;  // buckets per power of two
   static constexpr int kLinear = 2 * kSub;    // values below are their own bucket
-  static constexpr int kTopBit = 42;
+  static constexpr int kTopBit = TopBit;
   static constexpr std::uint64_t kMaxValue = (std::uint64_t{1} << kTopBit) - 1;
-  static constexpr int kCount = kLinear + (kTopBit - kSubBits - 1) * kSub;  // 2368
+  static constexpr int kCount = kLinear + (kTopBit - kSubBits - 1) * kSub;
   // Relative distance from any value of a bucket to its midpoint, at most.
   static constexpr double kRelativeError = 1.0 / (2.0 * kSub);
 
-  // shift = bit_width(v) - 7 for v >= 128, else 0; bucket = shift * 64 + (v >> shift). `v | 64`
-  // makes the width at least 7 without a max (and never zero, so bsr needs no check).
+  // shift = bit_width(v) - (SubBits + 1) for v >= kLinear, else 0; bucket = shift * kSub +
+  // (v >> shift). `v | kSub` makes the width at least SubBits + 1 without a max (and never zero,
+  // so bsr needs no check).
   static constexpr int bucket_of(std::uint64_t v) noexcept {
     if (v > kMaxValue) [[unlikely]]
       v = kMaxValue;
@@ -70,6 +75,11 @@ struct HistogramBuckets {
     return lower(b) + (upper(b) - lower(b)) / 2;
   }
 };
+
+// The layout of every WindowedHistogram (so snapshots merge by adding counts): 64 buckets per
+// power of two up to 2^42, 2,368 buckets.
+using HistogramBuckets = LogLinearBuckets<6, 42>;
+static_assert(HistogramBuckets::kCount == 2368);
 
 // Counts per bucket over some span (a window, or all time), merged from every shard.
 struct HistogramSnapshot {
