@@ -9,7 +9,9 @@
 //   halo::SystemState state;
 //   state.upsert_agent({.id = "a-17", .name = "dreamops-17", .squad = "s-1"});
 //   state.heartbeat("a-17");
-//   state.endpoint("/api/orders").record(latency_ms, failed);
+//   auto& orders = state.endpoint("/api/orders");    // a handle: take it once and keep it
+//   orders.record(latency_ms, failed);               // per request, the fastest form
+//   auto p99 = orders.latency().quantile_ms(0.99);   // windowed percentiles
 //   state.add_artifact("/srv/app/bin/server", halo::checksum_file("/srv/app/bin/server").value());
 //
 // Times are nanoseconds on the state's clock (octo::SteadyClock unless one is given).
