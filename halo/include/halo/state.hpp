@@ -142,8 +142,6 @@ class EndpointCounters {
   static constexpr std::uint64_t kUnmarked = ~std::uint64_t{0};
   static constexpr std::uint32_t kRequests = 0, kErrors = 1, kLatencyUs = 2;
   static constexpr double kMaxLatencyUs = 1e15;
-  static constexpr std::size_t kHistogramBytes =
-      sizeof(std::uint32_t) * static_cast<std::size_t>(LatencyWindow::Buckets::kCount);
   // The histogram's tallies at the start of a slot (label: epoch / slot_epochs_), or at a mark.
   struct Snapshot {
     std::uint64_t epoch = 0;
