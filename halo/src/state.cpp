@@ -131,34 +131,22 @@ std::string_view to_string(CheckStatus s) noexcept {
 }
 
 double LatencyWindow::quantile_ms(double q) const noexcept {
-  if (count == 0 || counts.empty()) return 0.0;
-  q = std::clamp(q, 0.0, 1.0);
-  const auto rank = std::max<std::uint64_t>(
-      1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count))));
-  std::uint64_t seen = 0;
-  for (int b = 0; b < Buckets::kCount; ++b) {
-    seen += counts[static_cast<std::size_t>(b)];
-    if (seen >= rank) return static_cast<double>(Buckets::midpoint(b)) / 1000.0;
-  }
-  return max_ms();
+  const int b = Buckets::quantile_bucket(counts, count, q);
+  return b < 0 ? 0.0 : static_cast<double>(Buckets::midpoint(b)) / 1000.0;
 }
 
 double LatencyWindow::max_ms() const noexcept {
-  for (int b = static_cast<int>(counts.size()) - 1; b >= 0; --b) {
-    if (counts[static_cast<std::size_t>(b)] != 0)
-      return static_cast<double>(Buckets::midpoint(b)) / 1000.0;
-  }
-  return 0.0;
+  const int b = Buckets::top_bucket(counts);
+  return b < 0 ? 0.0 : static_cast<double>(Buckets::midpoint(b)) / 1000.0;
 }
 
 std::uint64_t LatencyWindow::count_at_most(double bound_ms) const noexcept {
-  const double bound_us = bound_ms * 1000.0;
-  std::uint64_t n = 0;
-  for (int b = 0;
-       b < static_cast<int>(counts.size()) && static_cast<double>(Buckets::upper(b)) <= bound_us;
-       ++b)
-    n += counts[static_cast<std::size_t>(b)];
-  return n;
+  // Latencies are whole microseconds: a bound in between counts the buckets up to its floor.
+  const double bound_us = std::floor(bound_ms * 1000.0);
+  if (!(bound_us >= 0.0)) return 0;
+  const double top = static_cast<double>(Buckets::kMaxValue);
+  return Buckets::count_at_most(
+      counts, bound_us >= top ? Buckets::kMaxValue : static_cast<std::uint64_t>(bound_us));
 }
 
 EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window)

@@ -14,30 +14,17 @@ const SteadyClock kSteady;
 }  // namespace
 
 std::uint64_t HistogramSnapshot::quantile(double q) const noexcept {
-  if (count == 0 || counts.empty()) return 0;
-  q = std::clamp(q, 0.0, 1.0);
-  const auto rank = std::max<std::uint64_t>(
-      1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count))));
-  std::uint64_t seen = 0;
-  for (int b = 0; b < HistogramBuckets::kCount; ++b) {
-    seen += counts[static_cast<std::size_t>(b)];
-    if (seen >= rank) return HistogramBuckets::midpoint(b);
-  }
-  return max();
+  const int b = HistogramBuckets::quantile_bucket(counts, count, q);
+  return b < 0 ? 0 : HistogramBuckets::midpoint(b);
 }
 
 std::uint64_t HistogramSnapshot::max() const noexcept {
-  for (int b = static_cast<int>(counts.size()) - 1; b >= 0; --b) {
-    if (counts[static_cast<std::size_t>(b)] != 0) return HistogramBuckets::midpoint(b);
-  }
-  return 0;
+  const int b = HistogramBuckets::top_bucket(counts);
+  return b < 0 ? 0 : HistogramBuckets::midpoint(b);
 }
 
 std::uint64_t HistogramSnapshot::count_at_most(std::uint64_t bound) const noexcept {
-  std::uint64_t n = 0;
-  for (int b = 0; b < static_cast<int>(counts.size()) && HistogramBuckets::upper(b) <= bound; ++b)
-    n += counts[static_cast<std::size_t>(b)];
-  return n;
+  return HistogramBuckets::count_at_most(counts, bound);
 }
 
 void HistogramSnapshot::merge(const HistogramSnapshot& other) {

@@ -28,9 +28,11 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "octo/clock.hpp"
@@ -73,6 +75,38 @@ struct LogLinearBuckets {
   }
   static constexpr std::uint64_t midpoint(int b) noexcept {
     return lower(b) + (upper(b) - lower(b)) / 2;
+  }
+
+  // Readings over counts per bucket (kCount entries, or empty for no values); -1 for no bucket.
+  // The bucket holding the q-quantile of `total` values (q clamped to [0, 1]; the rank is
+  // ceil(q * total), the 1-based position in a sorted list of the values, at least 1).
+  static int quantile_bucket(std::span<const std::uint64_t> counts, std::uint64_t total,
+                             double q) noexcept {
+    if (total == 0 || counts.empty()) return -1;
+    q = std::clamp(q, 0.0, 1.0);
+    const auto rank = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total))));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < counts.size(); ++b) {
+      seen += counts[b];
+      if (seen >= rank) return static_cast<int>(b);
+    }
+    return top_bucket(counts);
+  }
+  // The highest non-empty bucket.
+  static int top_bucket(std::span<const std::uint64_t> counts) noexcept {
+    for (std::size_t b = counts.size(); b-- > 0;) {
+      if (counts[b] != 0) return static_cast<int>(b);
+    }
+    return -1;
+  }
+  // Values in buckets whose upper edge is at most `bound` (a Prometheus `le`).
+  static std::uint64_t count_at_most(std::span<const std::uint64_t> counts,
+                                     std::uint64_t bound) noexcept {
+    std::uint64_t n = 0;
+    for (std::size_t b = 0; b < counts.size() && upper(static_cast<int>(b)) <= bound; ++b)
+      n += counts[b];
+    return n;
   }
 };
 
