@@ -156,14 +156,28 @@ EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nano
                        .buckets = 15,
                        .lanes = 3,
                        .tallies = static_cast<std::uint32_t>(LatencyWindow::Buckets::kCount)}),
-      slot_epochs_(std::max<std::uint64_t>(
-          1, static_cast<std::uint64_t>(counts_.window() / kLatencySlots / ticker.resolution()))) {
+      slot_epochs_([&] {
+        // A slot is window / kLatencySlots rounded up to whole buckets: a bucket's start is the
+        // only point where every thread leaves its fast path (see rows_slow()).
+        const auto bucket =
+            static_cast<std::uint64_t>(counts_.bucket_width() / ticker.resolution());
+        const std::uint64_t buckets = (counts_.buckets() + kLatencySlots - 1) / kLatencySlots;
+        return std::max<std::uint64_t>(1, bucket) * buckets;
+      }()) {
   // The origin, all zero: taken here, before any record could race with it.
   const std::uint64_t start = epoch_->load(std::memory_order_relaxed) / slot_epochs_ * slot_epochs_;
   snapshots_[0].counts = std::make_unique<std::uint32_t[]>(LatencyWindow::Buckets::kCount);
   snapshots_[0].epoch = start;
   newest_ = 0;
   next_snapshot_epoch_.store(start + slot_epochs_, std::memory_order_relaxed);
+}
+
+octo::WindowCounter::Rows EndpointCounters::rows_slow() noexcept {
+  // Before this record is counted, so the snapshot holds the slot's start.
+  if (epoch_->load(std::memory_order_relaxed) >=
+      next_snapshot_epoch_.load(std::memory_order_relaxed))
+    snapshot_if_due();
+  return counts_.rows();
 }
 
 void EndpointCounters::snapshot_if_due() noexcept {

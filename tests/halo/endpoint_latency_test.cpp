@@ -79,19 +79,42 @@ TEST(EndpointLatency, BadLatenciesCountAsZeroOrTheCap) {
   EXPECT_EQ(w.counts.back(), 1u);
 }
 
+TEST(EndpointLatency, TheDurationFormRoundsToMicrosecondsAndClampsLikeTheDoubleForm) {
+  octo_test::ManualState rig;
+  auto& by_duration = rig.state.endpoint("/api/d");
+  auto& by_ms = rig.state.endpoint("/api/ms");
+  using std::chrono::nanoseconds;
+  const std::int64_t ns[] = {-7, 0, 499, 500, 1'499, 1'500, 2'750'000, 9'000'000'000'000'000'000};
+  for (const std::int64_t v : ns) {
+    by_duration.record(nanoseconds(v), false);
+    by_ms.record(static_cast<double>(v) / 1e6, false);
+  }
+  const LatencyWindow a = by_duration.latency(), b = by_ms.latency();
+  ASSERT_EQ(a.count, std::size(ns));
+  EXPECT_EQ(a.counts, b.counts);
+  // -7, 0 and 499 ns are 0 us; 500 and 1,499 ns 1 us; 1,500 ns 2 us.
+  EXPECT_EQ(a.counts[0], 3u);
+  EXPECT_EQ(a.counts[1], 2u);
+  EXPECT_EQ(a.counts[2], 1u);
+  EXPECT_EQ(a.counts.back(), 1u) << "past the top: the last bucket";
+  EXPECT_EQ(by_duration.requests(), std::size(ns));
+  EXPECT_DOUBLE_EQ(by_duration.mean_latency_ms(), by_ms.mean_latency_ms());
+}
+
 TEST(EndpointLatency, TheWindowKeepsItsLatenciesAndThenForgetsThem) {
   octo_test::ManualState rig;  // a 10 s window (10.24 s in whole buckets)
   auto& ep = rig.state.endpoint("/api/orders");
   const auto window = ep.window();
-  const auto slot = window / halo::EndpointCounters::kLatencySlots;
+  const auto span = ep.latency_slot() * (halo::EndpointCounters::kLatencySlots + 1);
+  ASSERT_GE(span - ep.latency_slot(), window);
   ep.record(900.0, false);
   rig.advance(window - 1s);  // still inside the window
   ep.record(5.0, false);
   LatencyWindow w = ep.latency();
   ASSERT_EQ(w.count, 2u);
   EXPECT_NEAR(w.max_ms(), 900.0, 900.0 * LatencyWindow::Buckets::kRelativeError);
-  // The window plus one slot after it, the slow request is gone; the fast one is not.
-  rig.advance(1s + slot);
+  // kLatencySlots + 1 slots after it, the slow request is gone; the fast one is not.
+  rig.advance(span - (window - 1s));
   w = ep.latency();
   ASSERT_EQ(w.count, 1u);
   EXPECT_NEAR(w.max_ms(), 5.0, 5.0 * LatencyWindow::Buckets::kRelativeError);
@@ -104,7 +127,7 @@ TEST(EndpointLatency, ReadsWithoutRecordsStillMoveTheWindow) {
   octo_test::ManualState rig;
   auto& ep = rig.state.endpoint("/api/orders");
   const auto window = ep.window();
-  const auto slot = window / halo::EndpointCounters::kLatencySlots;
+  const auto span = ep.latency_slot() * (halo::EndpointCounters::kLatencySlots + 1);
   ep.record(700.0, false);
   // Only reads for several windows: the ring turns over many times and the record ages out.
   for (auto t = 250ms; t < 4 * window; t += 250ms) {
@@ -112,7 +135,7 @@ TEST(EndpointLatency, ReadsWithoutRecordsStillMoveTheWindow) {
     const auto n = ep.latency().count;
     if (t < window) {
       EXPECT_EQ(n, 1u) << "after " << t.count() << " ms";
-    } else if (t >= window + slot) {
+    } else if (t >= span) {
       EXPECT_EQ(n, 0u) << "after " << t.count() << " ms";
     }
   }
@@ -129,7 +152,7 @@ TEST(EndpointLatency, MarkLeavesOutTheLatenciesBeforeIt) {
   ASSERT_EQ(w.count, 10u) << "exact at the mark, not bucket-exact";
   EXPECT_NEAR(w.quantile_ms(0.99), 20.0, 20.0 * LatencyWindow::Buckets::kRelativeError);
   // Once the mark has aged out of the window, the window alone decides.
-  rig.advance(ep.window() + ep.window() / halo::EndpointCounters::kLatencySlots);
+  rig.advance(ep.latency_slot() * (halo::EndpointCounters::kLatencySlots + 1));
   ep.record(30.0, false);
   EXPECT_EQ(ep.latency().count, 1u);
 }

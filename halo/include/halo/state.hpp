@@ -17,6 +17,7 @@
 // Times are nanoseconds on the state's clock (octo::SteadyClock unless one is given).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -84,41 +85,41 @@ struct LatencyWindow {
 // endpoint() returns it; keep the reference): one row of a three-lane WindowCounter (requests,
 // errors, latency sum in us) and one histogram bucket among that thread's tallies, memory only
 // the calling thread writes: no lock, no allocation after the thread's first record here.
-// A latency that is negative or NaN counts as 0, one past 10^12 ms as 10^12 ms.
+// A latency that is negative or NaN counts as 0, one past 2^32 - 1 us (71.6 minutes, the
+// histogram's top) as 2^32 - 1 us.
 //
 // Memory: per thread that records, about 2.1 KB (a 32-bucket ring of three counts and 240
 // 32-bit histogram buckets); per endpoint, up to 7 histogram snapshots of 960 bytes.
 //
 // Windows: the counts' window is the WindowCounter's (15 or more buckets); the histogram's is
-// kept as snapshots taken every window / kLatencySlots by the first record or read of each slot,
-// so latency() covers between the window and the window plus one slot (a record made while its
-// slot's snapshot is being taken may count with the slot before, and leave the window with it).
+// kept as snapshots taken every latency_slot() (window / kLatencySlots rounded up to whole
+// buckets) by the first record or read of each slot, so latency() covers between
+// kLatencySlots and kLatencySlots + 1 slots, the first at least the window (a record made while
+// its slot's snapshot is being taken may count with the slot before, and leave the window with
+// it).
 class EndpointCounters {
  public:
   static constexpr std::uint32_t kLatencySlots = 5;
 
   EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window);
+  // One request: its latency and whether it failed. The duration form is the cheaper (no
+  // floating point); latencies count in whole microseconds, rounded to nearest.
+  void record(std::chrono::nanoseconds latency, bool error) noexcept {
+    // Clamped in nanoseconds (to 0 and to kMaxLatencyUs's), so the microseconds need no check.
+    const std::int64_t ns = std::clamp<std::int64_t>(latency.count(), 0, kMaxLatencyNs);
+    record_us((static_cast<std::uint64_t>(ns) + 500) / 1000, error);
+  }
   void record(double latency_ms, bool error) noexcept {
-    // Before this record is counted, so the snapshot holds the slot's start.
-    if (epoch_->load(std::memory_order_relaxed) >=
-        next_snapshot_epoch_.load(std::memory_order_relaxed)) [[unlikely]]
-      snapshot_if_due();
-    const octo::WindowCounter::Rows rows = counts_.rows();
-    if (rows.row == nullptr) [[unlikely]]
-      return;  // no memory for this thread's first record: dropped
     const double us = latency_ms * 1000.0;
     // `us > 0` is false for NaN; the cap keeps the conversion defined. For a positive `us`,
     // adding 0.5 and truncating rounds to nearest without llround's library call.
-    const std::uint64_t latency_us =
+    record_us(
         us > 0
-            ? (us < kMaxLatencyUs
+            ? (us < static_cast<double>(kMaxLatencyUs)
                    ? static_cast<std::uint64_t>(us + 0.5)  // NOLINT(bugprone-incorrect-roundings)
-                   : static_cast<std::uint64_t>(kMaxLatencyUs))
-            : 0;
-    octo::WindowCounter::add(rows.row[kRequests], 1);
-    octo::WindowCounter::add(rows.row[kErrors], error ? 1 : 0);
-    octo::WindowCounter::add(rows.row[kLatencyUs], latency_us);
-    octo::WindowCounter::add(rows.tallies[LatencyWindow::Buckets::bucket_of(latency_us)], 1U);
+                   : kMaxLatencyUs)
+            : 0,
+        error);
   }
   // The window's requests and errors; after mark(), only those recorded after it.
   std::uint64_t requests() const;
@@ -137,11 +138,33 @@ class EndpointCounters {
   std::chrono::nanoseconds window() const noexcept { return counts_.window(); }
   // The counts' bucket: the granularity of their window and of mark() (window / 15 to / 31).
   std::chrono::nanoseconds bucket_width() const noexcept { return counts_.bucket_width(); }
+  // The histogram's slot: window / kLatencySlots rounded up to whole buckets, so latency()
+  // covers from kLatencySlots slots (at least the window) to one slot more.
+  std::chrono::nanoseconds latency_slot() const noexcept {
+    return counts_.bucket_width() * ((counts_.buckets() + kLatencySlots - 1) / kLatencySlots);
+  }
 
  private:
   static constexpr std::uint64_t kUnmarked = ~std::uint64_t{0};
   static constexpr std::uint32_t kRequests = 0, kErrors = 1, kLatencyUs = 2;
-  static constexpr double kMaxLatencyUs = 1e15;
+  // The histogram's top value: a latency is capped here once, for its sum and its bucket.
+  static constexpr std::uint64_t kMaxLatencyUs = LatencyWindow::Buckets::kMaxValue;
+  static constexpr std::int64_t kMaxLatencyNs = static_cast<std::int64_t>(kMaxLatencyUs) * 1000;
+  void record_us(std::uint64_t latency_us, bool error) noexcept {
+    octo::WindowCounter::Rows rows = counts_.current_rows(epoch_->load(std::memory_order_relaxed));
+    if (rows.row == nullptr) [[unlikely]] {
+      rows = rows_slow();
+      if (rows.row == nullptr) return;  // no memory for this thread's first record: dropped
+    }
+    octo::WindowCounter::add(rows.row[kRequests], 1);
+    octo::WindowCounter::add(rows.row[kErrors], error ? 1 : 0);
+    octo::WindowCounter::add(rows.row[kLatencyUs], latency_us);
+    octo::WindowCounter::add(rows.tallies[LatencyWindow::Buckets::bucket_of_unclamped(latency_us)],
+                             1U);
+  }
+  // The thread's first record, or its first in a new bucket: takes the histogram snapshot when
+  // a slot has begun (slots are whole buckets, so every thread passes here first), then rows().
+  octo::WindowCounter::Rows rows_slow() noexcept;
   // The histogram's tallies at the start of a slot (label: epoch / slot_epochs_), or at a mark.
   struct Snapshot {
     std::uint64_t epoch = 0;

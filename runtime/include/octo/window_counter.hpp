@@ -177,6 +177,16 @@ class WindowCounter {
       roll(*s, 0);
     return {s->current, s->shard->tallies};
   }
+  // rows() for a caller that has read the ticker's epoch itself and handles the cold path: this
+  // thread's rows when `epoch` is inside the bucket it is filling, else {nullptr, nullptr} (the
+  // thread's first record here, or a new bucket: call rows()). Once per bucket width per
+  // thread it is null, so a caller can hang per-bucket work on that branch.
+  Rows current_rows(std::uint64_t epoch) noexcept {
+    detail::TlsSlot* s = own_slot();
+    if (s == nullptr || epoch >= s->epoch_end) [[unlikely]]
+      return {nullptr, nullptr};
+    return {s->current, s->shard->tallies};
+  }
   // Adds n to a count of a row from row() or rows(): a relaxed load and store, the calling
   // thread being the count's only writer. A tally wraps modulo 2^32.
   static void add(std::atomic<std::uint64_t>& count, std::uint64_t n) noexcept {

@@ -61,6 +61,10 @@ struct LogLinearBuckets {
   static constexpr int bucket_of(std::uint64_t v) noexcept {
     if (v > kMaxValue) [[unlikely]]
       v = kMaxValue;
+    return bucket_of_unclamped(v);
+  }
+  // bucket_of() for v <= kMaxValue, which the caller has made sure of.
+  static constexpr int bucket_of_unclamped(std::uint64_t v) noexcept {
     const int shift = std::bit_width(v | kSub) - (kSubBits + 1);
     return (shift << kSubBits) + static_cast<int>(v >> shift);
   }
