@@ -1,7 +1,10 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <cstdio>
 #include <future>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "detail/check_runner.hpp"
@@ -177,11 +180,7 @@ class EndpointHealth final : public Analyzer {
             out.back().data = {{"error_rate", percent(rate)}, {"requests", std::to_string(req)}};
           }
         }
-        const double mean = e.counters->mean_latency_ms();
-        if (!slow && mean > t_.endpoint_slow_ms) {
-          out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
-                                   "endpoint " + e.id + " averages " + fixed(mean) + " ms"));
-        }
+        if (!slow) slow_window(e, req, out);
       }
     });
     if (!r.issues.empty()) r.recommendations.push_back("repair.api.endpoint");
@@ -190,6 +189,41 @@ class EndpointHealth final : public Analyzer {
   }
 
  private:
+  void slow_window(const EndpointInfo& e, std::uint64_t requests, std::vector<Issue>& out) const {
+    const double q = t_.endpoint_slow_quantile;
+    if (q == 0.0) {
+      const double mean = e.counters->mean_latency_ms();
+      if (mean > t_.endpoint_slow_ms) {
+        out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
+                                 "endpoint " + e.id + " averages " + fixed(mean) + " ms"));
+      }
+      return;
+    }
+    if (requests < t_.endpoint_min_requests || requests == 0) return;
+    // A quantile past the threshold needs the requests from its rank up, n - rank + 1 of them,
+    // slower than it, so a latency sum no larger than that many thresholds rules it out without
+    // reading the histogram (most endpoints, most cycles: the counts' window costs what the mean
+    // rule's does).
+    const auto rank = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(requests))));
+    const double needed = static_cast<double>(requests - rank + 1) * t_.endpoint_slow_ms * 1000.0;
+    if (static_cast<double>(e.counters->latency_sum_us()) <= needed) return;
+    const LatencyWindow w = e.counters->latency();
+    if (!w.quantile_exceeds_ms(q, t_.endpoint_slow_ms)) return;
+    const std::string label = quantile_label(q);
+    const double at = w.quantile_ms(q);
+    out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
+                             "endpoint " + e.id + " " + label + " latency is " + fixed(at) +
+                                 " ms (over " + fixed(t_.endpoint_slow_ms) + " ms)"));
+    out.back().data = {{label + "_ms", fixed(at)}, {"requests", std::to_string(w.count)}};
+  }
+  // 0.99 -> "p99", 0.999 -> "p99.9", 0.5 -> "p50", 1 -> "p100".
+  static std::string quantile_label(double q) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "p%g", q * 100.0);
+    return buf;
+  }
+
   Thresholds t_;
 };
 
@@ -379,6 +413,10 @@ std::unique_ptr<Analyzer> make_squad_efficiency(const Thresholds& t) {
   return std::make_unique<SquadEfficiency>(t);
 }
 std::unique_ptr<Analyzer> make_endpoint_health(const Thresholds& t) {
+  if (!(t.endpoint_slow_quantile >= 0.0 && t.endpoint_slow_quantile <= 1.0)) {
+    throw std::invalid_argument("halo::make_endpoint_health: endpoint_slow_quantile must be in "
+                                "[0, 1] (got " + std::to_string(t.endpoint_slow_quantile) + ")");
+  }
   return std::make_unique<EndpointHealth>(t);
 }
 std::unique_ptr<Analyzer> make_environment_consistency() {

@@ -149,6 +149,13 @@ std::uint64_t LatencyWindow::count_at_most(double bound_ms) const noexcept {
       counts, bound_us >= top ? Buckets::kMaxValue : static_cast<std::uint64_t>(bound_us));
 }
 
+bool LatencyWindow::quantile_exceeds_ms(double q, double bound_ms) const noexcept {
+  const int b = Buckets::quantile_bucket(counts, count, q);
+  if (b < 0) return false;
+  // Latencies are whole microseconds: every one in the bucket is >= its lower edge.
+  return static_cast<double>(Buckets::lower(b)) > bound_ms * 1000.0;
+}
+
 EndpointCounters::EndpointCounters(const octo::Ticker& ticker, std::chrono::nanoseconds window)
     : epoch_(&ticker.epoch_word()),
       // 15 buckets asked for: the counter makes 15 to 31 of them, so its ring is 32 rows.
@@ -246,6 +253,8 @@ std::uint64_t EndpointCounters::count(std::uint32_t lane) const {
 
 std::uint64_t EndpointCounters::requests() const { return count(kRequests); }
 std::uint64_t EndpointCounters::errors() const { return count(kErrors); }
+
+std::uint64_t EndpointCounters::latency_sum_us() const { return count(kLatencyUs); }
 
 double EndpointCounters::mean_latency_ms() const {
   const std::uint64_t n = requests();

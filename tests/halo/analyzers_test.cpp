@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <stdexcept>
 
 #include "manual_state.hpp"  // tests/support
 
@@ -132,6 +134,83 @@ TEST(EndpointHealth, WindowErrorRateNeedsMinimumVolume) {
   ep2.record(5.0, true);
   ep2.record(5.0, true);  // 26/102 = 25.5%
   EXPECT_EQ(real(rig.run(*a)).size(), 2u);
+}
+
+// 98 requests at 10 ms and 2 at `tail_ms`: the 99th percentile (rank 99) is the tail.
+void record_tail(halo::EndpointCounters& ep, double tail_ms) {
+  for (int i = 0; i < 98; ++i) ep.record(10.0, false);
+  ep.record(tail_ms, false);
+  ep.record(tail_ms, false);
+}
+
+std::vector<std::string> slow_ids(Rig& rig, halo::Analyzer& a) {
+  std::vector<std::string> ids;
+  for (const auto& i : real(rig.run(a)))
+    if (i.rule == "slow") ids.push_back(i.id);
+  return ids;
+}
+
+TEST(EndpointHealth, TheWindowsP99AtAndBesideTheThreshold) {
+  Rig rig;
+  auto a = halo::make_endpoint_health();  // p99 over 2,500 ms
+  record_tail(rig.state.endpoint("/at"), 2'500.0);
+  record_tail(rig.state.endpoint("/below"), 2'400.0);
+  // One bucket past the threshold's (buckets are 1/8 of a power of two wide).
+  record_tail(rig.state.endpoint("/over"), 2'500.0 * 1.125);
+  const auto ids = slow_ids(rig, *a);
+  EXPECT_EQ(ids, std::vector<std::string>{"endpoint-slow-/over"});
+  auto issues = real(rig.run(*a));
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].severity, halo::Level::kHigh);
+  EXPECT_EQ(issues[0].get("requests"), "100");
+  const double p99 = std::stod(std::string(issues[0].get("p99_ms")));
+  EXPECT_NEAR(p99, 2'812.5, 2'812.5 * halo::LatencyWindow::Buckets::kRelativeError);
+  // The mean of /over is 66 ms: the mean rule would not see its tail.
+  EXPECT_LT(rig.state.endpoint("/over").mean_latency_ms(), 100.0);
+}
+
+TEST(EndpointHealth, OneSlowRequestInAHundredIsNotTheP99ButMovesTheMean) {
+  Rig rig;
+  auto& ep = rig.state.endpoint("/api");
+  for (int i = 0; i < 99; ++i) ep.record(10.0, false);
+  ep.record(400'000.0, false);  // the mean is 4,010 ms
+  auto p99 = halo::make_endpoint_health();
+  EXPECT_TRUE(slow_ids(rig, *p99).empty());
+  auto mean = halo::make_endpoint_health({.endpoint_slow_quantile = 0.0});
+  EXPECT_EQ(slow_ids(rig, *mean), std::vector<std::string>{"endpoint-slow-/api"});
+  // p100, the max, does see it.
+  auto max = halo::make_endpoint_health({.endpoint_slow_quantile = 1.0});
+  EXPECT_EQ(slow_ids(rig, *max), std::vector<std::string>{"endpoint-slow-/api"});
+  EXPECT_EQ(real(rig.run(*max))[0].get("p100_ms").empty(), false);
+}
+
+TEST(EndpointHealth, TheQuantileRuleIsConfigurableAndNeedsTheMinimumVolume) {
+  Rig rig;
+  auto& ep = rig.state.endpoint("/api");
+  for (int i = 0; i < 19; ++i) ep.record(60.0, false);
+  auto median = halo::make_endpoint_health(
+      {.endpoint_slow_ms = 50.0, .endpoint_min_requests = 20, .endpoint_slow_quantile = 0.5});
+  EXPECT_TRUE(slow_ids(rig, *median).empty()) << "19 requests: below the minimum";
+  ep.record(60.0, false);
+  EXPECT_EQ(slow_ids(rig, *median), std::vector<std::string>{"endpoint-slow-/api"});
+  const auto issues = real(rig.run(*median));
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_NE(issues[0].description.find("p50 latency"), std::string::npos) << issues[0].description;
+  // After a mark (a repair finished), only what came since counts.
+  ep.mark();
+  rig.advance(ep.bucket_width());  // the counts' mark is bucket-exact
+  for (int i = 0; i < 20; ++i) ep.record(5.0, false);
+  ASSERT_EQ(ep.requests(), 20u);
+  EXPECT_TRUE(slow_ids(rig, *median).empty());
+  for (int i = 0; i < 21; ++i) ep.record(60.0, false);
+  EXPECT_EQ(slow_ids(rig, *median), std::vector<std::string>{"endpoint-slow-/api"});
+}
+
+TEST(EndpointHealth, AQuantileOutsideZeroToOneIsRefused) {
+  for (const double q : {-0.1, 1.5, std::nan("")}) {
+    EXPECT_THROW(halo::make_endpoint_health({.endpoint_slow_quantile = q}), std::invalid_argument)
+        << q;
+  }
 }
 
 TEST(EnvironmentConsistency, MissingIsHighMismatchIsMedium) {

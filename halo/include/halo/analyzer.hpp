@@ -39,12 +39,19 @@ struct Thresholds {
   // squad-efficiency: failed / (completed + failed) above this: critical; needs min tasks.
   double squad_failure_rate = 0.30;
   std::uint64_t squad_min_tasks = 1;
-  // endpoint-health: probe status 0 or >= 500: critical; slower than this (probe or window mean):
+  // endpoint-health: probe status 0 or >= 500: critical; a probe slower than endpoint_slow_ms:
   // high; window error rate at or above `endpoint_error_rate` with at least
   // `endpoint_min_requests` requests: critical.
   double endpoint_slow_ms = 2500.0;
   double endpoint_error_rate = 0.25;
   std::uint64_t endpoint_min_requests = 20;
+  // endpoint-health's latency rule over the window's requests: their `endpoint_slow_quantile`
+  // (default p99) slower than endpoint_slow_ms: high, given endpoint_min_requests requests.
+  // Judged on the latency histogram without false alarms: slow only when that quantile's bucket
+  // lies wholly above endpoint_slow_ms, so one within the threshold's bucket (at most 1/8 above
+  // it) passes. 0 judges the window's mean instead, with no minimum (the original's rule).
+  // make_endpoint_health() throws std::invalid_argument outside [0, 1].
+  double endpoint_slow_quantile = 0.99;
   // swarm-patrol and repository-integrity checks: time allowed for all of them together.
   std::chrono::nanoseconds check_timeout = std::chrono::seconds(5);
 };

@@ -78,6 +78,9 @@ struct LatencyWindow {
   double max_ms() const noexcept;
   // Latencies of at most `bound_ms`: every bucket whose upper edge is at most the bound.
   std::uint64_t count_at_most(double bound_ms) const noexcept;
+  // Whether the q-quantile is certainly slower than `bound_ms`: its bucket's every latency is
+  // (false when empty). A quantile in the bound's own bucket is not, whatever its midpoint.
+  bool quantile_exceeds_ms(double q, double bound_ms) const noexcept;
 };
 
 // The live traffic counters of one endpoint: requests, errors, latency sum and a latency
@@ -126,6 +129,8 @@ class EndpointCounters {
   std::uint64_t errors() const;
   // Mean latency of the window's requests, 0 when there were none.
   double mean_latency_ms() const;
+  // The window's latencies added up, in microseconds (as requests(): after mark(), only since).
+  std::uint64_t latency_sum_us() const;
   // The window's latencies (after mark(), those recorded after it), for percentiles. Cold:
   // reads every recording thread's histogram (240 adds each) under the endpoint's mutex.
   LatencyWindow latency() const;
