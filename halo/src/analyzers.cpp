@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <cstdio>
+#include <exception>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -414,8 +414,10 @@ std::unique_ptr<Analyzer> make_squad_efficiency(const Thresholds& t) {
 }
 std::unique_ptr<Analyzer> make_endpoint_health(const Thresholds& t) {
   if (!(t.endpoint_slow_quantile >= 0.0 && t.endpoint_slow_quantile <= 1.0)) {
-    throw std::invalid_argument("halo::make_endpoint_health: endpoint_slow_quantile must be in "
-                                "[0, 1] (got " + std::to_string(t.endpoint_slow_quantile) + ")");
+    throw std::invalid_argument(
+        "halo::make_endpoint_health: endpoint_slow_quantile must be in "
+        "[0, 1] (got " +
+        std::to_string(t.endpoint_slow_quantile) + ")");
   }
   return std::make_unique<EndpointHealth>(t);
 }

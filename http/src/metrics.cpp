@@ -106,6 +106,28 @@ void subject_families(Out& o, const SystemState& state, const MetricsConfig& con
              traffic[i].requests == 0 ? 0.0
                                       : static_cast<double>(traffic[i].errors) /
                                             static_cast<double>(traffic[i].requests));
+  // All time (a histogram's buckets are counters; histogram_quantile over a rate() gives a
+  // window's percentiles). Bounds in seconds; each count is exact to the endpoint histogram's
+  // bucket (1/16) at the bound.
+  static constexpr double kLatencyBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,  0.5,    1,     2.5,  5,     10};
+  o.family("octohalo_endpoint_latency_seconds", "histogram",
+           "Request latency recorded through the endpoint's counters, all time.");
+  for (const std::size_t i : endpoints) {
+    const auto& c = snap->endpoints[i].counters;
+    if (!c) continue;  // probes only
+    const LatencyWindow h = c->latency_total();
+    const std::string ep = "endpoint=\"" + label(snap->endpoints[i].id) + "\"";
+    for (const double b : kLatencyBounds) {
+      o.sample("octohalo_endpoint_latency_seconds_bucket", ep + ",le=\"" + num(b) + "\"",
+               static_cast<double>(h.count_at_most(b * 1000.0)));
+    }
+    o.sample("octohalo_endpoint_latency_seconds_bucket", ep + ",le=\"+Inf\"",
+             static_cast<double>(h.count));
+    o.sample("octohalo_endpoint_latency_seconds_sum", ep,
+             static_cast<double>(c->total_latency_sum_us()) / 1e6);
+    o.sample("octohalo_endpoint_latency_seconds_count", ep, static_cast<double>(h.count));
+  }
   const auto agents = pick(snap->agents, [&](std::size_t i, std::size_t j) {
     const AgentInfo& a = snap->agents[i];
     const AgentInfo& b = snap->agents[j];

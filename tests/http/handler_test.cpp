@@ -91,6 +91,46 @@ TEST(HttpHandler, PerSubjectSeriesAreTheWorstFewPlusTheListedOnes) {
   EXPECT_NE(m.find("octohalo_agent_heartbeat_age_seconds{agent=\"a1\"} 0\n"), std::string::npos);
 }
 
+// The sample line `name{labels} value` as a number, or -1 when absent.
+double sample_of(const std::string& m, const std::string& series) {
+  const auto at = m.find(series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(m.substr(at + series.size() + 1));
+}
+
+TEST(HttpHandler, EndpointLatencyIsAnAllTimeHistogramForTheExportedEndpoints) {
+  Rig rig;
+  for (int i = 0; i < 20; ++i) rig.state.endpoint("/e" + std::to_string(i)).record(1.0, false);
+  auto& slow = rig.state.endpoint("/slow");
+  for (int r = 0; r < 10; ++r) slow.record(r < 7 ? 3.0 : 800.0, r == 9);  // 7 fast, 3 slow
+  const halo::HttpHandler h({.token = "t", .metrics = {.top_subjects = 2, .subjects = {"/e3"}}},
+                            rig.engine);
+  auto m = h.handle({.method = "GET", .target = "/metrics"}, "").body;
+  // Bounded as the other per-subject families: 2 worst + 1 listed, 16 series each.
+  EXPECT_EQ(count_of(m, "octohalo_endpoint_latency_seconds_count{"), 3u) << m;
+  EXPECT_EQ(count_of(m, "octohalo_endpoint_latency_seconds_bucket{"), 3u * 14) << m;
+  const std::string ep = "endpoint=\"/slow\"";
+  auto bucket = [&](const char* le) {
+    return sample_of(m, "octohalo_endpoint_latency_seconds_bucket{" + ep + ",le=\"" + le + "\"}");
+  };
+  EXPECT_EQ(bucket("0.0025"), 0);
+  EXPECT_EQ(bucket("0.005"), 7);  // 3 ms
+  EXPECT_EQ(bucket("0.5"), 7);
+  EXPECT_EQ(bucket("1"), 10);  // 800 ms
+  EXPECT_EQ(bucket("+Inf"), 10);
+  EXPECT_EQ(sample_of(m, "octohalo_endpoint_latency_seconds_count{" + ep + "}"), 10);
+  EXPECT_DOUBLE_EQ(sample_of(m, "octohalo_endpoint_latency_seconds_sum{" + ep + "}"),
+                   (7 * 3.0 + 3 * 800.0) / 1000.0);
+  EXPECT_EQ(sample_of(m, "octohalo_endpoint_latency_seconds_count{endpoint=\"/e3\"}"), 1);
+  // Counters: a mark and the window passing take nothing away; new requests add.
+  slow.mark();
+  rig.advance(2 * slow.window());
+  slow.record(3.0, true);
+  m = h.handle({.method = "GET", .target = "/metrics"}, "").body;
+  EXPECT_EQ(bucket("0.005"), 8);
+  EXPECT_EQ(bucket("+Inf"), 11);
+}
+
 TEST(HttpHandler, TheServicesOwnFamiliesJoinTheScrape) {
   Rig rig;
   halo::HttpConfig c{.token = "t"};

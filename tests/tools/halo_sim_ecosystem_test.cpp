@@ -75,6 +75,15 @@ TEST(HaloSimEcosystem, PrometheusQueriesItAndAlertmanagerGetsItsAlerts) {
         "histogram_quantile(0.9, sum by (le) (rate(octohalo_cycle_duration_seconds_bucket[5s])))"));
     return q > 0 && q <= 5;  // NaN (no cycle in the window) parses as NaN, not > 0
   }));
+  // The endpoints' latency histograms: the sim's requests take 4 ms (40 ms when they fail), so
+  // the median falls in the (2.5 ms, 5 ms] bucket.
+  EXPECT_TRUE(octo_test::eventually([&] {
+    const double q =
+        number(octo_test::query(*prometheus,
+                                "histogram_quantile(0.5, sum by (le) "
+                                "(rate(octohalo_endpoint_latency_seconds_bucket[5s])))"));
+    return q > 0.0025 && q <= 0.005;
+  }));
   std::string rest;
   while (std::fgets(buf, sizeof buf, p) != nullptr) rest += buf;
   const int st = ::pclose(p);

@@ -134,6 +134,13 @@ class EndpointCounters {
   // The window's latencies (after mark(), those recorded after it), for percentiles. Cold:
   // reads every recording thread's histogram (240 adds each) under the endpoint's mutex.
   LatencyWindow latency() const;
+  // Every latency recorded here, all time (mark() does not apply), as 64-bit counts: for
+  // cumulative exports such as a Prometheus histogram. The first call allocates 2.9 KB; from
+  // then on every slot's snapshot folds the 32-bit tallies' growth in, so the counts stay exact
+  // and never go down. Cold, as latency().
+  LatencyWindow latency_total() const;
+  // Every latency recorded here added up, all time, in microseconds.
+  std::uint64_t total_latency_sum_us() const;
   // From now on the window counts only what is recorded after this call (bucket-exact: events
   // in the bucket being filled are left out; the histogram: exact), until the mark has aged out
   // of the window. HALO marks an endpoint when a repair of it finishes, so that older errors are
@@ -191,6 +198,13 @@ class EndpointCounters {
   mutable std::array<Snapshot, kLatencySlots + 1> snapshots_;  // a ring, oldest overwritten
   mutable std::size_t newest_ = kLatencySlots;                 // index of the newest
   Snapshot mark_;
+  // latency_total()'s counts and the tallies they were last brought up to (null until asked).
+  struct Totals {
+    std::uint64_t counts[LatencyWindow::Buckets::kCount];
+    std::uint32_t seen[LatencyWindow::Buckets::kCount];
+  };
+  mutable std::unique_ptr<Totals> totals_;
+  void fold_totals(const std::uint32_t* tallies) const noexcept;  // under hist_mu_
 };
 
 struct ProbeResult {

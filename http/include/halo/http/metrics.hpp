@@ -5,7 +5,8 @@
 //
 // Per-subject series (what HALO decides on) are bounded: the `top_subjects` worst endpoints (by
 // errors in the window) and agents (by heartbeat age) plus the ids a service lists, so a million
-// subjects export at most top_subjects + subjects.size() series per family. Finding the worst
+// subjects export at most top_subjects + subjects.size() series per family (the endpoint
+// latency histogram: 16 series per endpoint, its 13 bounds, +Inf, sum and count). Finding the worst
 // reads every endpoint's window and sorts the agents: a scrape costs O(endpoints x recording
 // threads + agents), on the scraping thread.
 //
