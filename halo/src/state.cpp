@@ -204,7 +204,13 @@ void EndpointCounters::snapshot_locked(std::uint64_t epoch) const noexcept {
     if (snap.counts == nullptr) return;  // out of memory: the window stretches back further
   }
   counts_.read_tallies({snap.counts.get(), LatencyWindow::Buckets::kCount});
-  fold_totals(snap.counts.get());
+  if (totals_ != nullptr) {
+    const std::uint32_t* prev = snapshots_[newest_].counts.get();
+    for (std::size_t b = 0; b < static_cast<std::size_t>(LatencyWindow::Buckets::kCount); ++b) {
+      // Modulo 2^32: exact while fewer than 2^32 latencies fall in one bucket within a slot.
+      totals_[b] += static_cast<std::uint32_t>(snap.counts[b] - prev[b]);
+    }
+  }
   snap.epoch = start;
   newest_ = next;
   next_snapshot_epoch_.store(start + slot_epochs_, std::memory_order_relaxed);
@@ -245,29 +251,24 @@ LatencyWindow EndpointCounters::latency() const {
   return w;
 }
 
-void EndpointCounters::fold_totals(const std::uint32_t* tallies) const noexcept {
-  if (totals_ == nullptr) return;
-  for (std::size_t b = 0; b < static_cast<std::size_t>(LatencyWindow::Buckets::kCount); ++b) {
-    // Modulo 2^32: exact while fewer than 2^32 latencies fall in one bucket within a slot.
-    totals_->counts[b] += static_cast<std::uint32_t>(tallies[b] - totals_->seen[b]);
-    totals_->seen[b] = tallies[b];
-  }
-}
-
 LatencyWindow EndpointCounters::latency_total() const {
   constexpr auto kCount = static_cast<std::size_t>(LatencyWindow::Buckets::kCount);
   std::array<std::uint32_t, kCount> now{};
   std::lock_guard lock(hist_mu_);
   snapshot_locked(epoch_->load(std::memory_order_relaxed));
+  const std::uint32_t* newest = snapshots_[newest_].counts.get();
   if (totals_ == nullptr) {
     // From zero: the tallies hold every latency so far (exact unless a bucket passed 2^32).
-    totals_ = std::make_unique<Totals>();  // zeroed
+    totals_ = std::make_unique<std::uint64_t[]>(kCount);
+    for (std::size_t b = 0; b < kCount; ++b) totals_[b] = newest[b];
   }
   counts_.read_tallies(now);
-  fold_totals(now.data());
   LatencyWindow w;
-  w.counts.assign(std::begin(totals_->counts), std::end(totals_->counts));
-  for (const std::uint64_t c : w.counts) w.count += c;
+  w.counts.resize(kCount);
+  for (std::size_t b = 0; b < kCount; ++b) {
+    w.counts[b] = totals_[b] + static_cast<std::uint32_t>(now[b] - newest[b]);
+    w.count += w.counts[b];
+  }
   if (w.count == 0) w.counts.clear();
   return w;
 }

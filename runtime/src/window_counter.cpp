@@ -14,20 +14,43 @@ namespace detail {
 constinit thread_local TlsSlot tls_inline[kInlineSlots]{};
 constinit thread_local TlsShards tls_shards{nullptr, 0};
 
+namespace {
+
+// One cache-line-aligned block for a shard's arrays, in this order: counts, stamps, expired (all
+// 64-bit), then the 32-bit tallies. One allocation, not four: a counter with many endpoints and
+// threads has one shard per pair, and each allocation's header and alignment padding add up.
+std::size_t shard_bytes(std::uint32_t ring_size, std::uint32_t lanes, std::uint32_t tallies) {
+  return sizeof(std::uint64_t) * (std::size_t{ring_size} * lanes + ring_size + lanes) +
+         sizeof(std::uint32_t) * tallies;
+}
+
+std::atomic<std::uint64_t>* shard_block(std::uint32_t ring_size, std::uint32_t lanes,
+                                        std::uint32_t tallies) {
+  const std::size_t words = std::size_t{ring_size} * lanes + ring_size + lanes;
+  void* p = ::operator new(shard_bytes(ring_size, lanes, tallies), std::align_val_t(64));
+  // Element by element: an array placement-new may ask for more room than the elements.
+  auto* w = static_cast<std::atomic<std::uint64_t>*>(p);
+  for (std::size_t i = 0; i < words; ++i) new (w + i) std::atomic<std::uint64_t>(0);
+  auto* t = reinterpret_cast<std::atomic<std::uint32_t>*>(w + words);
+  for (std::uint32_t i = 0; i < tallies; ++i) new (t + i) std::atomic<std::uint32_t>(0);
+  return w;
+}
+
+}  // namespace
+
 CounterShard::CounterShard(std::uint32_t ring_size, std::uint32_t lanes, std::uint32_t tallies)
-    : counts(new (std::align_val_t(64))
-                 std::atomic<std::uint64_t>[std::size_t{ring_size} * lanes]()),
-      stamps(new (std::align_val_t(64)) std::atomic<std::uint64_t>[ring_size]()),
-      expired(new std::atomic<std::uint64_t>[lanes]()),
-      tallies(tallies == 0 ? nullptr : new std::atomic<std::uint32_t>[tallies]()),
+    : counts(shard_block(ring_size, lanes, tallies)),
+      stamps(counts + std::size_t{ring_size} * lanes),
+      expired(stamps + ring_size),
+      tallies(tallies == 0
+                  ? nullptr
+                  : std::launder(reinterpret_cast<std::atomic<std::uint32_t>*>(expired + lanes))),
       mask(ring_size - 1),
       lanes(lanes) {}
 
 CounterShard::~CounterShard() {
-  ::operator delete[](counts, std::align_val_t(64));
-  ::operator delete[](stamps, std::align_val_t(64));
-  delete[] expired;
-  delete[] tallies;
+  // The atomics are trivially destructible: the block is only given back.
+  ::operator delete(counts, std::align_val_t(64));
 }
 
 void roll(TlsSlot& slot, std::uint64_t epoch, std::uint32_t shift, std::uint64_t n) noexcept {

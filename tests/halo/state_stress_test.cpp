@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+
 #include <atomic>
+#include <cstdio>
 #include <latch>
 #include <string>
 #include <thread>
@@ -11,9 +14,22 @@
 
 #include "manual_state.hpp"  // tests/support
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include <sanitizer/allocator_interface.h>
+#endif
+
 namespace {
 
 using namespace std::chrono_literals;
+
+// Bytes the process has allocated and not freed (the sanitizers' allocator replaces malloc's).
+std::size_t heap_in_use() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  return mallinfo2().uordblks + mallinfo2().hblkhd;
+#endif
+}
 
 using StateRig = octo_test::ManualState;
 
@@ -102,6 +118,48 @@ TEST(SystemStateStress, EndpointCountsAndHistogramsStayExactAcrossThreadChurn) {
   std::uint64_t want_errors = 0;
   for (int k = 0; k < kPerThread / kStints; ++k) want_errors += k % 7 == 0 ? 1 : 0;
   EXPECT_EQ(errors, want_errors * kThreads * kStints);
+}
+
+// The memory the endpoint issue bounds: 10,000 endpoints recorded from 8 threads alive at once
+// (this one and 7 more), every histogram snapshot taken and every endpoint's all-time histogram
+// asked for (a /metrics that exported them all): at most 256 MiB.
+TEST(SystemStateStress, TenThousandEndpointsFromEightThreadsStayUnder256MiB) {
+  constexpr int kEndpoints = 10'000, kThreads = 8;
+  constexpr std::uint32_t kSlots = halo::EndpointCounters::kLatencySlots + 2;
+  const std::size_t before = heap_in_use();
+  {
+    StateRig rig;
+    std::vector<halo::EndpointCounters*> eps;
+    for (int i = 0; i < kEndpoints; ++i)
+      eps.push_back(&rig.state.endpoint("/api/v1/resource/" + std::to_string(i)));
+    // Every slot of the window: its snapshot on each endpoint, taken by the slot's first record.
+    for (std::uint32_t slot = 0; slot < kSlots; ++slot) {
+      for (auto* ep : eps) ep->record(12.5, false);
+      rig.advance(eps[0]->latency_slot());
+    }
+    std::latch recorded(kThreads), measured(1);
+    std::vector<std::thread> threads;
+    for (int t = 1; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (auto* ep : eps) ep->record(1.0 + t, t == 1);
+        recorded.count_down();
+        measured.wait();  // all alive at once: 8 shards per endpoint
+      });
+    }
+    recorded.arrive_and_wait();
+    std::size_t wrong = 0;
+    for (auto* ep : eps) wrong += ep->latency_total().count == kSlots + kThreads - 1 ? 0 : 1;
+    EXPECT_EQ(wrong, 0u);
+    const std::size_t used = heap_in_use() - before;
+    measured.count_down();
+    for (auto& t : threads) t.join();
+    std::printf("10,000 endpoints x 8 threads: %.1f MiB (%.0f bytes per endpoint)\n",
+                static_cast<double>(used) / (1 << 20), static_cast<double>(used) / kEndpoints);
+    RecordProperty("bytes", std::to_string(used));
+    EXPECT_LE(used, std::size_t{256} << 20);
+  }
+  // And it is all given back.
+  EXPECT_LT(heap_in_use(), before + (std::size_t{1} << 20));
 }
 
 }  // namespace
