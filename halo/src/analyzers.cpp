@@ -170,9 +170,10 @@ class EndpointHealth final : public Analyzer {
         }
       }
       if (e.counters) {
-        const std::uint64_t req = e.counters->requests();
+        const EndpointCounters::WindowCounts counts = e.counters->window_counts();
+        const std::uint64_t req = counts.requests;
         if (req >= t_.endpoint_min_requests && req > 0) {
-          const double rate = static_cast<double>(e.counters->errors()) / static_cast<double>(req);
+          const double rate = static_cast<double>(counts.errors) / static_cast<double>(req);
           if (rate >= t_.endpoint_error_rate) {
             out.push_back(
                 make_issue(name(), Level::kCritical, "endpoint", e.id, "errors", "endpoint-errors-",
@@ -180,7 +181,7 @@ class EndpointHealth final : public Analyzer {
             out.back().data = {{"error_rate", percent(rate)}, {"requests", std::to_string(req)}};
           }
         }
-        if (!slow) slow_window(e, req, out);
+        if (!slow) slow_window(e, counts, out);
       }
     });
     if (!r.issues.empty()) r.recommendations.push_back("repair.api.endpoint");
@@ -189,10 +190,14 @@ class EndpointHealth final : public Analyzer {
   }
 
  private:
-  void slow_window(const EndpointInfo& e, std::uint64_t requests, std::vector<Issue>& out) const {
+  void slow_window(const EndpointInfo& e, const EndpointCounters::WindowCounts& counts,
+                   std::vector<Issue>& out) const {
     const double q = t_.endpoint_slow_quantile;
+    const std::uint64_t requests = counts.requests;
     if (q == 0.0) {
-      const double mean = e.counters->mean_latency_ms();
+      const double mean = requests == 0 ? 0.0
+                                        : static_cast<double>(counts.latency_sum_us) / 1000.0 /
+                                              static_cast<double>(requests);
       if (mean > t_.endpoint_slow_ms) {
         out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
                                  "endpoint " + e.id + " averages " + fixed(mean) + " ms"));
@@ -207,7 +212,7 @@ class EndpointHealth final : public Analyzer {
     const auto rank = std::max<std::uint64_t>(
         1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(requests))));
     const double needed = static_cast<double>(requests - rank + 1) * t_.endpoint_slow_ms * 1000.0;
-    if (static_cast<double>(e.counters->latency_sum_us()) <= needed) return;
+    if (static_cast<double>(counts.latency_sum_us) <= needed) return;
     const LatencyWindow w = e.counters->latency();
     if (!w.quantile_exceeds_ms(q, t_.endpoint_slow_ms)) return;
     const std::string label = quantile_label(q);

@@ -280,6 +280,18 @@ std::uint64_t EndpointCounters::count(std::uint32_t lane) const {
   return m == kUnmarked ? counts_.sum(lane) : counts_.sum_after(m, lane);
 }
 
+EndpointCounters::WindowCounts EndpointCounters::window_counts() const {
+  std::array<std::uint64_t, 3> c{};
+  // Relaxed: as in count().
+  const std::uint64_t m = marked_bucket_.load(std::memory_order_relaxed);
+  if (m == kUnmarked) {
+    counts_.sums(c);
+  } else {
+    counts_.sums_after(m, c);
+  }
+  return {.requests = c[kRequests], .errors = c[kErrors], .latency_sum_us = c[kLatencyUs]};
+}
+
 std::uint64_t EndpointCounters::requests() const { return count(kRequests); }
 std::uint64_t EndpointCounters::errors() const { return count(kErrors); }
 
@@ -287,8 +299,10 @@ std::uint64_t EndpointCounters::latency_sum_us() const { return count(kLatencyUs
 std::uint64_t EndpointCounters::total_latency_sum_us() const { return counts_.total(kLatencyUs); }
 
 double EndpointCounters::mean_latency_ms() const {
-  const std::uint64_t n = requests();
-  return n == 0 ? 0.0 : static_cast<double>(count(kLatencyUs)) / 1000.0 / static_cast<double>(n);
+  const WindowCounts c = window_counts();
+  return c.requests == 0
+             ? 0.0
+             : static_cast<double>(c.latency_sum_us) / 1000.0 / static_cast<double>(c.requests);
 }
 
 void EndpointCounters::mark() noexcept {

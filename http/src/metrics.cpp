@@ -86,7 +86,10 @@ void subject_families(Out& o, const SystemState& state, const MetricsConfig& con
   };
   std::vector<Traffic> traffic(snap->endpoints.size());
   for (std::size_t i = 0; i < snap->endpoints.size(); ++i)
-    if (const auto& c = snap->endpoints[i].counters) traffic[i] = {c->requests(), c->errors()};
+    if (const auto& c = snap->endpoints[i].counters) {
+      const auto w = c->window_counts();
+      traffic[i] = {w.requests, w.errors};
+    }
   const auto endpoints = pick(snap->endpoints, [&](std::size_t a, std::size_t b) {
     const Traffic& ta = traffic[a];
     const Traffic& tb = traffic[b];

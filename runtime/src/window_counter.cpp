@@ -264,25 +264,50 @@ detail::TlsSlot* WindowCounter::attach() noexcept {
 std::uint64_t WindowCounter::sum_buckets(std::uint32_t n, std::uint64_t min_bucket,
                                          std::uint32_t lane) const {
   if (lane >= lanes_) return 0;
-  const std::uint64_t now = epoch_->load(std::memory_order_relaxed) >> shift_;
   std::uint64_t sum = 0;
+  sum_lanes(n, min_bucket, lane, {&sum, 1});
+  return sum;
+}
+
+void WindowCounter::sum_lanes(std::uint32_t n, std::uint64_t min_bucket, std::uint32_t first,
+                              std::span<std::uint64_t> out) const {
+  std::fill(out.begin(), out.end(), 0);
+  const std::uint64_t now = epoch_->load(std::memory_order_relaxed) >> shift_;
   std::lock_guard lock(mu_);
   for (const auto& s : shards_) {
     for (std::uint64_t i = 0; i <= s->mask; ++i) {
       // Seqlock reader (see roll). A bucket being restamped is skipped: what it held has left
       // the window, and what it gets is at most the one record() in progress.
       const std::uint64_t stamp = s->stamps[i].load(std::memory_order_acquire);
-      const std::uint64_t count = s->counts[i * lanes_ + lane].load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (stamp == detail::CounterShard::kRolling ||
-          s->stamps[i].load(std::memory_order_relaxed) != stamp)
-        continue;
       // Signed age: a writer may stamp the next bucket just before this reader's epoch moves on.
       const auto age = static_cast<std::int64_t>(now - stamp);
-      if (age >= -1 && age < static_cast<std::int64_t>(n) && stamp >= min_bucket) sum += count;
+      if (stamp == detail::CounterShard::kRolling || age < -1 ||
+          age >= static_cast<std::int64_t>(n) || stamp < min_bucket)
+        continue;
+      const std::atomic<std::uint64_t>* row = s->counts + i * lanes_ + first;
+      std::uint64_t counts[kMaxLanes];
+      for (std::size_t l = 0; l < out.size(); ++l)
+        counts[l] = row[l].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s->stamps[i].load(std::memory_order_relaxed) != stamp) continue;
+      for (std::size_t l = 0; l < out.size(); ++l) out[l] += counts[l];
     }
   }
-  return sum;
+}
+
+void WindowCounter::sums(std::span<std::uint64_t> out) const {
+  if (out.size() > lanes_) throw_too_many_lanes(out.size());
+  sum_lanes(buckets_, 0, 0, out);
+}
+
+void WindowCounter::sums_after(std::uint64_t bucket, std::span<std::uint64_t> out) const {
+  if (out.size() > lanes_) throw_too_many_lanes(out.size());
+  sum_lanes(buckets_, bucket + 1, 0, out);
+}
+
+void WindowCounter::throw_too_many_lanes(std::size_t asked) const {
+  throw std::invalid_argument("octo::WindowCounter: " + std::to_string(asked) +
+                              " lanes asked for, the counter has " + std::to_string(lanes_));
 }
 
 std::uint64_t WindowCounter::sum(std::chrono::nanoseconds window, std::uint32_t lane) const {

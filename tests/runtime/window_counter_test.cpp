@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <future>
 #include <latch>
 #include <stdexcept>
@@ -165,7 +166,18 @@ TEST(WindowCounter, LanesCountSideBySideAndExpireTogether) {
   EXPECT_EQ(c.sum(1), 1u);
   EXPECT_EQ(c.sum(2), 290u);
   EXPECT_EQ(c.sum(10ms, 2), 40u);  // only the current bucket
-  EXPECT_EQ(c.sum(3), 0u);         // no such lane
+  // All lanes in one pass, and the first two; after a bucket, as sum_after.
+  std::array<std::uint64_t, 3> all{};
+  c.sums(all);
+  EXPECT_EQ(all, (std::array<std::uint64_t, 3>{7, 1, 290}));
+  std::array<std::uint64_t, 2> two{};
+  c.sums(two);
+  EXPECT_EQ(two, (std::array<std::uint64_t, 2>{7, 1}));
+  c.sums_after(c.current_bucket() - 1, all);
+  EXPECT_EQ(all, (std::array<std::uint64_t, 3>{2, 1, 40}));
+  std::array<std::uint64_t, 4> too_many{};
+  EXPECT_THROW(c.sums(too_many), std::invalid_argument);
+  EXPECT_EQ(c.sum(3), 0u);  // no such lane
   EXPECT_EQ(c.total(3), 0u);
   t.advance(50ms);  // bucket 10: bucket 0 has left the window
   EXPECT_EQ(c.sum(0), 2u);

@@ -127,6 +127,12 @@ class EndpointCounters {
             : 0,
         error);
   }
+  // requests(), errors() and latency_sum_us() read together: one pass over the threads' rings,
+  // and the three from the same buckets (what an analyzer judging all three should call).
+  struct WindowCounts {
+    std::uint64_t requests = 0, errors = 0, latency_sum_us = 0;
+  };
+  WindowCounts window_counts() const;
   // The window's requests and errors; after mark(), only those recorded after it.
   std::uint64_t requests() const;
   std::uint64_t errors() const;

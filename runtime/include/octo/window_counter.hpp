@@ -211,6 +211,12 @@ class WindowCounter {
   }
   // Events in the window's buckets after bucket `bucket` (the one filling when it was read).
   std::uint64_t sum_after(std::uint64_t bucket, std::uint32_t lane = 0) const;
+  // sum() and sum_after() of lanes 0 .. out.size() - 1 in one pass over the threads' rings
+  // (one lock, each bucket's stamp checked once): out[l] is lane l's. The lanes are read
+  // together, so their counts come from the same buckets. Throws std::invalid_argument when
+  // out is larger than lanes().
+  void sums(std::span<std::uint64_t> out) const;
+  void sums_after(std::uint64_t bucket, std::span<std::uint64_t> out) const;
   // Events per second over the whole window.
   double rate() const;
   // Every event ever recorded, including those of threads that have exited.
@@ -263,6 +269,10 @@ class WindowCounter {
   void roll(detail::TlsSlot& s, std::uint64_t n) noexcept;
   // Events in the newest n buckets whose number is at least `min_bucket`.
   std::uint64_t sum_buckets(std::uint32_t n, std::uint64_t min_bucket, std::uint32_t lane) const;
+  // Lanes first .. first + out.size() - 1 of the newest n buckets numbered at least min_bucket.
+  void sum_lanes(std::uint32_t n, std::uint64_t min_bucket, std::uint32_t first,
+                 std::span<std::uint64_t> out) const;
+  [[noreturn]] void throw_too_many_lanes(std::size_t asked) const;
   detail::CounterShard* take_shard();  // under mu_
 
   const Ticker* ticker_;
