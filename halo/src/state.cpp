@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <new>
@@ -422,8 +423,10 @@ EndpointCounters& SystemState::endpoint(std::string_view path) {
   // Acquire: pairs with remove_endpoint's release increment, so a thread that sees the count
   // unchanged since it cached the path has not missed a removal made before it.
   const std::uint64_t removals = endpoint_removals_.load(std::memory_order_acquire);
+  // The path compared last, as bytes: string == string_view goes through a three-way compare.
   if (slot.counters != nullptr && slot.hash == hash && slot.instance == instance_ &&
-      slot.removals == removals && slot.path == path) {
+      slot.removals == removals && slot.path.size() == path.size() &&
+      std::memcmp(slot.path.data(), path.data(), path.size()) == 0) {
     return *slot.counters;
   }
   EndpointCounters& c = endpoint_slow(path);
