@@ -10,10 +10,16 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -329,16 +335,57 @@ OCTO_THROUGHPUT(BM_TbbTaskGroup);
 OCTO_THROUGHPUT(BM_AsioThreadPool);
 OCTO_THROUGHPUT(BM_MutexPool);
 
-// --- latency below saturation: 1 us tasks paced at about half of what the workers can run -----
-// The pacing producer spins on one of the two cores, leaving about one core (~1 M/s of 1 us
-// tasks) to the workers; one task every 2 us offers about half of that.
+// --- latency: every sample kept -------------------------------------------------------------
+// Each task writes its own enqueue-to-start time into a preallocated slot (no shared line, no
+// histogram bucket); after the run the samples are sorted and p50 / p99 / p99.9 read off at
+// their exact ranks (reported to 3 significant digits in microseconds).
 
+struct Samples {
+  std::vector<std::int64_t> ns;
+  explicit Samples(std::size_t n) : ns(n, -1) {}
+  // The q-quantile in microseconds (rank ceil(q * n), as a sorted list has it).
+  static double quantile_us(const std::vector<std::int64_t>& sorted, double q) {
+    if (sorted.empty()) return 0;
+    const auto rank = std::max<std::size_t>(
+        1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size()))));
+    return static_cast<double>(sorted[std::min(rank, sorted.size()) - 1]) / 1e3;
+  }
+  static double three_digits(double v) {
+    if (v <= 0) return v;
+    const double scale = std::pow(10.0, 2 - static_cast<int>(std::floor(std::log10(v))));
+    return std::round(v * scale) / scale;
+  }
+  void report(benchmark::State& state) const {
+    std::vector<std::int64_t> sorted;
+    sorted.reserve(ns.size());
+    for (const std::int64_t v : ns)
+      if (v >= 0) sorted.push_back(v);
+    std::sort(sorted.begin(), sorted.end());
+    state.counters["p50_us"] = three_digits(quantile_us(sorted, 0.50));
+    state.counters["p99_us"] = three_digits(quantile_us(sorted, 0.99));
+    state.counters["p999_us"] = three_digits(quantile_us(sorted, 0.999));
+    state.counters["max_us"] = three_digits(sorted.empty() ? 0 : sorted.back() / 1e3);
+    state.counters["samples"] = static_cast<double>(sorted.size());
+  }
+};
+
+// CPU time of the whole process (every thread) or of the calling thread.
+double cpu_seconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Below saturation: 1 us tasks paced at about half of what the workers can run. The pacing
+// producer spins on one of the two cores, leaving about one core (~1 M/s of 1 us tasks) to the
+// workers; one task every 2 us offers about half of that.
 constexpr std::int64_t kPacedTasks = 200'000;
 constexpr auto kPacedGap = std::chrono::nanoseconds(2'000);
 
 template <class Post>
 void paced_latency(benchmark::State& state, Post post) {
-  octo::WindowedHistogram wait({.window = std::chrono::hours(1)});
+  Samples samples(static_cast<std::size_t>(kPacedTasks * state.max_iterations));
+  std::size_t at = 0;
   for (auto _ : state) {
     const auto target = completed() + kPacedTasks;
     auto next = std::chrono::steady_clock::now();
@@ -346,9 +393,9 @@ void paced_latency(benchmark::State& state, Post post) {
       while (std::chrono::steady_clock::now() < next) {
       }
       const auto t0 = std::chrono::steady_clock::now();
-      post([t0, &wait] {
-        const auto started = std::chrono::steady_clock::now();
-        wait.record(static_cast<std::uint64_t>((started - t0).count()));
+      std::int64_t* slot = &samples.ns[at++];
+      post([t0, slot] {
+        *slot = (std::chrono::steady_clock::now() - t0).count();
         spin_for(std::chrono::microseconds(1));
         task_done();
       });
@@ -356,32 +403,170 @@ void paced_latency(benchmark::State& state, Post post) {
     }
     wait_for_count(target);
   }
-  const auto s = wait.total();
-  state.counters["p50_us"] = static_cast<double>(s.quantile(0.50)) / 1e3;
-  state.counters["p99_us"] = static_cast<double>(s.quantile(0.99)) / 1e3;
-  state.counters["p999_us"] = static_cast<double>(s.quantile(0.999)) / 1e3;
+  samples.report(state);
   state.SetItemsProcessed(state.iterations() * kPacedTasks);
 }
 
-void BM_Octopus_Latency(benchmark::State& state) {
+// Low load: one 1 us task every 50 us, so the workers go idle between tasks (and a pool that
+// parks its threads must wake one for each). The producer sleeps between tasks (absolute
+// deadlines, 1 ns timer slack); the CPU time per task reported is the process's less the
+// producer's own, so the pool's cost of waiting and waking: spinning workers show up there.
+constexpr std::int64_t kIdleTasks = 20'000;
+constexpr auto kIdleGap = std::chrono::microseconds(50);
+
+template <class Post>
+void idle_latency(benchmark::State& state, Post post) {
+  Samples samples(static_cast<std::size_t>(kIdleTasks * state.max_iterations));
+  std::size_t at = 0;
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  double cpu = 0, producer = 0;
+  for (auto _ : state) {
+    const auto target = completed() + kIdleTasks;
+    const double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    const double producer0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    timespec next{};
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (std::int64_t i = 0; i < kIdleTasks; ++i) {
+      next.tv_nsec += std::chrono::nanoseconds(kIdleGap).count();
+      if (next.tv_nsec >= 1'000'000'000) {
+        next.tv_nsec -= 1'000'000'000;
+        ++next.tv_sec;
+      }
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      std::int64_t* slot = &samples.ns[at++];
+      post([t0, slot] {
+        *slot = (std::chrono::steady_clock::now() - t0).count();
+        spin_for(std::chrono::microseconds(1));
+        task_done();
+      });
+    }
+    wait_for_count(target);
+    producer += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - producer0;
+    cpu += cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+  }
+  samples.report(state);
+  const auto tasks = static_cast<double>(state.iterations() * kIdleTasks);
+  state.counters["cpu_us_per_task"] = Samples::three_digits((cpu - producer) * 1e6 / tasks);
+  state.counters["producer_cpu_us_per_task"] = Samples::three_digits(producer * 1e6 / tasks);
+  state.SetItemsProcessed(state.iterations() * kIdleTasks);
+}
+
+// The pools, for both latency loads.
+template <class Load>
+void octopus_latency(benchmark::State& state, Load load) {
   octo::Executor ex(octo_config());
-  paced_latency(state, [&](auto&& f) {
+  load(state, [&](auto&& f) {
     while (!ex.submit(0, f)) {
     }
   });
 }
-void BM_TbbArena_Latency(benchmark::State& state) {
+template <class Load>
+void arena_latency(benchmark::State& state, Load load) {
   tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
   tbb::task_arena arena(kWorkers, 0);
-  paced_latency(state, [&](auto&& f) { arena.enqueue(f); });
+  load(state, [&](auto&& f) { arena.enqueue(f); });
 }
-void BM_MutexPool_Latency(benchmark::State& state) {
+template <class Load>
+void asio_latency(benchmark::State& state, Load load) {
+  boost::asio::thread_pool pool(kWorkers);
+  load(state, [&](auto&& f) { boost::asio::post(pool, f); });
+  pool.join();
+}
+template <class Load>
+void mutex_latency(benchmark::State& state, Load load) {
   MutexPool pool(kWorkers);
-  paced_latency(state, [&](auto&& f) { pool.post(f); });
+  load(state, [&](auto&& f) { pool.post(f); });
 }
-BENCHMARK(BM_Octopus_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TbbArena_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_MutexPool_Latency)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+struct Paced {
+  template <class Post>
+  void operator()(benchmark::State& state, Post post) const {
+    paced_latency(state, post);
+  }
+};
+struct Idle {
+  template <class Post>
+  void operator()(benchmark::State& state, Post post) const {
+    idle_latency(state, post);
+  }
+};
+
+void BM_Octopus_Latency(benchmark::State& s) { octopus_latency(s, Paced{}); }
+void BM_TbbArena_Latency(benchmark::State& s) { arena_latency(s, Paced{}); }
+void BM_AsioThreadPool_Latency(benchmark::State& s) { asio_latency(s, Paced{}); }
+void BM_MutexPool_Latency(benchmark::State& s) { mutex_latency(s, Paced{}); }
+void BM_Octopus_IdleLatency(benchmark::State& s) { octopus_latency(s, Idle{}); }
+void BM_TbbArena_IdleLatency(benchmark::State& s) { arena_latency(s, Idle{}); }
+void BM_AsioThreadPool_IdleLatency(benchmark::State& s) { asio_latency(s, Idle{}); }
+void BM_MutexPool_IdleLatency(benchmark::State& s) { mutex_latency(s, Idle{}); }
+#define OCTO_LATENCY(fn) BENCHMARK(fn)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond)
+OCTO_LATENCY(BM_Octopus_Latency);
+OCTO_LATENCY(BM_TbbArena_Latency);
+OCTO_LATENCY(BM_AsioThreadPool_Latency);
+OCTO_LATENCY(BM_MutexPool_Latency);
+OCTO_LATENCY(BM_Octopus_IdleLatency);
+OCTO_LATENCY(BM_TbbArena_IdleLatency);
+OCTO_LATENCY(BM_AsioThreadPool_IdleLatency);
+OCTO_LATENCY(BM_MutexPool_IdleLatency);
+
+// --- the producer's own cost: each enqueue / submit call timed on the calling thread ----------
+// The workers are kept busy by the very tasks being submitted (1 us each, faster than they run),
+// so the queue grows and the call never finds an idle worker to hand to. Each call is timed with
+// two clock reads (~20 ns of the figure is the reads: the same for every pool).
+constexpr std::int64_t kTimedCalls = 200'000;
+
+template <class Post>
+void producer_cost(benchmark::State& state, Post post) {
+  Samples samples(static_cast<std::size_t>(kTimedCalls * state.max_iterations));
+  std::size_t at = 0;
+  for (auto _ : state) {
+    const auto target = completed() + kTimedCalls;
+    for (std::int64_t i = 0; i < kTimedCalls; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      post(OneMicro{});
+      samples.ns[at++] = (std::chrono::steady_clock::now() - t0).count();
+    }
+    wait_for_count(target);
+  }
+  samples.report(state);
+  state.SetItemsProcessed(state.iterations() * kTimedCalls);
+}
+
+void BM_Octopus_SubmitCost(benchmark::State& state) {
+  octo::Executor ex(octo_config());
+  producer_cost(state, [&](auto&& f) {
+    while (!ex.submit(0, f)) {
+    }
+  });
+}
+void BM_Octopus_EnqueueCost(benchmark::State& state) {
+  auto cfg = octo_config();
+  cfg.arms[0].handler = [](const octo::Task&, const octo::Context&) {
+    OneMicro{}();
+    return octo::Outcome::success();
+  };
+  octo::Executor ex(std::move(cfg));
+  producer_cost(state, [&](auto&&) {
+    while (!ex.enqueue(octo::Task{.type = "bench.noop"})) {
+    }
+  });
+}
+void BM_TbbArena_EnqueueCost(benchmark::State& state) {
+  tbb::global_control workers(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
+  tbb::task_arena arena(kWorkers, 0);
+  producer_cost(state, [&](auto&& f) { arena.enqueue(f); });
+}
+void BM_AsioThreadPool_PostCost(benchmark::State& state) {
+  boost::asio::thread_pool pool(kWorkers);
+  producer_cost(state, [&](auto&& f) { boost::asio::post(pool, f); });
+  pool.join();
+}
+OCTO_LATENCY(BM_Octopus_SubmitCost);
+OCTO_LATENCY(BM_Octopus_EnqueueCost);
+OCTO_LATENCY(BM_TbbArena_EnqueueCost);
+OCTO_LATENCY(BM_AsioThreadPool_PostCost);
 
 // --- blocking isolation: how long a batch task waits to start while two deploy handlers block ---
 // The default ExecutorConfig (the machine's cores, the default arms). Arg 1: both of deploy's
