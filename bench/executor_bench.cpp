@@ -376,6 +376,17 @@ double cpu_seconds(clockid_t clock) {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+// Posts one 1 us task that writes its enqueue-to-start time to `slot`.
+template <class Post>
+void post_timed(Post& post, std::int64_t* slot) {
+  const auto t0 = std::chrono::steady_clock::now();
+  post([t0, slot] {
+    *slot = (std::chrono::steady_clock::now() - t0).count();
+    spin_for(std::chrono::microseconds(1));
+    task_done();
+  });
+}
+
 // Below saturation: 1 us tasks paced at about half of what the workers can run. The pacing
 // producer spins on one of the two cores, leaving about one core (~1 M/s of 1 us tasks) to the
 // workers; one task every 2 us offers about half of that.
@@ -392,13 +403,7 @@ void paced_latency(benchmark::State& state, Post post) {
     for (std::int64_t i = 0; i < kPacedTasks; ++i) {
       while (std::chrono::steady_clock::now() < next) {
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      std::int64_t* slot = &samples.ns[at++];
-      post([t0, slot] {
-        *slot = (std::chrono::steady_clock::now() - t0).count();
-        spin_for(std::chrono::microseconds(1));
-        task_done();
-      });
+      post_timed(post, &samples.ns[at++]);
       next += kPacedGap;
     }
     wait_for_count(target);
@@ -434,13 +439,7 @@ void idle_latency(benchmark::State& state, Post post) {
       }
       while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      std::int64_t* slot = &samples.ns[at++];
-      post([t0, slot] {
-        *slot = (std::chrono::steady_clock::now() - t0).count();
-        spin_for(std::chrono::microseconds(1));
-        task_done();
-      });
+      post_timed(post, &samples.ns[at++]);
     }
     wait_for_count(target);
     producer += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - producer0;

@@ -10,7 +10,8 @@
 //   state.upsert_agent({.id = "a-17", .name = "dreamops-17", .squad = "s-1"});
 //   state.heartbeat("a-17");
 //   auto& orders = state.endpoint("/api/orders");    // a handle: take it once and keep it
-//   orders.record(latency_ms, failed);               // per request, the fastest form
+//   orders.record(elapsed, failed);                  // per request (a std::chrono duration:
+//                                                    // the fastest form; or double ms)
 //   auto p99 = orders.latency().quantile_ms(0.99);   // windowed percentiles
 //   state.add_artifact("/srv/app/bin/server", halo::checksum_file("/srv/app/bin/server").value());
 //
