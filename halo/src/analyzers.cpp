@@ -195,9 +195,7 @@ class EndpointHealth final : public Analyzer {
     const double q = t_.endpoint_slow_quantile;
     const std::uint64_t requests = counts.requests;
     if (q == 0.0) {
-      const double mean = requests == 0 ? 0.0
-                                        : static_cast<double>(counts.latency_sum_us) / 1000.0 /
-                                              static_cast<double>(requests);
+      const double mean = counts.mean_latency_ms();
       if (mean > t_.endpoint_slow_ms) {
         out.push_back(make_issue(name(), Level::kHigh, "endpoint", e.id, "slow", "endpoint-slow-",
                                  "endpoint " + e.id + " averages " + fixed(mean) + " ms"));

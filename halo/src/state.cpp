@@ -296,15 +296,9 @@ EndpointCounters::WindowCounts EndpointCounters::window_counts() const {
 std::uint64_t EndpointCounters::requests() const { return count(kRequests); }
 std::uint64_t EndpointCounters::errors() const { return count(kErrors); }
 
-std::uint64_t EndpointCounters::latency_sum_us() const { return count(kLatencyUs); }
 std::uint64_t EndpointCounters::total_latency_sum_us() const { return counts_.total(kLatencyUs); }
 
-double EndpointCounters::mean_latency_ms() const {
-  const WindowCounts c = window_counts();
-  return c.requests == 0
-             ? 0.0
-             : static_cast<double>(c.latency_sum_us) / 1000.0 / static_cast<double>(c.requests);
-}
+double EndpointCounters::mean_latency_ms() const { return window_counts().mean_latency_ms(); }
 
 void EndpointCounters::mark() noexcept {
   marked_bucket_.store(counts_.current_bucket(), std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -59,6 +60,18 @@ struct Out {
     s += ' ';
     s += num(v);
     s += '\n';
+  }
+  // One histogram's samples (its family written already): a cumulative bucket per bound in
+  // seconds (at_most(bound) counts the values up to it), +Inf, _sum and _count.
+  template <class AtMost>
+  void histogram(const std::string& name, const std::string& labels, std::span<const double> bounds,
+                 AtMost at_most, std::uint64_t count, double sum_seconds) {
+    const std::string bucket = name + "_bucket";
+    for (const double b : bounds)
+      sample(bucket, labels + ",le=\"" + num(b) + "\"", static_cast<double>(at_most(b)));
+    sample(bucket, labels + ",le=\"+Inf\"", static_cast<double>(count));
+    sample(name + "_sum", labels, sum_seconds);
+    sample(name + "_count", labels, static_cast<double>(count));
   }
 };
 
@@ -120,16 +133,10 @@ void subject_families(Out& o, const SystemState& state, const MetricsConfig& con
     const auto& c = snap->endpoints[i].counters;
     if (!c) continue;  // probes only
     const LatencyWindow h = c->latency_total();
-    const std::string ep = "endpoint=\"" + label(snap->endpoints[i].id) + "\"";
-    for (const double b : kLatencyBounds) {
-      o.sample("octohalo_endpoint_latency_seconds_bucket", ep + ",le=\"" + num(b) + "\"",
-               static_cast<double>(h.count_at_most(b * 1000.0)));
-    }
-    o.sample("octohalo_endpoint_latency_seconds_bucket", ep + ",le=\"+Inf\"",
-             static_cast<double>(h.count));
-    o.sample("octohalo_endpoint_latency_seconds_sum", ep,
-             static_cast<double>(c->total_latency_sum_us()) / 1e6);
-    o.sample("octohalo_endpoint_latency_seconds_count", ep, static_cast<double>(h.count));
+    o.histogram(
+        "octohalo_endpoint_latency_seconds", "endpoint=\"" + label(snap->endpoints[i].id) + "\"",
+        kLatencyBounds, [&](double b) { return h.count_at_most(b * 1000.0); }, h.count,
+        static_cast<double>(c->total_latency_sum_us()) / 1e6);
   }
   const auto agents = pick(snap->agents, [&](std::size_t i, std::size_t j) {
     const AgentInfo& a = snap->agents[i];
@@ -211,18 +218,12 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
       latency.push_back(executor->arm_latency(static_cast<octo::ArmId>(i)));
     auto histogram = [&](const char* name, const char* help, auto pick) {
       o.family(name, "histogram", help);
-      const std::string bucket = std::string(name) + "_bucket";
       for (std::size_t i = 0; i < st.arms.size(); ++i) {
         const octo::HistogramSnapshot& h = pick(latency[i]);
-        const std::string arm = "arm=\"" + label(st.arms[i].name) + "\"";
-        for (const double b : kBounds) {
-          const auto ns = static_cast<std::uint64_t>(b * 1e9);
-          o.sample(bucket, arm + ",le=\"" + num(b) + "\"",
-                   static_cast<double>(h.count_at_most(ns)));
-        }
-        o.sample(bucket, arm + ",le=\"+Inf\"", static_cast<double>(h.count));
-        o.sample(std::string(name) + "_sum", arm, static_cast<double>(h.sum) / 1e9);
-        o.sample(std::string(name) + "_count", arm, static_cast<double>(h.count));
+        o.histogram(
+            name, "arm=\"" + label(st.arms[i].name) + "\"", kBounds,
+            [&](double b) { return h.count_at_most(static_cast<std::uint64_t>(b * 1e9)); }, h.count,
+            static_cast<double>(h.sum) / 1e9);
       }
     };
     histogram(

@@ -169,6 +169,16 @@ TEST(EndpointHealth, TheWindowsP99AtAndBesideTheThreshold) {
   EXPECT_LT(rig.state.endpoint("/over").mean_latency_ms(), 100.0);
 }
 
+// No false alarm from a bucket's midpoint: a p99 of 2,400 ms lies in the bucket 2,359-2,621 ms,
+// whose midpoint (2,490 ms) is past a 2,450 ms threshold; the p99 itself is not.
+TEST(EndpointHealth, AP99UnderTheThresholdInItsBucketIsNotSlowWhateverTheMidpoint) {
+  Rig rig;
+  record_tail(rig.state.endpoint("/near"), 2'400.0);
+  ASSERT_GT(rig.state.endpoint("/near").latency().quantile_ms(0.99), 2'450.0);
+  auto a = halo::make_endpoint_health({.endpoint_slow_ms = 2'450.0});
+  EXPECT_TRUE(slow_ids(rig, *a).empty());
+}
+
 TEST(EndpointHealth, OneSlowRequestInAHundredIsNotTheP99ButMovesTheMean) {
   Rig rig;
   auto& ep = rig.state.endpoint("/api");

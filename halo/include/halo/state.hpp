@@ -128,10 +128,16 @@ class EndpointCounters {
             : 0,
         error);
   }
-  // requests(), errors() and latency_sum_us() read together: one pass over the threads' rings,
-  // and the three from the same buckets (what an analyzer judging all three should call).
+  // The window's requests, errors and latency sum read together: one pass over the threads'
+  // rings, and the three from the same buckets (what an analyzer judging all three should call).
   struct WindowCounts {
     std::uint64_t requests = 0, errors = 0, latency_sum_us = 0;
+    // Mean latency, 0 without requests.
+    double mean_latency_ms() const noexcept {
+      return requests == 0
+                 ? 0.0
+                 : static_cast<double>(latency_sum_us) / 1000.0 / static_cast<double>(requests);
+    }
   };
   WindowCounts window_counts() const;
   // The window's requests and errors; after mark(), only those recorded after it.
@@ -139,8 +145,6 @@ class EndpointCounters {
   std::uint64_t errors() const;
   // Mean latency of the window's requests, 0 when there were none.
   double mean_latency_ms() const;
-  // The window's latencies added up, in microseconds (as requests(): after mark(), only since).
-  std::uint64_t latency_sum_us() const;
   // The window's latencies (after mark(), those recorded after it), for percentiles. Cold:
   // reads every recording thread's histogram (240 adds each) under the endpoint's mutex.
   LatencyWindow latency() const;
