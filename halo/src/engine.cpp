@@ -27,7 +27,9 @@ using octo::detail::UniqueLock;
 class Engine::Feedback final : public octo::Observer {
  public:
   explicit Feedback(Engine& e) : engine_(e) {}
-  void on_event(const octo::TaskEvent& event) noexcept override { engine_.rails_->outcome(event); }
+  void on_event(const octo::TaskEvent& event) noexcept override {
+    if (engine_.rails_->outcome(event)) engine_.wake_worker();
+  }
   void on_executor_destroyed(const octo::Executor& executor) noexcept override {
     engine_.executor_destroyed(executor);
   }
@@ -314,6 +316,15 @@ void Engine::merge_pending(const CycleRequest& request) {
   flight_cv_.notify_all();
 }
 
+void Engine::wake_worker() noexcept {
+  // Through the mutex: the worker reads the rails' state and waits under it, so this notify
+  // comes either before its check (which then sees the new state) or while it waits. Without
+  // the lock, an outcome landing between its check and its wait went unseen, and with no
+  // trigger running, a verifying repair never got its verify cycle.
+  { LockGuard lock(flight_mu_); }
+  flight_cv_.notify_all();
+}
+
 void Engine::worker_loop() {
   const std::chrono::nanoseconds every = config_.safety.verify_interval;
   UniqueLock lock(flight_mu_);
@@ -324,8 +335,9 @@ void Engine::worker_loop() {
         continue;
       }
       // A repair is in flight or verifying: a full "verify" cycle every verify_interval on the
-      // state's clock (woken at least that often in real time to look). Every cycle's end
-      // notifies, so a repair dispatched while this thread waited untimed is seen then.
+      // state's clock (woken at least that often in real time to look). Every cycle's end and
+      // every repair outcome notify (wake_worker), so a repair dispatched, or one that began
+      // verifying, while this thread waited untimed is seen then.
       if (!running_ && state_.now() - last_cycle_at_ >= every) {
         merge_pending({TriggerKind::kEvent, "verify", {}, Mode::kFull});
         break;

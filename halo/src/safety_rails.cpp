@@ -310,24 +310,25 @@ std::vector<PendingApproval> SafetyRails::pending_approvals() const {
   return out;
 }
 
-void SafetyRails::outcome(const octo::TaskEvent& event) noexcept {
+bool SafetyRails::outcome(const octo::TaskEvent& event) noexcept {
   if (event.kind != octo::TaskEventKind::kSucceeded &&
       event.kind != octo::TaskEventKind::kDeadLettered &&
       event.kind != octo::TaskEventKind::kCancelled)
-    return;
-  if (!any_in_flight()) return;
+    return false;
+  if (!any_in_flight()) return false;
   LockGuard lock(outcomes_mu_);
   try {
     if (in_flight_.count(event.id) == 0) {
       // Not a repair, or one whose enqueue is still settling: kept until the dispatch settles.
       if (sends_open_ > 0) early_[event.id] = EarlyOutcome{event.kind, std::string(event.reason)};
-      return;
+      return false;
     }
     apply_outcome(event.id, event.kind, event.reason);
   } catch (...) {
     // Out of memory while auditing: the outcome is lost for the audit log only (apply_outcome
     // updates the bookkeeping before it builds the entry).
   }
+  return true;
 }
 
 void SafetyRails::release(const InFlight& f) {

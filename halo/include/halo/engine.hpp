@@ -419,6 +419,8 @@ class Engine {
   // This analyzer's bit in Tracked::analyzers.
   std::uint64_t analyzer_bit(std::string_view name) OCTO_REQUIRES(mu_);
   void worker_loop() OCTO_EXCLUDES(flight_mu_);
+  // A repair's outcome changed the rails' state: the worker looks again.
+  void wake_worker() noexcept OCTO_EXCLUDES(flight_mu_);
   // Folds `request` into the one pending follow-up cycle, creating it if none.
   void merge_pending(const CycleRequest& request) OCTO_REQUIRES(flight_mu_);
   std::string new_uuid() OCTO_REQUIRES(mu_);

@@ -122,8 +122,10 @@ class SafetyRails {
   bool remove_dependency(const SubjectRef& child, const SubjectRef& parent)
       OCTO_EXCLUDES(decisions_mu_);
 
-  // A task reached a terminal event. Cheap for tasks that are not repairs.
-  void outcome(const octo::TaskEvent& event) noexcept OCTO_EXCLUDES(outcomes_mu_);
+  // A task reached a terminal event. Cheap for tasks that are not repairs. True when it was a
+  // repair's outcome and changed its weak point's state (the engine's worker is then woken: a
+  // repair that starts verifying must get its verify cycles).
+  bool outcome(const octo::TaskEvent& event) noexcept OCTO_EXCLUDES(outcomes_mu_);
   // False when no repair is in flight, without a lock: the observer skips unrelated tasks.
   bool any_in_flight() const noexcept {
     // Relaxed: reserve raises the count before the enqueue that hands the task to a worker, so
