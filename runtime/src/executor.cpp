@@ -87,6 +87,16 @@ constexpr std::int64_t kFastTaskNs = 2'000;
 // drainer; below it the running drainer reaches the new task within a few microseconds anyway.
 constexpr std::int64_t kSpawnDepth = 16;
 
+// One turn of a polling loop: tells the core this is a spin (x86 `pause`: less power, and the
+// other hyperthread runs), without giving up the thread.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // CLOCK_REALTIME_COARSE: a few ns instead of ~20; millisecond resolution is plenty for "created".
 std::chrono::system_clock::time_point coarse_wall() noexcept {
   timespec ts;
@@ -232,6 +242,7 @@ struct Executor::Impl {
         fairness_budget(std::max<std::uint32_t>(1, cfg.fairness_budget)),
         aging_period(std::max<std::uint32_t>(1, cfg.aging_period)),
         threads(cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency()),
+        slots(std::max(2, threads)),
         journal(std::move(cfg.journal)),
         jr(journal.get()),
         journal_sync(jr != nullptr && jr->durability() == Durability::kSync),
@@ -240,10 +251,21 @@ struct Executor::Impl {
         time_mask(std::bit_ceil(std::clamp<std::uint32_t>(cfg.time_one_in, 1, 1u << 31)) - 1),
         time_all(time_mask == 0),
         fast_ticks(CycleClock::from_ns(std::chrono::nanoseconds(kFastTaskNs))),
+        spin_ticks(cfg.idle_spin.count() > 0 ? CycleClock::from_ns(cfg.idle_spin) : 0),
+        park_for(cfg.idle_park),
+        idle_enabled(spin_ticks != 0 || park_for.count() > 0),
         arena(threads, 0),
         dead(cfg.dead_letter_capacity) {
     if (cfg.time_one_in == 0) {
       throw std::invalid_argument("octo::ExecutorConfig: time_one_in must be >= 1 (got 0)");
+    }
+    if (cfg.idle_spin.count() < 0 || cfg.idle_spin > std::chrono::seconds(1)) {
+      throw std::invalid_argument("octo::ExecutorConfig: idle_spin must be in [0, 1 s] (got " +
+                                  std::to_string(cfg.idle_spin.count()) + " ns)");
+    }
+    if (cfg.idle_park.count() < 0 || cfg.idle_park > std::chrono::hours(1)) {
+      throw std::invalid_argument("octo::ExecutorConfig: idle_park must be in [0, 1 h] (got " +
+                                  std::to_string(cfg.idle_park.count()) + " ns)");
     }
     if (cfg.latency_window.count() <= 0) {
       throw std::invalid_argument("octo::ExecutorConfig: latency_window must be > 0 (got " +
@@ -379,7 +401,9 @@ struct Executor::Impl {
       // seq_cst: the second half of the timer's pause protocol (see TimerQueue::resume). Queued
       // work with no drainer keeps it ticking too (this look spawns one), unless the arm is
       // paused (resume() wakes it).
-      busy = busy || a.active.load(std::memory_order_seq_cst) != 0 || (!held && a.queued() > 0);
+      // A parked drainer is not busy: it runs nothing, and resumes the tick when it wakes.
+      const std::uint32_t idle = parked.load(std::memory_order_seq_cst) == &a ? 1 : 0;
+      busy = busy || a.active.load(std::memory_order_seq_cst) > idle || (!held && a.queued() > 0);
     }
     const std::uint64_t now = CycleClock::now();
     for_each_slot([now](RunningSlot& slot) {
@@ -397,7 +421,7 @@ struct Executor::Impl {
   // Every drainer slot: the arena's, then each blocking arm's. Cold (timer, shutdown, status).
   template <class F>
   void for_each_slot(F&& f) noexcept {
-    for (std::size_t i = 0; i < static_cast<std::size_t>(threads); ++i) f(running[i]);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(slots); ++i) f(running[i]);
     const std::uint32_t n = arm_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < n; ++i) {
       if (arms[i]->pool) arms[i]->pool->for_each_slot(f);
@@ -451,7 +475,10 @@ struct Executor::Impl {
 
   // --- enqueue path ------------------------------------------------------------------------
 
-  EnqueueResult push(Arm& a, Work w, Priority prio, TaskId id) noexcept {
+  // `w` by reference, consumed: passed by value, the 24-byte slot went through the stack, and
+  // reading it back as one 16-byte load of two 8-byte stores missed store forwarding (half of
+  // enqueue_typed's profile).
+  EnqueueResult push(Arm& a, Work& w, Priority prio, TaskId id) noexcept {
     // Capacity is checked before the push, so concurrent producers can overshoot it by at most
     // one task each; a reservation counter would make it exact at the cost of a second RMW.
     thread_local std::uint32_t tick = 0;
@@ -489,7 +516,8 @@ struct Executor::Impl {
       finish(w);
       return EnqueueResult::refused(EnqueueError::kFull);
     }
-    wake(a, static_cast<std::int64_t>(ticket + a.requeued.load(std::memory_order_relaxed) - seen));
+    wake(a, static_cast<std::int64_t>(ticket + a.requeued.load(std::memory_order_relaxed) - seen),
+         true);
     return EnqueueResult::accepted(id);
   }
 
@@ -658,7 +686,16 @@ struct Executor::Impl {
   }
 
   // Puts a drainer on the arena unless enough are running for the queue's depth.
-  void wake(Arm& a, std::int64_t depth) noexcept {
+  // `estimated`: `depth` came from the producer's cached `taken` (up to 31 pushes old), so a deep
+  // reading is checked against the drainers' own count before it spawns a second drainer; a
+  // stale reading spawned one for about every other task of a lone producer, and each spawn woke
+  // a worker and cut a polling drainer's wait short.
+  // Every caller has counted its task (`accepted` or `requeued`, seq_cst) and queued it first.
+  void wake(Arm& a, std::int64_t depth, bool estimated = false) noexcept {
+    // seq_cst, after that count: the producer half of park()'s handshake. The drainer parked on
+    // this arm holds a slot, so the spawn below would be skipped: it must be woken.
+    if (parked.load(std::memory_order_seq_cst) == &a) [[unlikely]]
+      unpark(&a);
     // seq_cst: a paused arm spawns nothing; resume() stores the flag and then wakes (see there).
     if (a.paused.load(std::memory_order_seq_cst)) [[unlikely]]
       return;
@@ -668,6 +705,11 @@ struct Executor::Impl {
       // A running drainer will reach a shallow queue soon; it cannot retire without seeing this
       // task (see retire()), so skipping the spawn is safe and saves a full arena enqueue.
       if (cur > 0 && depth < kSpawnDepth * static_cast<std::int64_t>(cur)) return;
+      if (cur > 0 && estimated) {
+        estimated = false;
+        depth = a.queued();
+        continue;
+      }
       if (a.active.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) {
         spawn(a);
         return;
@@ -688,12 +730,17 @@ struct Executor::Impl {
     if (a.pool && a.pool->post(a.max_parallel.load(std::memory_order_relaxed))) return;
     // After every read of `a` on this side: the edge must cover them all.
     OCTO_TSAN_RELEASE(&a);
+    // seq_cst, then the load of `parked`: a parked drainer gives its worker up (see park()).
+    posted.fetch_add(1, std::memory_order_seq_cst);
+    if (parked.load(std::memory_order_seq_cst) != nullptr) [[unlikely]]
+      unpark(nullptr);
     OCTO_TSAN_IGNORE_BEGIN();
     arena.enqueue([this, &a] {
       OCTO_TSAN_ACQUIRE(&a);
+      posted.fetch_sub(1, std::memory_order_relaxed);
       // Drainers run only on this executor's arena threads, each on its own slot.
       const int index = tbb::this_task_arena::current_thread_index();
-      assert(index >= 0 && index < threads);
+      assert(index >= 0 && index < slots);
       drain(a, running[static_cast<std::size_t>(index)], index);
     });
     OCTO_TSAN_IGNORE_END();
@@ -715,6 +762,80 @@ struct Executor::Impl {
       }
     }
     return 0;
+  }
+
+  // After `a`'s queue ran dry: polls it for up to idle_spin, then parks for up to idle_park,
+  // keeping this drainer's slot throughout (producers see it active and spawn nothing; the one
+  // that finds it parked wakes it, see unpark()). True when work arrived. False, to retire: at
+  // once when another drainer already waits this way (one per executor), and as soon as the time
+  // is up, a drainer of this executor waits for a worker, the arm is paused or shutdown begins.
+  // A parked drainer costs no CPU, where a retired one costs TBB's own spin before its worker
+  // sleeps (about 400 us of CPU per idle spell on the project's VM, docs/benchmarks.md).
+  bool idle_wait(Arm& a) noexcept {
+    const Arm* none = nullptr;
+    // Acquire/release: the flag's holders share nothing through it; the pair only keeps its
+    // hand-over visible to ThreadSanitizer.
+    if (idle_arm.load(std::memory_order_relaxed) != nullptr ||
+        !idle_arm.compare_exchange_strong(none, &a, std::memory_order_acquire))
+      return false;
+    bool arrived = poll(a);
+    if (!arrived && park_for.count() > 0 && !must_leave(a)) arrived = park(a);
+    idle_arm.store(nullptr, std::memory_order_release);
+    return arrived;
+  }
+
+  // seq_cst: each load is the second half of a handshake with the writer of the flag, which
+  // wakes a parked drainer after its store (post(), shutdown(), Executor::pause()).
+  bool must_leave(const Arm& a) const noexcept {
+    return posted.load(std::memory_order_seq_cst) != 0 ||
+           stopping.load(std::memory_order_seq_cst) || a.paused.load(std::memory_order_seq_cst);
+  }
+
+  // Each turn reads lines that change only on a push (`accepted`) and on the events that end the
+  // wait, so polling costs producers nothing until a task arrives.
+  bool poll(const Arm& a) noexcept {
+    const std::uint64_t until = CycleClock::now() + spin_ticks;
+    for (std::uint32_t turn = 1;; ++turn) {
+      if (a.queued() > 0) return true;
+      if (must_leave(a)) return false;
+      if (turn % 64 == 0) {
+        if (CycleClock::now() >= until) return false;
+        // Now and then a yield: a producer or another pool's thread on this core runs.
+        std::this_thread::yield();
+      } else {
+        cpu_relax();
+      }
+    }
+  }
+
+  bool park(Arm& a) noexcept {
+    const auto until = SteadyTime::now() + park_for;
+    {
+      std::unique_lock lock(park_mu);
+      // seq_cst, then queued()'s seq_cst loads: a producer increments `accepted` and then loads
+      // `parked` (push()), so either it sees this drainer parked and wakes it, or this sees its
+      // task. The flags of must_leave() pair the same way with their writers.
+      parked.store(&a, std::memory_order_seq_cst);
+      while (parked.load(std::memory_order_relaxed) == &a && a.queued() <= 0 && !must_leave(a)) {
+        if (park_cv.wait_until(lock, until) == std::cv_status::timeout) break;
+      }
+      parked.store(nullptr, std::memory_order_seq_cst);
+    }
+    // The tick may have paused while this drainer was parked (watch() does not count it busy);
+    // after the store above, so the tick's own look (seq_cst) or this resume sees the other.
+    timer->resume();
+    return a.queued() > 0;
+  }
+
+  // Wakes the parked drainer if it waits on `a` (any arm when null). Cold: once per idle spell.
+  [[gnu::noinline]] void unpark(const Arm* a) noexcept {
+    {
+      std::lock_guard lock(park_mu);
+      const Arm* p = parked.load(std::memory_order_relaxed);
+      if (p == nullptr || (a != nullptr && p != a)) return;
+      parked.store(nullptr, std::memory_order_relaxed);
+    }
+    park_cv.notify_one();
   }
 
   // Gives up this drainer's slot; false when it must keep draining.
@@ -764,8 +885,11 @@ struct Executor::Impl {
       const std::size_t n =
           a.paused.load(std::memory_order_relaxed) ? 0 : take(a, batch, want, tick, prio);
       if (n == 0) {
+        // The first empty take after work: poll a while before retiring (a blocking arm's thread
+        // parks in its pool instead).
+        if (misses++ == 0 && idle_enabled && !a.pool && idle_wait(a)) continue;
         if (retire(a)) break;
-        if (++misses > 1) std::this_thread::yield();  // let the other consumer subtract
+        if (misses > 2) std::this_thread::yield();  // let the other consumer subtract
         continue;
       }
       misses = 0;
@@ -788,8 +912,9 @@ struct Executor::Impl {
       budget = budget > n ? budget - static_cast<std::uint32_t>(n) : 0;
       if (budget == 0) {
         // Fairness: yield the worker to other arms' drainers, keeping our slot. A blocking arm's
-        // thread serves that arm alone: it just carries on.
-        if (a.pool) {
+        // thread serves that arm alone, and with no drainer waiting for a worker there is nobody
+        // to yield to (a re-post would only wake a sleeping worker): both just carry on.
+        if (a.pool || posted.load(std::memory_order_relaxed) == 0) {
           budget = fairness_budget;
         } else {
           post(a);
@@ -1436,6 +1561,7 @@ struct Executor::Impl {
     const std::uint64_t own = t_draining == this ? 1 : 0;
     // enqueue() calls that begin after this see it (they load with acquire).
     stopping.store(true, std::memory_order_seq_cst);
+    unpark(nullptr);  // a parked drainer leaves (see park())
     if (mode == ShutdownMode::kDrain) {
       // Draining runs what paused arms hold too.
       const std::uint32_t n = arm_count.load(std::memory_order_acquire);
@@ -1514,6 +1640,11 @@ struct Executor::Impl {
   const std::uint32_t fairness_budget;
   const std::uint32_t aging_period;
   const int threads;
+  // The arena's slots, which a drainer's thread index can name: TBB gives every arena at least
+  // two (one kept for an external thread), and with threads = 1 a worker may join in either (seen
+  // when a worker joins while a parked drainer's is still leaving). Sized by `threads`, the
+  // per-slot arrays were written one past their end.
+  const int slots;
   const std::shared_ptr<Journal> journal;
   Journal* const jr;  // journal.get(): one load on the hot path
   const bool journal_sync;
@@ -1522,14 +1653,17 @@ struct Executor::Impl {
   const std::uint32_t time_mask;   // time_one_in rounded up to a power of two, minus one
   const bool time_all;             // time_one_in == 1
   const std::uint64_t fast_ticks;  // kFastTaskNs in CycleClock ticks
+  const std::uint64_t spin_ticks;  // idle_spin in CycleClock ticks; 0 = drainers never poll
+  const std::chrono::nanoseconds park_for;  // idle_park
+  const bool idle_enabled;                  // idle_spin or idle_park is set
   std::atomic<std::uint64_t> recovered{0};
   std::optional<tbb::global_control> workers;  // before arena: it outlives the arena's workers
   tbb::task_arena arena;
-  // One pin slot per arena thread (arena slots 0 .. threads-1).
-  detail::ObserverRegistry observers{static_cast<std::size_t>(threads)};
+  // One pin slot per arena slot.
+  detail::ObserverRegistry observers{static_cast<std::size_t>(slots)};
   // Per arena thread: its drainer's RunningSlot.
   const std::unique_ptr<RunningSlot[]> running =
-      std::make_unique<RunningSlot[]>(static_cast<std::size_t>(threads));
+      std::make_unique<RunningSlot[]>(static_cast<std::size_t>(slots));
 
   std::unique_ptr<Arm> arms[kMaxArms];
   std::atomic<std::uint32_t> arm_count{0};
@@ -1544,6 +1678,16 @@ struct Executor::Impl {
   alignas(64) std::atomic<std::uint64_t> rejected_unroutable{0};
   std::atomic<std::uint64_t> rejected_stopped{0};
   alignas(64) std::atomic<std::uint32_t> drainers{0};
+  // Drainers put on the arena and not yet started: a polling drainer gives its worker up to them.
+  // Its own line: the poller reads it on every turn, spawns and starts write it.
+  alignas(64) std::atomic<std::uint32_t> posted{0};
+  // The arm whose drainer polls or parks (at most one, see idle_wait), or null.
+  std::atomic<const Arm*> idle_arm{nullptr};
+  // The arm whose drainer is parked, or null. Its own line: every push reads it, and it is
+  // written only when a drainer parks and when it is woken.
+  alignas(64) std::atomic<const Arm*> parked{nullptr};
+  std::mutex park_mu;  // orders a wake-up with the parked drainer's check (guards no field)
+  std::condition_variable park_cv;
   alignas(64) std::atomic<std::uint32_t> waiters{0};
   std::mutex idle_mu;  // guards no field: orders notify_idle() with a waiter's check (atomics)
   std::condition_variable idle_cv;
@@ -1799,7 +1943,9 @@ void Executor::set_enabled(ArmId arm, bool enabled) {
 }
 
 void Executor::pause(ArmId arm) {
-  impl_->arm_or_throw(arm, "pause").paused.store(true, std::memory_order_seq_cst);
+  Arm& a = impl_->arm_or_throw(arm, "pause");
+  a.paused.store(true, std::memory_order_seq_cst);
+  impl_->unpark(&a);  // a drainer parked on it retires (see park())
 }
 
 void Executor::resume(ArmId arm) { impl_->resume(impl_->arm_or_throw(arm, "resume")); }
@@ -1826,7 +1972,12 @@ void Executor::set_routes(const RoutingTable& routes) {
 }
 
 ArmStatus Executor::arm_status(ArmId arm) const {
-  ArmStatus s = impl_->arm_or_throw(arm, "arm_status").status();
+  const Arm& a = impl_->arm_or_throw(arm, "arm_status");
+  ArmStatus s = a.status();
+  // A drainer waiting for work (idle_wait) runs nothing.
+  s.idle_drainer = impl_->idle_arm.load(std::memory_order_relaxed) == &a;
+  s.idle_parked = s.idle_drainer && impl_->parked.load(std::memory_order_relaxed) == &a;
+  if (s.idle_drainer && s.active > 0) --s.active;
   s.stuck = impl_->stuck(arm);
   return s;
 }

@@ -140,6 +140,22 @@ struct ExecutorConfig {
   // AMD VM, a fifth of a no-op task's whole cost there (docs/benchmarks.md). Timeouts and deadlines
   // are timed regardless.
   std::uint32_t time_one_in = 1;
+  // How long an arm's drainer that finds its queue empty keeps polling it before it gives its
+  // worker back (one such drainer per executor at a time; blocking arms' threads never poll). A
+  // task that arrives meanwhile starts within about a microsecond, where a retired drainer needs
+  // an arena enqueue and, once the worker sleeps, a wake-up that takes tens of microseconds on a
+  // virtual machine. The cost is up to one core busy for this long after an arm's last task; the
+  // poll gives way at once to another arm's drainer waiting for a worker, to pause() and to
+  // shutdown. Zero retires at once. Between 0 and 1 s, else the constructor throws
+  // std::invalid_argument.
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(100);
+  // Then how long that drainer stays parked (blocked, no CPU, holding one arena worker) before it
+  // gives its worker back; the first task of its arm wakes it (a producer's call pays the wake-up,
+  // a few microseconds, once per idle spell), and it leaves at once for another arm's drainer,
+  // pause() and shutdown. A retired drainer's worker spins in TBB before it sleeps (hundreds of
+  // microseconds of CPU on the project's VM); a parked one does not. Zero retires after the
+  // spin. Between 0 and 1 h, else the constructor throws std::invalid_argument.
+  std::chrono::nanoseconds idle_park = std::chrono::milliseconds(100);
 
   // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
   ExecutorConfig& on(std::string_view arm, Handler handler);

@@ -25,7 +25,12 @@ struct ArmStatus {
   bool blocking = false;      // runs on threads of its own (ArmConfig::blocking)
   std::uint32_t threads = 0;  // a blocking arm's threads (created on demand, <= max_parallel)
   std::uint32_t max_parallel = 0;
-  std::uint32_t active = 0;   // drainers running tasks right now (<= max_parallel)
+  std::uint32_t active = 0;  // drainers running tasks right now (<= max_parallel)
+  // A drainer of this arm waits for its next task, holding no task (ExecutorConfig::idle_spin and
+  // idle_park; at most one arm of an executor at a time), and whether it is parked (blocked) or
+  // still polling.
+  bool idle_drainer = false;
+  bool idle_parked = false;
   std::uint64_t queued = 0;   // waiting in the arm's queues
   std::uint64_t delayed = 0;  // in the timer: waiting for a retry's delay or a task's run_at
   // Parked until their Task::key has a free slot (ArmConfig::max_parallel_per_key).
