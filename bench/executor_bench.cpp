@@ -413,27 +413,26 @@ void paced_latency(benchmark::State& state, Post post) {
 }
 
 // Low load: one 1 us task every 50 us, so the workers go idle between tasks (and a pool that
-// parks its threads must wake one for each). The producer sleeps between tasks (absolute
-// deadlines, 1 ns timer slack); the CPU time per task reported is the process's less the
-// producer's own, so the pool's cost of waiting and waking: spinning workers show up there.
-constexpr std::int64_t kIdleTasks = 20'000;
-constexpr auto kIdleGap = std::chrono::microseconds(50);
-
+// parks its threads must wake one for each); sparse load: one every 500 us, longer than a spin
+// before sleeping usually lasts. The producer sleeps between tasks (absolute deadlines, 1 ns
+// timer slack); the CPU time per task reported is the process's less the producer's own, so the
+// pool's cost of waiting and waking: spinning workers show up there.
 template <class Post>
-void idle_latency(benchmark::State& state, Post post) {
-  Samples samples(static_cast<std::size_t>(kIdleTasks * state.max_iterations));
+void gapped_latency(benchmark::State& state, Post post, std::chrono::nanoseconds gap,
+                    std::int64_t tasks) {
+  Samples samples(static_cast<std::size_t>(tasks * state.max_iterations));
   std::size_t at = 0;
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   double cpu = 0, producer = 0;
   for (auto _ : state) {
-    const auto target = completed() + kIdleTasks;
+    const auto target = completed() + tasks;
     const double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     const double producer0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     timespec next{};
     clock_gettime(CLOCK_MONOTONIC, &next);
-    for (std::int64_t i = 0; i < kIdleTasks; ++i) {
-      next.tv_nsec += std::chrono::nanoseconds(kIdleGap).count();
-      if (next.tv_nsec >= 1'000'000'000) {
+    for (std::int64_t i = 0; i < tasks; ++i) {
+      next.tv_nsec += gap.count();
+      while (next.tv_nsec >= 1'000'000'000) {
         next.tv_nsec -= 1'000'000'000;
         ++next.tv_sec;
       }
@@ -446,10 +445,10 @@ void idle_latency(benchmark::State& state, Post post) {
     cpu += cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
   }
   samples.report(state);
-  const auto tasks = static_cast<double>(state.iterations() * kIdleTasks);
-  state.counters["cpu_us_per_task"] = Samples::three_digits((cpu - producer) * 1e6 / tasks);
-  state.counters["producer_cpu_us_per_task"] = Samples::three_digits(producer * 1e6 / tasks);
-  state.SetItemsProcessed(state.iterations() * kIdleTasks);
+  const auto n = static_cast<double>(state.iterations() * tasks);
+  state.counters["cpu_us_per_task"] = Samples::three_digits((cpu - producer) * 1e6 / n);
+  state.counters["producer_cpu_us_per_task"] = Samples::three_digits(producer * 1e6 / n);
+  state.SetItemsProcessed(state.iterations() * tasks);
 }
 
 // The pools, for both latency loads.
@@ -488,7 +487,13 @@ struct Paced {
 struct Idle {
   template <class Post>
   void operator()(benchmark::State& state, Post post) const {
-    idle_latency(state, post);
+    gapped_latency(state, post, std::chrono::microseconds(50), 20'000);
+  }
+};
+struct Sparse {
+  template <class Post>
+  void operator()(benchmark::State& state, Post post) const {
+    gapped_latency(state, post, std::chrono::microseconds(500), 2'000);
   }
 };
 
@@ -500,6 +505,10 @@ void BM_Octopus_IdleLatency(benchmark::State& s) { octopus_latency(s, Idle{}); }
 void BM_TbbArena_IdleLatency(benchmark::State& s) { arena_latency(s, Idle{}); }
 void BM_AsioThreadPool_IdleLatency(benchmark::State& s) { asio_latency(s, Idle{}); }
 void BM_MutexPool_IdleLatency(benchmark::State& s) { mutex_latency(s, Idle{}); }
+void BM_Octopus_SparseLatency(benchmark::State& s) { octopus_latency(s, Sparse{}); }
+void BM_TbbArena_SparseLatency(benchmark::State& s) { arena_latency(s, Sparse{}); }
+void BM_AsioThreadPool_SparseLatency(benchmark::State& s) { asio_latency(s, Sparse{}); }
+void BM_MutexPool_SparseLatency(benchmark::State& s) { mutex_latency(s, Sparse{}); }
 #define OCTO_LATENCY(fn) BENCHMARK(fn)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond)
 OCTO_LATENCY(BM_Octopus_Latency);
 OCTO_LATENCY(BM_TbbArena_Latency);
@@ -509,6 +518,10 @@ OCTO_LATENCY(BM_Octopus_IdleLatency);
 OCTO_LATENCY(BM_TbbArena_IdleLatency);
 OCTO_LATENCY(BM_AsioThreadPool_IdleLatency);
 OCTO_LATENCY(BM_MutexPool_IdleLatency);
+OCTO_LATENCY(BM_Octopus_SparseLatency);
+OCTO_LATENCY(BM_TbbArena_SparseLatency);
+OCTO_LATENCY(BM_AsioThreadPool_SparseLatency);
+OCTO_LATENCY(BM_MutexPool_SparseLatency);
 
 // --- the producer's own cost: each enqueue / submit call timed on the calling thread ----------
 // The workers are kept busy by the very tasks being submitted (1 us each, faster than they run),
