@@ -149,13 +149,15 @@ struct ExecutorConfig {
   // shutdown. Zero retires at once. Between 0 and 1 s, else the constructor throws
   // std::invalid_argument.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(100);
-  // Then how long that drainer stays parked (blocked, no CPU, holding one arena worker) before it
-  // gives its worker back; the first task of its arm wakes it (a producer's call pays the wake-up,
-  // a few microseconds, once per idle spell), and it leaves at once for another arm's drainer,
-  // pause() and shutdown. A retired drainer's worker spins in TBB before it sleeps (hundreds of
-  // microseconds of CPU on the project's VM); a parked one does not. Zero retires after the
-  // spin. Between 0 and 1 h, else the constructor throws std::invalid_argument.
-  std::chrono::nanoseconds idle_park = std::chrono::milliseconds(100);
+  // Then how long that drainer stays parked (blocked, no CPU) before it gives its worker back;
+  // the first task of its arm wakes it (a producer's call pays the wake-up, a few microseconds,
+  // once per idle spell), and it leaves at once for another arm's drainer, pause() and shutdown.
+  // A parked drainer holds one TBB worker that no other arena can use meanwhile (another
+  // executor's, or the service's own TBB work), so the default is short. Where this executor is
+  // the process's only TBB user, a longer park saves TBB's own spin before its worker sleeps
+  // (about 400 us of CPU per idle spell on the project's VM). Zero retires after the spin.
+  // Between 0 and 1 h, else the constructor throws std::invalid_argument.
+  std::chrono::nanoseconds idle_park = std::chrono::milliseconds(1);
 
   // Sets the handler of the arm called `arm`; throws std::invalid_argument if there is none.
   ExecutorConfig& on(std::string_view arm, Handler handler);
