@@ -818,8 +818,8 @@ struct Executor::Impl {
     const auto until = SteadyTime::now() + park_for;
     {
       std::unique_lock lock(park_mu);
-      // seq_cst, then queued()'s seq_cst loads: a producer increments `accepted` and then loads
-      // `parked` (push()), so either it sees this drainer parked and wakes it, or this sees its
+      // seq_cst, then queued()'s seq_cst loads: a producer counts its task and then loads
+      // `parked` (wake()), so either it sees this drainer parked and wakes it, or this sees its
       // task. The flags of must_leave() pair the same way with their writers.
       parked.store(&a, std::memory_order_seq_cst);
       while (parked.load(std::memory_order_relaxed) == &a && a.queued() <= 0 && !must_leave(a)) {
@@ -1687,7 +1687,8 @@ struct Executor::Impl {
   std::atomic<std::uint64_t> rejected_stopped{0};
   alignas(64) std::atomic<std::uint32_t> drainers{0};
   // Drainers put on the arena and not yet started: a polling drainer gives its worker up to them.
-  // Its own line: the poller reads it on every turn, spawns and starts write it.
+  // Off the producers' lines: the poller reads it on every turn, spawns and starts write it, and
+  // idle_arm beside it changes once per idle spell.
   alignas(64) std::atomic<std::uint32_t> posted{0};
   // The arm whose drainer polls or parks (at most one, see idle_wait), or null.
   std::atomic<const Arm*> idle_arm{nullptr};
