@@ -895,7 +895,7 @@ struct Executor::Impl {
         // parks in its pool instead).
         if (misses++ == 0 && idle_enabled && !a.pool && idle_wait(a)) continue;
         if (retire(a)) break;
-        if (misses > 2) std::this_thread::yield();  // let the other consumer subtract
+        if (misses > 1) std::this_thread::yield();  // let the other consumer subtract
         continue;
       }
       misses = 0;
