@@ -42,6 +42,8 @@ std::string_view to_string(AuditKind k) noexcept {
       return "analysis";
     case AuditKind::kIssuesRejected:
       return "issues-rejected";
+    case AuditKind::kFleet:
+      return "fleet";
   }
   return "?";
 }

@@ -10,6 +10,7 @@
 #include "detail/analysis_graph.hpp"
 #include "detail/engine_internals.hpp"
 #include "detail/field_count.hpp"
+#include "detail/fleet_link.hpp"
 #include "detail/grouping.hpp"
 #include "detail/issue_validation.hpp"
 #include "detail/parallel.hpp"
@@ -111,6 +112,8 @@ Engine::Engine(SystemState& state, EngineConfig config)
           state_, audit_, [this](Event e) { emit(std::move(e)); })),
       feedback_(std::make_unique<Feedback>(*this)),
       events_(std::make_unique<Events>()),
+      fleet_(config_.fleet != nullptr ? std::make_unique<detail::FleetLink>(config_.fleet)
+                                      : nullptr),
       rng_(std::random_device{}()) {
   // The constructor runs alone: the locks below only satisfy the thread-safety analysis.
   {
@@ -444,6 +447,7 @@ std::shared_ptr<const CycleResult> Engine::execute(std::string trigger,
         cycle->analysis, /*sorted=*/false,
         old != nullptr ? std::move(old->weak_points) : std::vector<WeakPoint>{});
   });
+  if (fleet_ != nullptr) fleet_detect(*cycle);
   tm.group = lap();
 
   // Escalation bookkeeping (in parallel over the tracking shards) runs beside the
@@ -672,9 +676,13 @@ void Engine::dispatch(CycleResult& cycle, std::vector<AuditEntry>& entries,
                       const std::function<void()>& beside) {
   std::vector<std::size_t> sent;  // indices of the tasks that passed the rails
   rails_->decide(cycle, state_.now(), sent);
+  // Shared repairs need the fleet's lease: the refused ones are suppressed (and settled below).
+  if (fleet_ != nullptr) fleet_claim(cycle, sent);
 
   // Enqueued with no lock the outcome path takes (the token bucket keeps them few).
-  for (const std::size_t i : sent) send(cycle.generated_tasks[i], cycle.dispatch_results[i]);
+  for (const std::size_t i : sent)
+    if (cycle.dispatch_results[i].status != DispatchStatus::kSuppressed)
+      send(cycle.generated_tasks[i], cycle.dispatch_results[i]);
 
   // The audit entries (strings, mostly) are built in parallel, then appended in decision order.
   const std::size_t n = cycle.generated_tasks.size();

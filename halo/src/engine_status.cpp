@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "detail/engine_internals.hpp"
+#include "detail/fleet_link.hpp"
 #include "detail/safety_rails.hpp"
 #include "halo/engine.hpp"
 
@@ -78,10 +79,6 @@ bool Engine::restore_escalation(std::string_view weak_point_id, std::string_view
   return rails_->restore_escalation(fp, subject_type, subject_id, reason);
 }
 
-std::uint64_t Engine::silence(Silence silence) { return rails_->silence(std::move(silence)); }
-
-bool Engine::unsilence(std::uint64_t silence_id) { return rails_->unsilence(silence_id); }
-
 std::vector<Silence> Engine::silences() const { return rails_->silences(); }
 
 void Engine::add_maintenance_window(MaintenanceWindow window) {
@@ -128,6 +125,27 @@ EngineStatus Engine::status() const {
   s.maintenance_windows = c.maintenance_windows;
   s.escalations = c.escalations;
   s.heals = c.heals;
+  if (fleet_ != nullptr) {
+    FleetStatus& fs = s.fleet;
+    fs.enabled = true;
+    fs.instance = fleet_->fleet->instance();
+    fs.round_trips = fleet_->fleet->round_trips();
+    LockGuard lock(fleet_->mu);
+    fs.available = fleet_->available;
+    fs.reason = fleet_->known ? fleet_->reason : "no cycle has reached the fleet yet";
+    fs.peers = fleet_->peers;
+    fs.shared_subjects = fleet_->shared.size();
+    fs.subjects = fleet_->views;
+    fs.leases_held = fleet_->held.size();
+    fs.leases_granted = fleet_->leases_granted;
+    fs.leases_lost = fleet_->leases_lost;
+    fs.outcomes_written = fleet_->outcomes_written;
+    fs.outcomes_rejected = fleet_->outcomes_rejected;
+    fs.repairing_elsewhere = fleet_->repairing_elsewhere;
+    fs.path_weak_points = fleet_->path_weak_points;
+    fs.unavailable_cycles = fleet_->unavailable_cycles;
+    for (const auto& [why, n] : fleet_->suppressed) s.suppressed_by_reason[why] += n;
+  }
   {
     LockGuard lock(events_->mu);
     s.events_delivered = events_->delivered;

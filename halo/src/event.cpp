@@ -22,6 +22,10 @@ std::string_view to_string(EventKind k) noexcept {
       return "repair-dispatched";
     case EventKind::kRepairFinished:
       return "repair-finished";
+    case EventKind::kFleetUnavailable:
+      return "fleet-unavailable";
+    case EventKind::kFleetRejoined:
+      return "fleet-rejoined";
   }
   return "?";
 }

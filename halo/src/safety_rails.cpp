@@ -233,6 +233,19 @@ void SafetyRails::settle(const CycleResult& cycle, const std::vector<std::size_t
   for (const std::size_t i : sent) settle_one(cycle.generated_tasks[i], cycle.dispatch_results[i]);
 }
 
+std::optional<WeakPointState> SafetyRails::life_state(std::uint64_t fingerprint) const {
+  LockGuard lock(outcomes_mu_);
+  const auto it = lives_.find(fingerprint);
+  if (it == lives_.end()) return std::nullopt;
+  return it->second.state;
+}
+
+void SafetyRails::refund(std::size_t n) {
+  if (n == 0) return;
+  LockGuard lock(decisions_mu_);
+  tokens_ = std::min<double>(config_.repair_burst, tokens_ + static_cast<double>(n));
+}
+
 void SafetyRails::settle(const GeneratedTask& task, const DispatchResult& result) {
   LockGuard lock(outcomes_mu_);
   settle_one(task, result);

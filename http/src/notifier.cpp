@@ -242,7 +242,8 @@ class AlertCore final : public Notifier::Core {
 
   bool wants(EventKind k) const override {
     return k != EventKind::kWeakPointOpened && k != EventKind::kBreakerOpened &&
-           k != EventKind::kBreakerClosed;
+           k != EventKind::kBreakerClosed && k != EventKind::kFleetUnavailable &&
+           k != EventKind::kFleetRejoined;
   }
 
   void fire(const Event& e, std::string state, std::string severity) {

@@ -39,6 +39,8 @@ enum class AuditKind : std::uint8_t {
   kBreaker,         // the systemic breaker opened or closed; `reason` says why
   kAnalysis,        // one per cycle: the analyzers run, issues per analyzer, errors (`reason`)
   kIssuesRejected,  // an analyzer's issues refused this cycle (`subject` the analyzer, `reason`)
+  kFleet,           // the fleet (halo/fleet.hpp): a lease granted, lost or released, an outcome
+                    // written or refused as stale, the fleet lost or rejoined
 };
 std::string_view to_string(AuditKind k) noexcept;
 

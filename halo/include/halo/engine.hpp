@@ -65,6 +65,7 @@
 #include "halo/analyzer.hpp"
 #include "halo/audit.hpp"
 #include "halo/event.hpp"
+#include "halo/fleet.hpp"
 #include "halo/lifecycle.hpp"
 #include "halo/maintenance_window.hpp"
 #include "halo/silence.hpp"
@@ -148,6 +149,12 @@ struct EngineConfig {
   int concurrency = 0;
   // Where repairs go; may also be set later with attach(). Not owned.
   octo::Executor* executor = nullptr;
+  // The other instances of this service (halo/fleet.hpp): quorum on shared subjects, one repair
+  // of each across the fleet, fleet-wide rails and silences. Null: every subject is local.
+  std::shared_ptr<Fleet> fleet{};
+  // How many reporters must see a shared subject unhealthy; 0 = a majority of those reporting.
+  // A lone reporter decides alone either way.
+  std::uint32_t fleet_quorum = 0;
 };
 
 enum class DispatchStatus : std::uint8_t {
@@ -176,7 +183,10 @@ struct DispatchResult {
   std::uint64_t approval_id = 0;  // kPendingApproval
   // kSuppressed: "in-flight", "awaiting-approval", "verifying", "escalated", "backoff",
   // "flapping", "silenced by <silence id>", "inhibited by <parent weak point id>",
-  // "blast-radius", "rate-limited"; kSuggested while the breaker is open: "breaker-open";
+  // "blast-radius", "rate-limited"; shared subjects also "repairing elsewhere (<holder>)",
+  // "fleet-budget (<n> repairs in the window)", "fleet-rate-limited", "fleet-breaker-open
+  // (<failed> of <judged> failed)", "fleet-unavailable: <why>"; kSuggested while the breaker is
+  // open: "breaker-open";
   // kFailed: the error.
   std::string reason{};
 };
@@ -236,6 +246,36 @@ struct PendingApproval {
 enum class ApprovalOutcome : std::uint8_t { kDispatched, kDispatchFailed, kRejected, kUnknownId };
 std::string_view to_string(ApprovalOutcome o) noexcept;
 
+// A shared subject as the fleet saw it in the last cycle.
+struct FleetSubjectStatus {
+  std::string subject{};  // "<type>:<id>"
+  std::uint32_t reporters = 0;
+  std::uint32_t unhealthy = 0;
+  std::uint32_t quorum = 0;    // needed for a shared weak point
+  bool local_verdict = false;  // this instance saw it unhealthy
+  std::string holder{};        // the repair lease's holder, if any
+};
+
+struct FleetStatus {
+  bool enabled = false;    // EngineConfig::fleet set
+  bool available = false;  // the last call reached it
+  std::string instance{};
+  std::string reason{};  // why not available
+  std::vector<std::string> peers{};
+  std::size_t shared_subjects = 0;  // declared with share()
+  // Shared subjects some instance saw unhealthy, or with a lease: the fleet's weak points.
+  std::vector<FleetSubjectStatus> subjects{};
+  std::size_t leases_held = 0;
+  std::uint64_t leases_granted = 0;
+  std::uint64_t leases_lost = 0;  // expired or taken over before the outcome
+  std::uint64_t outcomes_written = 0;
+  std::uint64_t outcomes_rejected = 0;    // stale fencing token
+  std::uint64_t repairing_elsewhere = 0;  // repairs not dispatched: another instance holds it
+  std::uint64_t path_weak_points = 0;     // shared verdicts the quorum did not confirm
+  std::uint64_t unavailable_cycles = 0;
+  std::uint64_t round_trips = 0;
+};
+
 struct EngineStatus {
   std::optional<std::chrono::system_clock::time_point> last_run{};
   std::string last_summary{};
@@ -277,10 +317,12 @@ struct EngineStatus {
   // a Prometheus histogram wants them.
   std::vector<std::pair<double, std::uint64_t>> cycle_seconds{};
   double cycle_seconds_sum = 0.0;
+  FleetStatus fleet{};
 };
 
 namespace detail {
 class SafetyRails;
+struct FleetLink;
 using TypeCounts = std::array<std::size_t, 9>;  // see detail/subject_types.hpp
 }  // namespace detail
 
@@ -337,8 +379,17 @@ class Engine {
   bool restore_escalation(std::string_view weak_point_id, std::string_view subject_type,
                           std::string_view subject_id, std::string_view reason);
 
+  // Declares a subject shared with the other instances of the service (halo/fleet.hpp): its
+  // weak points need the fleet's quorum and its repairs the fleet's lease. Throws
+  // std::invalid_argument for an empty type or id, or when EngineConfig::fleet is null.
+  void share(const SubjectRef& subject);
+  bool unshare(const SubjectRef& subject);
+
   // Silences (see silence.hpp). Throws std::invalid_argument when until <= from, the reason is
-  // empty, or 10,000 silences are active or scheduled already. Returns the silence's id.
+  // empty, or 10,000 silences are active or scheduled already. Returns the silence's id. A
+  // silence with `fleet` set goes to the fleet first (throws std::invalid_argument with the
+  // fleet's error when that fails, or without a fleet) and holds on every instance from their
+  // next cycle; unsilence() ends it fleet-wide.
   std::uint64_t silence(Silence silence);
   bool unsilence(std::uint64_t silence_id);
   // Active and scheduled ones (expired silences end by themselves).
@@ -407,6 +458,13 @@ class Engine {
   // sent ones settled. `beside` runs next to the audit append (work for the other thread).
   void dispatch(CycleResult& cycle, std::vector<AuditEntry>& entries,
                 const std::function<void()>& beside);
+  // The fleet's part of a cycle (engine_fleet.cpp). After grouping: publishes the verdicts on
+  // shared subjects, renews the held leases, mirrors the fleet's silences, and turns shared weak
+  // points the quorum does not confirm into local path ones (re-sorted by fingerprint).
+  void fleet_detect(CycleResult& cycle);
+  // After the rails' decisions: writes the outcomes of held leases, claims the leases of the
+  // shared repairs in `sent`, and marks the refused ones suppressed (their tokens refunded).
+  void fleet_claim(CycleResult& cycle, const std::vector<std::size_t>& sent);
   // Enqueues a repair the rails reserved, under no lock the outcome path takes, into `result`.
   void send(const GeneratedTask& gt, DispatchResult& result) OCTO_EXCLUDES(exec_mu_);
   // Assigns every field of `e` (a reused entry keeps its strings' buffers).
@@ -441,6 +499,8 @@ class Engine {
   std::unique_ptr<detail::SafetyRails> rails_;
   std::unique_ptr<Feedback> feedback_;
   std::unique_ptr<Events> events_;
+  // Null without EngineConfig::fleet.
+  std::unique_ptr<detail::FleetLink> fleet_;
   // The audit entries the last cycle pushed out: the next cycle writes its own batch over them
   // (their strings keep their buffers). Touched by the cycle in flight only.
   std::vector<AuditEntry> audit_spare_;

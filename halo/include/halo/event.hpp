@@ -37,6 +37,9 @@ enum class EventKind : std::uint8_t {
   kWeakPointCritical,  // a weak point reached kCritical (first seen so, or raised to it)
   kRepairDispatched,   // a repair task went to the executor (task_type, task_id)
   kRepairFinished,     // its outcome (reason: "succeeded", "failed: ...", "cancelled")
+  kFleetUnavailable,   // the fleet (halo/fleet.hpp) cannot be reached: shared subjects are only
+                       // reported (reason says why)
+  kFleetRejoined,      // reached again
 };
 std::string_view to_string(EventKind k) noexcept;
 

@@ -30,6 +30,9 @@ struct Silence {
   std::chrono::nanoseconds until{0};
   std::string reason{};
   std::string author{};
+  // Held by the fleet (halo/fleet.hpp; Engine::silence() with a fleet configured): honoured by
+  // every instance of the service and listed in each one's silences().
+  bool fleet = false;
 };
 
 // True when `glob` (fnmatch syntax, empty = anything) matches `text`.

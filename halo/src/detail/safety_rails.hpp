@@ -140,6 +140,12 @@ class SafetyRails {
   // The executor went away: its repairs will not report back, so their weak points are no
   // longer in flight (open again, not failed). Reservations still settling are left to them.
   void forget_in_flight() OCTO_EXCLUDES(outcomes_mu_);
+  // The state of the subject the rails remember under `fingerprint`; nullopt when they do not.
+  std::optional<WeakPointState> life_state(std::uint64_t fingerprint) const
+      OCTO_EXCLUDES(outcomes_mu_);
+  // Gives back `n` tokens decide() took for repairs that were then not sent (the fleet refused
+  // them), up to the burst.
+  void refund(std::size_t n) OCTO_EXCLUDES(decisions_mu_);
   // Moves the tracking changes verdicts made since the last call into `out` (appended).
   void take_track_updates(std::vector<TrackUpdate>& out) OCTO_EXCLUDES(outcomes_mu_);
 
