@@ -10,6 +10,7 @@
 #include <random>
 
 #include "engine_rig.hpp"  // tests/support
+#include "event_log.hpp"
 #include "halo/engine.hpp"
 
 namespace {
@@ -21,30 +22,7 @@ using octo_test::open_rails;
 using octo_test::Rig;
 using octo_test::statuses;
 
-// Events as the engine's event thread delivers them.
-struct EventLog {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<halo::Event> events;
-
-  void attach(halo::Engine& e) {
-    e.subscribe([this](const halo::Event& ev) {
-      std::lock_guard lock(mu);
-      events.push_back(ev);
-      cv.notify_all();
-    });
-  }
-  // Waits (at most 10 s) until `n` events of `kind` arrived; returns how many did.
-  std::size_t wait_for(halo::EventKind kind, std::size_t n) {
-    std::unique_lock lock(mu);
-    auto count = [&] {
-      return static_cast<std::size_t>(std::count_if(
-          events.begin(), events.end(), [&](const halo::Event& e) { return e.kind == kind; }));
-    };
-    cv.wait_for(lock, 10s, [&] { return count() >= n; });
-    return count();
-  }
-};
+using octo_test::EventLog;
 
 const halo::WeakPointLife* life_of(const halo::EngineStatus& s, std::string_view subject) {
   for (const auto& l : s.lifecycle)

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "eventually.hpp"
 #include "octo/redis_streams.hpp"
 #include "redis_server.hpp"
 
@@ -62,17 +63,6 @@ struct TwoConsumers {
 inline std::string first_dead_reason(const RedisServer& server) {
   return server.command(
       {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][4]", "1", "octo:work:dead"});
-}
-
-// Waits (bounded) for a condition the system reaches on its own, such as a drained stream.
-template <class F>
-bool eventually(F&& done, std::chrono::seconds limit = 30s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 // A private redis-server and stream arms whose handler only counts its runs.

@@ -10,10 +10,11 @@
 // need not agree. Keys: `peers` (a sorted set of heartbeats by expiry), `v:<subject>` (a hash of
 // instance -> verdict and expiry, expiring with the newest verdict), `lease:<subject>` ("<token>
 // <instance>", SET NX PX), `fence:<subject>` (INCR: the fencing tokens, never expiring),
-// `outcome:<subject>`, `repairs:<subject>` (the fleet's budget), `bucket` (the fleet's token
-// bucket), `judged` (outcomes within the breaker's window) and `silences` (a hash). The scripts
-// name keys they build from their arguments, which a single Redis server allows and Redis
-// Cluster does not: the fleet needs one server (or a primary with replicas).
+// `outcome:<subject>` ("<token> <1 healed | 0 failed> <instance>"), `repairs:<subject>` (the
+// fleet's budget), `bucket` (the fleet's token bucket), `judged` (outcomes within the breaker's
+// window) and `silences` (a hash). The scripts name keys they build from their arguments, which a
+// single Redis server allows and Redis Cluster does not: the fleet needs one server (or a primary
+// with replicas).
 //
 // Failures are values: a refused connect or an I/O error gives ok = false with the address and
 // the reason, drops the connection, and the next call after a backoff (doubling from
