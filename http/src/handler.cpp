@@ -228,7 +228,7 @@ HttpResponse HttpHandler::add_silence(std::string_view body) const {
   if (j.is_discarded() || !j.is_object())
     return error(400,
                  "body must be a JSON object {\"subject_type\", \"subject_id\", \"task_type\", "
-                 "\"duration_s\", \"starts_in_s\", \"reason\", \"author\"}");
+                 "\"duration_s\", \"starts_in_s\", \"reason\", \"author\", \"fleet\"}");
   Silence s;
   for (auto [field, to] :
        {std::pair{"subject_type", &s.match.subject_type},
@@ -247,6 +247,10 @@ HttpResponse HttpHandler::add_silence(std::string_view body) const {
     if (!(v >= min) || v > 366.0 * 24 * 3600) return std::nullopt;
     return v;
   };
+  if (const auto it = j.find("fleet"); it != j.end()) {
+    if (!it->is_boolean()) return error(400, "\"fleet\" must be true or false");
+    s.fleet = it->get<bool>();
+  }
   const auto duration = seconds("duration_s", 0, 0.001);
   const auto starts_in = seconds("starts_in_s", 0, 0);
   if (!duration || j.find("duration_s") == j.end())

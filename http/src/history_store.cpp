@@ -220,7 +220,8 @@ void HistoryStore::write_new() {
     auto ms = [](std::chrono::system_clock::time_point t) {
       return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
     };
-    for (const auto& s : engine_.silences())
+    for (const auto& s : engine_.silences()) {
+      if (s.fleet) continue;  // the fleet keeps its own: restored as local ones, none would end
       st["silences"].push_back({{"subject_type", s.match.subject_type},
                                 {"subject_id", s.match.subject_id},
                                 {"task_type", s.match.task_type},
@@ -228,6 +229,7 @@ void HistoryStore::write_new() {
                                 {"author", s.author},
                                 {"from_ms", ms(wall_of(s.from, now))},
                                 {"until_ms", ms(wall_of(s.until, now))}});
+    }
     for (const auto& l : engine_.status().lifecycle)
       if (l.state == WeakPointState::kEscalated)
         st["escalated"].push_back({{"weak_point", l.weak_point},

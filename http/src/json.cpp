@@ -30,6 +30,7 @@ nlohmann::json to_json(const Silence& s, std::chrono::nanoseconds now) {
           {"starts_at", at(s.from)},
           {"ends_at", at(s.until)},
           {"reason", s.reason},
+          {"fleet", s.fleet},
           {"author", s.author}};
 }
 
@@ -132,6 +133,35 @@ nlohmann::json to_json(const EngineStatus& s) {
   j["escalations"] = s.escalations;
   j["heals"] = s.heals;
   j["rejected_issues"] = s.rejected_issues;
+  const FleetStatus& f = s.fleet;
+  nlohmann::json fleet = {{"enabled", f.enabled}};
+  if (f.enabled) {
+    nlohmann::json subjects = nlohmann::json::array();
+    for (const auto& v : f.subjects)
+      subjects.push_back(
+          {{"subject", v.subject},
+           {"reporters", v.reporters},
+           {"unhealthy", v.unhealthy},
+           {"quorum", v.quorum},
+           {"unhealthy_here", v.local_verdict},
+           {"holder", v.holder.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.holder)}});
+    fleet.update({{"available", f.available},
+                  {"instance", f.instance},
+                  {"reason", f.available ? nlohmann::json(nullptr) : nlohmann::json(f.reason)},
+                  {"peers", f.peers},
+                  {"shared_subjects", f.shared_subjects},
+                  {"subjects", std::move(subjects)},
+                  {"leases_held", f.leases_held},
+                  {"leases_granted", f.leases_granted},
+                  {"leases_lost", f.leases_lost},
+                  {"outcomes_written", f.outcomes_written},
+                  {"outcomes_rejected", f.outcomes_rejected},
+                  {"repairing_elsewhere", f.repairing_elsewhere},
+                  {"path_weak_points", f.path_weak_points},
+                  {"unavailable_cycles", f.unavailable_cycles},
+                  {"round_trips", f.round_trips}});
+  }
+  j["fleet"] = std::move(fleet);
   j["events"] = {{"delivered", s.events_delivered},
                  {"dropped", s.events_dropped},
                  {"failed", s.events_failed}};

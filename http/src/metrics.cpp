@@ -302,6 +302,56 @@ std::string prometheus_text(const Engine* engine, const octo::Executor* executor
     o.sample("octohalo_heals_total", "", static_cast<double>(es.heals));
     o.family("octohalo_silences", "gauge", "Silences active or scheduled.");
     o.sample("octohalo_silences", "", static_cast<double>(es.silences));
+    if (const FleetStatus& f = es.fleet; f.enabled) {
+      auto count = [](auto n) { return static_cast<double>(n); };
+      o.family("octohalo_fleet_available", "gauge",
+               "1 while the fleet (Redis) answers; 0: shared subjects are only reported.");
+      o.sample("octohalo_fleet_available", "instance=\"" + label(f.instance) + "\"",
+               f.available ? 1.0 : 0.0);
+      o.family("octohalo_fleet_peers", "gauge", "Instances of the service with a live heartbeat.");
+      o.sample("octohalo_fleet_peers", "", count(f.peers.size()));
+      o.family("octohalo_fleet_shared_subjects", "gauge", "Subjects this instance shares.");
+      o.sample("octohalo_fleet_shared_subjects", "", count(f.shared_subjects));
+      o.family("octohalo_fleet_subject_unhealthy", "gauge",
+               "Instances reporting a shared subject unhealthy (subjects some instance sees "
+               "unhealthy or that are leased).");
+      o.family("octohalo_fleet_subject_reporters", "gauge",
+               "Instances reporting on a shared subject.");
+      o.family("octohalo_fleet_subject_quorum", "gauge",
+               "Unhealthy reports a shared weak point needs.");
+      o.family("octohalo_fleet_lease_holder", "gauge",
+               "1 for the instance holding the repair lease of a shared subject.");
+      for (const auto& v : f.subjects) {
+        const std::string subject = "subject=\"" + label(v.subject) + "\"";
+        o.sample("octohalo_fleet_subject_unhealthy", subject, count(v.unhealthy));
+        o.sample("octohalo_fleet_subject_reporters", subject, count(v.reporters));
+        o.sample("octohalo_fleet_subject_quorum", subject, count(v.quorum));
+        if (!v.holder.empty())
+          o.sample("octohalo_fleet_lease_holder", subject + ",holder=\"" + label(v.holder) + "\"",
+                   1.0);
+      }
+      o.family("octohalo_fleet_leases_held", "gauge", "Repair leases this instance holds.");
+      o.sample("octohalo_fleet_leases_held", "", count(f.leases_held));
+      o.family("octohalo_fleet_leases_total", "counter",
+               "Repair leases granted to or lost by this instance.");
+      o.sample("octohalo_fleet_leases_total", "event=\"granted\"", count(f.leases_granted));
+      o.sample("octohalo_fleet_leases_total", "event=\"lost\"", count(f.leases_lost));
+      o.family("octohalo_fleet_outcomes_total", "counter",
+               "Repair outcomes written back, or rejected by their fencing token.");
+      o.sample("octohalo_fleet_outcomes_total", "result=\"written\"", count(f.outcomes_written));
+      o.sample("octohalo_fleet_outcomes_total", "result=\"rejected\"", count(f.outcomes_rejected));
+      o.family("octohalo_fleet_repairing_elsewhere_total", "counter",
+               "Shared repairs not dispatched here because another instance holds the lease.");
+      o.sample("octohalo_fleet_repairing_elsewhere_total", "", count(f.repairing_elsewhere));
+      o.family("octohalo_fleet_path_weak_points_total", "counter",
+               "Shared subjects seen unhealthy here only: this instance's path is the weak point.");
+      o.sample("octohalo_fleet_path_weak_points_total", "", count(f.path_weak_points));
+      o.family("octohalo_fleet_unavailable_cycles_total", "counter",
+               "Cycles that could not reach the fleet.");
+      o.sample("octohalo_fleet_unavailable_cycles_total", "", count(f.unavailable_cycles));
+      o.family("octohalo_fleet_round_trips_total", "counter", "Round trips to the fleet's Redis.");
+      o.sample("octohalo_fleet_round_trips_total", "", count(f.round_trips));
+    }
     o.family("octohalo_events_total", "counter", "HALO events to subscribers, by outcome.");
     o.sample("octohalo_events_total", "outcome=\"delivered\"",
              static_cast<double>(es.events_delivered));

@@ -4,6 +4,7 @@
 // stale outcome rejected, shared silences, the fleet-wide budget, Redis going away and coming
 // back, and the round trips of a cycle with 1,000 shared subjects.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <future>
@@ -11,9 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "engine_rig.hpp"  // tests/support
+#include "ecosystem.hpp"  // tests/support
+#include "engine_rig.hpp"
 #include "event_log.hpp"
 #include "eventually.hpp"
+#include "halo/http/handler.hpp"
+#include "halo/http/history_store.hpp"
 #include "halo/redis_fleet.hpp"
 #include "redis_server.hpp"
 
@@ -286,6 +290,90 @@ TEST(Fleet, WithoutRedisSharedSubjectsAreOnlyReportedUntilItIsBack) {
   EXPECT_EQ(log.wait_for(halo::EventKind::kFleetRejoined, 1), 1u);
   EXPECT_EQ(a.rig->ran_count(), 1u);
   EXPECT_EQ(a.status().leases_granted, 1u);
+}
+
+// The fleet as /status, /metrics and /silences of every instance show it.
+TEST(Fleet, EveryInstanceShowsTheFleetOverHttp) {
+  RedisServer server;
+  std::atomic<bool> down{true};
+  Instance a(server.port(), "a", down), b(server.port(), "b", down);
+  const halo::HttpHandler ha({.token = "t"}, *a.rig->engine);
+  const halo::HttpHandler hb({.token = "t"}, *b.rig->engine);
+  std::promise<void> release = a.hold(down);
+  a.rig->engine->run_cycle("manual");
+  b.cycle();
+  const auto status =
+      nlohmann::json::parse(hb.handle({.method = "GET", .target = "/status"}, "").body);
+  const auto& fleet = status.at("engine").at("fleet");
+  EXPECT_EQ(fleet.at("available"), true);
+  EXPECT_EQ(fleet.at("instance"), "b");
+  EXPECT_EQ(fleet.at("peers"), nlohmann::json({"a", "b"}));
+  ASSERT_EQ(fleet.at("subjects").size(), 1u);
+  EXPECT_EQ(fleet.at("subjects")[0].at("holder"), "a");
+  EXPECT_EQ(fleet.at("subjects")[0].at("quorum"), 2);
+  EXPECT_EQ(fleet.at("repairing_elsewhere"), 1);
+
+  const auto scrape = hb.handle({.method = "GET", .target = "/metrics"}, "").body;
+  EXPECT_NE(scrape.find("octohalo_fleet_lease_holder{subject=\"dependency:db\",holder=\"a\"} 1"),
+            std::string::npos)
+      << scrape;
+  EXPECT_NE(scrape.find("octohalo_fleet_peers 2"), std::string::npos);
+  EXPECT_NE(scrape.find("octohalo_repairs_suppressed_total{reason=\"repairing-elsewhere\"} 1"),
+            std::string::npos);
+  if (octo_test::have_binary(octo_test::kPromtool)) {
+    const auto r = octo_test::promtool_check(
+        scrape, (std::filesystem::temp_directory_path() /
+                 ("octo-fleet-scrape-" + std::to_string(::getpid()) + ".txt"))
+                    .string());
+    EXPECT_EQ(r.status, 0) << r.output;
+  }
+
+  const auto made = ha.handle(
+      {.method = "POST", .target = "/silences", .authorization = "Bearer t"},
+      R"({"subject_type": "dependency", "duration_s": 3600, "reason": "failover", "fleet": true})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_EQ(nlohmann::json::parse(made.body).at("fleet"), true);
+  EXPECT_EQ(ha.handle({.method = "POST", .target = "/silences", .authorization = "Bearer t"},
+                      R"({"duration_s": 1, "reason": "x", "fleet": "yes"})")
+                .status,
+            400);
+  b.cycle();
+  const auto listed = nlohmann::json::parse(
+      hb.handle({.method = "GET", .target = "/silences", .authorization = "Bearer t"}, "").body);
+  ASSERT_EQ(listed.size(), 1u) << listed;
+  EXPECT_EQ(listed[0].at("fleet"), true);
+  EXPECT_EQ(listed[0].at("subject_type"), "dependency");
+  release.set_value();
+}
+
+// The fleet keeps its silences: a history store that saved the mirrored ones would bring them
+// back after a restart as local silences that the fleet could no longer end.
+TEST(Fleet, TheHistoryStoreKeepsLocalSilencesOnly) {
+  RedisServer server;
+  std::atomic<bool> down{false};
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("octo-fleet-history-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    Instance a(server.port(), "a", down);
+    halo::HistoryStore store(*a.rig->engine, {.dir = dir});
+    const auto now = a.rig->state.now();
+    for (const bool fleet : {false, true})
+      a.rig->engine->silence({.match = {.subject_type = fleet ? "dependency" : "agent"},
+                              .from = now,
+                              .until = now + 1h,
+                              .reason = fleet ? "fleet-wide" : "here only",
+                              .fleet = fleet});
+    ASSERT_EQ(a.rig->engine->silences().size(), 2u);
+    store.flush();
+  }
+  octo_test::ManualState local;
+  halo::Engine restarted(local.state, {});
+  halo::HistoryStore again(restarted, {.dir = dir});
+  EXPECT_EQ(again.status().restored_silences, 1u);
+  ASSERT_EQ(restarted.silences().size(), 1u);
+  EXPECT_EQ(restarted.silences()[0].reason, "here only");
+  std::filesystem::remove_all(dir);
 }
 
 std::uint64_t eval_calls(const RedisServer& server) {
