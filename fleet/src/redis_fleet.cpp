@@ -15,8 +15,10 @@ namespace halo {
 namespace {
 
 // Round trip 1. ARGV: prefix, instance, verdict_ttl_ms, lease_ttl_ms, n, n x (subject, 0|1),
-// m, m x (subject, token). Returns {peers, views (3 per verdict: reporters, unhealthy, holder),
-// renewed (1 per lease), silences (hash values)}.
+// m, m x (subject, token). A verdict is stored as "<0|1><expiry_ms>:<prev>:<fence>": the
+// subject's fencing token now and at this instance's previous sync ("-" when none is live). Returns
+// {peers, views (3 per verdict: reporters, unhealthy, holder), renewed (1 per lease), silences
+// (hash values)}.
 constexpr std::string_view kSyncScript = R"lua(
 local p, inst = ARGV[1], ARGV[2]
 local vttl, lttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -31,13 +33,16 @@ local views = {}
 for k = 1, n do
   local s, u = ARGV[i], ARGV[i + 1]; i = i + 2
   local key = p .. 'v:' .. s
-  redis.call('HSET', key, inst, u .. (now + vttl))
+  local old = redis.call('HGET', key, inst)
+  local prev = old and string.match(old, ':(%d+)$') or '-'
+  local fence = redis.call('GET', p .. 'fence:' .. s) or '0'
+  redis.call('HSET', key, inst, u .. (now + vttl) .. ':' .. prev .. ':' .. fence)
   redis.call('PEXPIRE', key, vttl)
   local all = redis.call('HGETALL', key)
   local rep, bad = 0, 0
   for j = 1, #all, 2 do
     local v = all[j + 1]
-    if (tonumber(string.sub(v, 2)) or 0) > now then
+    if (tonumber(string.match(v, '^.(%d+)')) or 0) > now then
       rep = rep + 1
       if string.sub(v, 1, 1) == '1' then bad = bad + 1 end
     else
@@ -86,7 +91,8 @@ return {peers, views, renewed, live}
 
 // Round trip 2. ARGV: prefix, instance, lease_ttl_ms, max_repairs, budget_ms, rate (per s),
 // burst, breaker_ms, breaker_min, breaker_ratio, n, n x (subject, token, 0|1), m, m x subject.
-// Returns {accepted (1 per outcome), claims (2 per claim: code, token or holder)}.
+// Returns {accepted (1 per outcome), claims (2 per claim: code, token or holder)}. An outcome
+// is stored as "<token> <0|1> <instance>".
 constexpr std::string_view kExchangeScript = R"lua(
 local p, inst = ARGV[1], ARGV[2]
 local lttl, maxr, budget = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -95,6 +101,21 @@ local bwin, bmin, bratio = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[1
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local judged = p .. 'judged'
+-- Who last repaired s, when a repair was granted since this instance's previous sync (or, with
+-- no previous sync, when one ended within the budget window); nil otherwise.
+local function stale(s)
+  local v = redis.call('HGET', p .. 'v:' .. s, inst)
+  local prev = v and tonumber(string.match(v, ':([^:]+):%d+$'))
+  local fence = tonumber(redis.call('GET', p .. 'fence:' .. s) or '0')
+  local o = redis.call('GET', p .. 'outcome:' .. s)
+  local who = o and string.match(o, '^%d+ %d (%S+)') or 'another instance'
+  if prev then
+    if fence > prev and who ~= inst then return who end
+  elseif o and who ~= inst then
+    return who
+  end
+  return nil
+end
 local i = 11
 local n = tonumber(ARGV[i]); i = i + 1
 local accepted = {}
@@ -136,6 +157,9 @@ if m > 0 then
     elseif l then
       claims[#claims + 1] = 1
       claims[#claims + 1] = sp and string.sub(l, sp + 1) or l
+    elseif stale(s) then
+      claims[#claims + 1] = 5
+      claims[#claims + 1] = stale(s)
     elseif breaker then
       claims[#claims + 1] = 4
       claims[#claims + 1] = failed .. ' of ' .. #all
@@ -448,7 +472,7 @@ FleetExchangeResult RedisFleet::exchange(const std::vector<FleetOutcome>& outcom
     const std::string_view detail = text(element(granted, 2 * k + 1));
     auto& c = out.claims[k];
     c.refusal =
-        code >= 0 && code <= 4 ? static_cast<FleetRefusal>(code) : FleetRefusal::kHeldElsewhere;
+        code >= 0 && code <= 5 ? static_cast<FleetRefusal>(code) : FleetRefusal::kHeldElsewhere;
     if (c.refusal == FleetRefusal::kNone)
       c.token = to_u64(detail);
     else

@@ -356,6 +356,9 @@ void Engine::fleet_claim(CycleResult& cycle, const std::vector<std::size_t>& sen
           case FleetRefusal::kBreakerOpen:
             refuse(i, "fleet-breaker-open (" + c.holder + " failed)");
             break;
+          case FleetRefusal::kStaleEvidence:
+            refuse(i, "repaired elsewhere since this instance last looked (" + c.holder + ")");
+            break;
           default:
             refuse(i, std::string(to_string(c.refusal)));
             break;

@@ -14,6 +14,8 @@ std::string_view to_string(FleetRefusal r) noexcept {
       return "fleet-rate-limited";
     case FleetRefusal::kBreakerOpen:
       return "fleet-breaker-open";
+    case FleetRefusal::kStaleEvidence:
+      return "repaired-elsewhere";
   }
   return "unknown";
 }

@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ecosystem.hpp"  // tests/support
@@ -37,12 +39,16 @@ constexpr std::string_view kService = "shop";
 struct Dependency : halo::Analyzer {
   const std::atomic<bool>* down;
   std::atomic<bool> path_broken{false};
+  // Run once, on its own thread, after the next look: what happens while this instance looks.
+  std::function<void()> while_looking;
   int count;
   Dependency(const std::atomic<bool>* d, int n) : down(d), count(n) {}
   std::string_view name() const noexcept override { return "dependency"; }
   halo::AnalyzerResult analyze(const halo::Snapshot&) override {
     halo::AnalyzerResult r;
-    if (!down->load() && !path_broken.load()) return r;
+    const bool broken = down->load() || path_broken.load();
+    if (auto f = std::exchange(while_looking, nullptr)) std::async(std::launch::async, f).get();
+    if (!broken) return r;
     for (int i = 0; i < count; ++i) {
       halo::Issue issue;
       issue.subject_type = "dependency";
@@ -164,6 +170,31 @@ TEST(Fleet, AFaultEveryInstanceSeesIsRepairedOnceAndTheOthersRecordWhoRepairsIt)
   EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
 }
 
+// b looks (the dependency is down), a's repair is verified and its outcome written, then b
+// publishes its verdict and claims: its evidence predates the fix, so it repairs nothing.
+TEST(Fleet, ARepairThatEndsWhileAnotherInstanceLooksIsNotRepeatedOnOlderEvidence) {
+  RedisServer server;
+  std::atomic<bool> down{false};
+  Instance a(server.port(), "a", down), b(server.port(), "b", down), c(server.port(), "c", down);
+  for (Instance* i : {&a, &b, &c}) i->cycle();  // all healthy
+  down = true;
+  EXPECT_TRUE(c.cycle()->generated_tasks.empty());  // no quorum yet: c's own path, for now
+  std::promise<void> release = a.hold(down);
+  EXPECT_EQ(statuses(*a.rig->engine->run_cycle("manual")), one("dispatched"));
+  EXPECT_EQ(statuses(*c.cycle()), one("suppressed:repairing elsewhere (a)"));
+  b.dependency->while_looking = [&] {
+    release.set_value();
+    a.rig->executor->wait_idle();
+    a.later_cycle();
+  };
+  auto looked = b.cycle();
+  EXPECT_EQ(a.status().outcomes_written, 1u);
+  EXPECT_EQ(statuses(*looked),
+            one("suppressed:repaired elsewhere since this instance last looked (a)"));
+  EXPECT_TRUE(b.cycle()->dispatch_results.empty());  // fresh evidence: healthy
+  EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
+}
+
 TEST(Fleet, AFaultOnlyOneInstanceSeesIsItsOwnPathNotTheDependency) {
   RedisServer server;
   std::atomic<bool> down{false};
@@ -258,6 +289,7 @@ TEST(Fleet, TheRepairBudgetOfASharedSubjectCountsAcrossTheFleet) {
   EXPECT_EQ(statuses(*a.cycle()), one("dispatched"));
   a.later_cycle();
   EXPECT_EQ(a.status().outcomes_written, 1u);
+  b.cycle();    // b looks after the repair
   down = true;  // back again: b has repaired nothing, the fleet has repaired it once
   a.cycle();    // a's verdict too, for the quorum
   EXPECT_EQ(statuses(*b.cycle()), one("suppressed:fleet-budget (1 repairs in the window)"));

@@ -185,8 +185,9 @@ struct DispatchResult {
   // "flapping", "silenced by <silence id>", "inhibited by <parent weak point id>",
   // "blast-radius", "rate-limited"; shared subjects also "repairing elsewhere (<holder>)",
   // "fleet-budget (<n> repairs in the window)", "fleet-rate-limited", "fleet-breaker-open
-  // (<failed> of <judged> failed)", "fleet-unavailable: <why>"; kSuggested while the breaker is
-  // open: "breaker-open";
+  // (<failed> of <judged> failed)", "repaired elsewhere since this instance last looked
+  // (<instance>)", "fleet-unavailable: <why>"; kSuggested while the breaker is open:
+  // "breaker-open";
   // kFailed: the error.
   std::string reason{};
 };

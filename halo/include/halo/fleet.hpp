@@ -89,13 +89,16 @@ enum class FleetRefusal : std::uint8_t {
   kBudget,         // the fleet spent max_repairs on the subject within budget_window
   kRateLimited,    // the fleet's token bucket is empty
   kBreakerOpen,    // too many of the fleet's shared repairs failed within breaker_window
+  // Another repair was granted (and has ended) since this instance's previous sync: this
+  // cycle's unhealthy verdict may predate its fix. `holder` names who wrote the last outcome.
+  kStaleEvidence,
 };
 std::string_view to_string(FleetRefusal r) noexcept;
 
 struct FleetClaimResult {
   FleetRefusal refusal = FleetRefusal::kNone;
   std::uint64_t token = 0;  // granted
-  std::string holder{};     // kHeldElsewhere
+  std::string holder{};     // kHeldElsewhere, kStaleEvidence; the count for kBudget, kBreakerOpen
 };
 
 struct FleetExchangeResult {
@@ -128,7 +131,10 @@ class Fleet {
   virtual FleetSyncResult sync(const std::vector<FleetVerdict>& verdicts,
                                const std::vector<FleetLease>& held) = 0;
   // The second, when there is something to do: write `outcomes` (each releases its lease), then
-  // claim `claims` (subjects) under `rails`.
+  // claim `claims` (subjects) under `rails`. A claim is refused when another instance holds the
+  // lease, a fleet-wide rail says no, or another repair of the subject was granted since this
+  // instance's previous sync, which may have ended before this cycle's verdict was published but
+  // after its evidence was taken (kStaleEvidence: the next cycle looks again).
   virtual FleetExchangeResult exchange(const std::vector<FleetOutcome>& outcomes,
                                        const std::vector<std::string>& claims,
                                        const FleetRails& rails) = 0;
