@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "fleet_sim.hpp"
 #include "halo/engine.hpp"
 #include "halo/http/history_store.hpp"
 #include "halo/http/json.hpp"
@@ -52,6 +53,7 @@ struct Options {
   std::string plot;
   bool quiet = false;
   std::string approve;  // "manual", "auto", or empty: the scenario's
+  int fleet = 0;        // instances; 0: one, the classic sim
 };
 
 // A request thread's count, alone on its cache line.
@@ -870,11 +872,37 @@ int main(int argc, char** argv) {
                  "manual: the sim approves nothing (a person does, in the console); auto: it "
                  "approves after the scenario's approve_after_s")
       ->check(CLI::IsMember({"manual", "auto"}));
+  app.add_option("--fleet", opt.fleet,
+                 "run N instances, each with its own engine, sharing one redis-server the sim "
+                 "starts (the fleet scenario; implied by --scenario fleet, 3 instances)")
+      ->check(CLI::Range(2, 16));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (opt.fleet > 0 || opt.scenario == "fleet") {
+    if (opt.scenario != "fleet" && app.count("--scenario") != 0) {
+      std::fprintf(stderr, "halo-sim: --fleet runs the fleet scenario, not '%s'\n",
+                   opt.scenario.c_str());
+      return 2;
+    }
+    for (const char* flag : {"--http", "--token", "--alertmanager", "--webhook", "--history",
+                             "--plot", "--approve", "--rate", "--fast-threads"})
+      if (app.count(flag) != 0) {
+        std::fprintf(stderr, "halo-sim: %s is not available with the fleet scenario\n", flag);
+        return 2;
+      }
+    try {
+      return halo_sim::run_fleet({.instances = opt.fleet > 0 ? opt.fleet : 3,
+                                  .duration_s = opt.duration_s > 0 ? opt.duration_s : 24,
+                                  .json = opt.json,
+                                  .quiet = opt.quiet});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "halo-sim: %s\n", e.what());
+      return 2;
+    }
   }
   halo_sim::Scenario scenario;
   try {
