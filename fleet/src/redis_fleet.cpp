@@ -33,22 +33,24 @@ local views = {}
 for k = 1, n do
   local s, u = ARGV[i], ARGV[i + 1]; i = i + 2
   local key = p .. 'v:' .. s
-  local old = redis.call('HGET', key, inst)
-  local prev = old and string.match(old, ':(%d+)$') or '-'
-  local fence = redis.call('GET', p .. 'fence:' .. s) or '0'
-  redis.call('HSET', key, inst, u .. (now + vttl) .. ':' .. prev .. ':' .. fence)
-  redis.call('PEXPIRE', key, vttl)
   local all = redis.call('HGETALL', key)
-  local rep, bad = 0, 0
+  local prev = '-'
+  local rep, bad = 1, 0  -- this instance's verdict counts (written below)
+  if u == '1' then bad = 1 end
   for j = 1, #all, 2 do
-    local v = all[j + 1]
-    if (tonumber(string.match(v, '^.(%d+)')) or 0) > now then
+    local f, v = all[j], all[j + 1]
+    if f == inst then
+      prev = string.match(v, ':(%d+)$') or '-'
+    elseif (tonumber(string.match(v, '^.(%d+)')) or 0) > now then
       rep = rep + 1
       if string.sub(v, 1, 1) == '1' then bad = bad + 1 end
     else
-      redis.call('HDEL', key, all[j])
+      redis.call('HDEL', key, f)
     end
   end
+  local fence = redis.call('GET', p .. 'fence:' .. s) or '0'
+  redis.call('HSET', key, inst, u .. (now + vttl) .. ':' .. prev .. ':' .. fence)
+  redis.call('PEXPIRE', key, vttl)
   local holder = ''
   if bad > 0 then
     local l = redis.call('GET', p .. 'lease:' .. s)
