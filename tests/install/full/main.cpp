@@ -1,13 +1,15 @@
 // Built against an installed octohalo asked for every component: the exported targets and
 // headers are usable together: the HALO engine (its xxHash use stays inside the library), the
 // SQLite journal, the Redis Streams arms (constructed without a Redis: publishing reports the
-// refused connection) and octohalo::http (metrics text, a cycle as JSON, a server started on a
-// free loopback port).
+// refused connection), the fleet (an engine sharing a subject with a fleet whose Redis refuses:
+// the cycle reports it unavailable) and octohalo::http (metrics text, a cycle as JSON, a server
+// started on a free loopback port).
 #include <unistd.h>
 #include <halo/engine.hpp>
 #include <halo/http/json.hpp>
 #include <halo/http/metrics.hpp>
 #include <halo/http/server.hpp>
+#include <halo/redis_fleet.hpp>
 #include <halo/triggers.hpp>
 #include <octo/executor.hpp>
 #include <octo/redis_streams.hpp>
@@ -61,17 +63,23 @@ int main() {
   octo::ExecutorConfig rcfg;
   octo::RedisStreams rs(std::move(rcfg), {.port = 1, .arms = {"batch"}, .consume = false});
   const auto published = rs.publish({.type = "run-batch-job"});
+  halo::Engine fleet_engine(
+      state, {.fleet = std::make_shared<halo::RedisFleet>(halo::RedisFleetConfig{.port = 1})});
+  fleet_engine.share({"agent", "a-1"});
+  fleet_engine.run_cycle("manual");
+  const auto fleet = fleet_engine.status().fleet;
   std::printf(
       "revived %d, healed %d, deploy cycles %d, requests %llu, journaled %llu, publish without "
-      "redis: %s, summary: %s, metrics %zu bytes, cycle json %d, served %d\n",
+      "redis: %s, summary: %s, metrics %zu bytes, cycle json %d, served %d, fleet: %s\n",
       revived, healed, cycles,
       static_cast<unsigned long long>(halo::default_signals().requests().total()),
       static_cast<unsigned long long>(journaled), published.error.c_str(),
-      cycle->summary.text.c_str(), metrics.size(), cycle_json, served);
+      cycle->summary.text.c_str(), metrics.size(), cycle_json, served, fleet.reason.c_str());
   return revived == 1 && healed && cycles == 1 && halo::default_signals().requests().total() == 1 &&
                  journaled == 1 && !published &&
                  metrics.find("octohalo_arm_tasks_accepted_total") != std::string::npos &&
-                 cycle_json && served
+                 cycle_json && served && fleet.enabled && !fleet.available &&
+                 fleet.reason.find("127.0.0.1:1") != std::string::npos
              ? 0
              : 1;
 }
