@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "detail/silence_codec.hpp"
+
 namespace halo {
 
 namespace {
@@ -227,10 +229,6 @@ std::string default_instance() {
   return std::string(host[0] ? host : "host") + "-" + std::to_string(::getpid());
 }
 
-std::int64_t ms_since_epoch(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 // The args of one EVAL (binary-safe, stable addresses).
 class Args {
  public:
@@ -338,53 +336,6 @@ RedisFleet::~RedisFleet() = default;
 
 namespace {
 
-constexpr char kSep = '\x1f';
-
-// "type\x1fid\x1ftask\x1ffrom_ms\x1funtil_ms\x1freason\x1fauthor\x1finstance", as the sync
-// script reads the end (the fifth field).
-std::string encode(const FleetSilence& s) {
-  std::string out;
-  for (std::string_view part :
-       {std::string_view(s.match.subject_type), std::string_view(s.match.subject_id),
-        std::string_view(s.match.task_type)}) {
-    out.append(part);
-    out += kSep;
-  }
-  out += std::to_string(ms_since_epoch(s.from));
-  out += kSep;
-  out += std::to_string(ms_since_epoch(s.until));
-  out += kSep;
-  out += s.reason;
-  out += kSep;
-  out += s.author;
-  out += kSep;
-  out += s.instance;
-  return out;
-}
-
-bool decode(std::string_view id, std::string_view v, FleetSilence& s) {
-  std::vector<std::string_view> f;
-  while (true) {
-    const auto at = v.find(kSep);
-    f.push_back(v.substr(0, at));
-    if (at == std::string_view::npos) break;
-    v.remove_prefix(at + 1);
-  }
-  if (f.size() != 8) return false;
-  s.id.assign(id);
-  s.match = {std::string(f[0]), std::string(f[1]), std::string(f[2])};
-  auto at = [](std::string_view ms) {
-    return std::chrono::system_clock::time_point(
-        std::chrono::milliseconds(static_cast<std::int64_t>(to_u64(ms))));
-  };
-  s.from = at(f[3]);
-  s.until = at(f[4]);
-  s.reason.assign(f[5]);
-  s.author.assign(f[6]);
-  s.instance.assign(f[7]);
-  return true;
-}
-
 const redisReply* element(const redisReply* r, std::size_t i) {
   return r != nullptr && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : nullptr;
 }
@@ -430,7 +381,7 @@ FleetSyncResult RedisFleet::sync(const std::vector<FleetVerdict>& verdicts,
   for (std::size_t k = 0; k < held.size(); ++k) out.renewed[k] = integer(element(renewed, k)) == 1;
   for (std::size_t j = 0; j + 1 < size(live); j += 2) {
     FleetSilence s;
-    if (decode(text(element(live, j)), text(element(live, j + 1)), s))
+    if (detail::decode_silence(text(element(live, j)), text(element(live, j + 1)), s))
       out.silences.push_back(std::move(s));
   }
   out.ok = true;
@@ -487,19 +438,12 @@ FleetExchangeResult RedisFleet::exchange(const std::vector<FleetOutcome>& outcom
 std::string RedisFleet::add_silence(const FleetSilence& silence, std::string& error) {
   FleetSilence s = silence;
   if (s.instance.empty()) s.instance = instance_;
-  for (std::string_view f :
-       {std::string_view(s.match.subject_type), std::string_view(s.match.subject_id),
-        std::string_view(s.match.task_type), std::string_view(s.reason),
-        std::string_view(s.author)})
-    if (f.find(kSep) != std::string_view::npos) {
-      error = "a fleet silence's fields may not hold the byte 0x1f";
-      return {};
-    }
+  if (error = detail::silence_unencodable(s); !error.empty()) return {};
   Args a;
   a << "EVAL"
     << "local id = redis.call('INCR', ARGV[1] .. 'silence_seq') "
        "redis.call('HSET', ARGV[1] .. 'silences', id, ARGV[2]) return id"
-    << "0" << prefix_ << encode(s);
+    << "0" << prefix_ << detail::encode_silence(s);
   std::lock_guard lock(mu_);
   round_trips_.fetch_add(1, std::memory_order_relaxed);
   Reply r = conn_->run(a, error);

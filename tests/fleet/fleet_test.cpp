@@ -273,6 +273,19 @@ TEST(Fleet, ASilenceCreatedOnOneInstanceHoldsOnAllAndIsListedByEach) {
   EXPECT_NE(listed[0].reason.find("from a"), std::string::npos) << listed[0].reason;
   EXPECT_EQ(a.rig->engine->silences().size(), 1u);
 
+  // What someone else left in the hash is skipped, not trusted.
+  server.command({"HSET", key("silences"), "98", "not a silence"});
+  server.command({"HSET", key("silences"), "99",
+                  std::string("dependency\x1f"
+                              "db\x1f\x1f"
+                              "1\x1f"
+                              "99999999999999999999\x1f"
+                              "r\x1f"
+                              "a\x1f"
+                              "x")});
+  b.cycle();
+  EXPECT_EQ(b.rig->engine->silences().size(), 1u);
+
   EXPECT_TRUE(a.rig->engine->unsilence(id));  // ended fleet-wide
   EXPECT_EQ(statuses(*b.cycle()), one("dispatched"));
   EXPECT_TRUE(b.rig->engine->silences().empty());
