@@ -22,6 +22,8 @@
 #include "halo/engine.hpp"
 #include "halo/http/server.hpp"
 #include "halo/redis_fleet.hpp"
+#include "open_rails.hpp"  // tests/support
+#include "shared_dependency.hpp"
 
 namespace {
 
@@ -34,24 +36,8 @@ struct FileDependency : halo::Analyzer {
   std::string_view name() const noexcept override { return "dependency"; }
   halo::AnalyzerResult analyze(const halo::Snapshot&) override {
     halo::AnalyzerResult r;
-    if (!fs::exists(down) && !fs::exists(path)) return r;
-    halo::Issue issue;
-    issue.subject_type = "dependency";
-    issue.subject_id = "db";
-    issue.id = "dependency-db";
-    issue.analyzer = "dependency";
-    issue.severity = halo::Level::kHigh;
-    issue.rule = "unreachable";
-    r.issues.push_back(std::move(issue));
+    if (fs::exists(down) || fs::exists(path)) r.issues.push_back(octo_test::dependency_issue("db"));
     return r;
-  }
-};
-
-struct Restart : halo::Strategy {
-  std::string_view name() const noexcept override { return "restart"; }
-  std::optional<octo::Task> plan(const halo::WeakPoint& wp) const override {
-    if (wp.subject_type != "dependency") return std::nullopt;
-    return octo::Task{.type = "deploy.restart", .payload = wp.subject_id};
   }
 };
 
@@ -79,12 +65,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &term, nullptr);
 
   halo::SystemState state;
-  halo::EngineConfig cfg;
-  cfg.safety.repair_burst = 1000;
-  cfg.safety.blast_radius_percent = 100;
-  cfg.safety.max_unhealthy_percent = 100;
-  cfg.safety.breaker_min_repairs = 1'000'000;
-  cfg.safety.max_repairs = 1'000'000;
+  halo::EngineConfig cfg = octo_test::open_rails();  // the loop's cycles verify too
   cfg.fleet = std::make_shared<halo::RedisFleet>(halo::RedisFleetConfig{.port = port,
                                                                         .service = "shop",
                                                                         .instance = name,
@@ -95,7 +76,7 @@ int main(int argc, char** argv) {
                                                                         .reconnect_max = 200ms});
   halo::Engine engine(state, std::move(cfg));
   engine.add_analyzer(std::make_unique<FileDependency>(dir / "down", dir / ("path-" + name)));
-  engine.add_strategy(std::make_unique<Restart>());
+  engine.add_strategy(std::make_unique<octo_test::RestartDependency>());
   engine.share({"dependency", "db"});
 
   octo::ExecutorConfig ec;

@@ -22,6 +22,7 @@
 #include "halo/http/history_store.hpp"
 #include "halo/redis_fleet.hpp"
 #include "redis_server.hpp"
+#include "shared_dependency.hpp"
 
 namespace {
 
@@ -49,25 +50,9 @@ struct Dependency : halo::Analyzer {
     const bool broken = down->load() || path_broken.load();
     if (auto f = std::exchange(while_looking, nullptr)) std::async(std::launch::async, f).get();
     if (!broken) return r;
-    for (int i = 0; i < count; ++i) {
-      halo::Issue issue;
-      issue.subject_type = "dependency";
-      issue.subject_id = count == 1 ? "db" : "db" + std::to_string(i);
-      issue.id = "dependency-" + issue.subject_id;
-      issue.analyzer = "dependency";
-      issue.severity = halo::Level::kHigh;
-      issue.rule = "unreachable";
-      r.issues.push_back(std::move(issue));
-    }
+    for (int i = 0; i < count; ++i)
+      r.issues.push_back(octo_test::dependency_issue(count == 1 ? "db" : "db" + std::to_string(i)));
     return r;
-  }
-};
-
-struct Restart : halo::Strategy {
-  std::string_view name() const noexcept override { return "restart"; }
-  std::optional<octo::Task> plan(const halo::WeakPoint& wp) const override {
-    if (wp.subject_type != "dependency") return std::nullopt;
-    return octo::Task{.type = "deploy.restart", .payload = wp.subject_id};
   }
 };
 
@@ -97,7 +82,7 @@ struct Instance {
     auto dep = std::make_unique<Dependency>(&down, o.subjects);
     dependency = dep.get();
     rig->engine->add_analyzer(std::move(dep));
-    rig->engine->add_strategy(std::make_unique<Restart>());
+    rig->engine->add_strategy(std::make_unique<octo_test::RestartDependency>());
     for (int i = 0; i < o.subjects; ++i)
       rig->engine->share({"dependency", o.subjects == 1 ? "db" : "db" + std::to_string(i)});
     rig->handler = [&down](const octo::Task&) {

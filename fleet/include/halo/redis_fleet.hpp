@@ -42,10 +42,15 @@ struct RedisFleetConfig {
   std::string service = "default";
   // This instance's name; empty = "<hostname>-<pid>". No whitespace (it is stored after a space).
   std::string instance{};
-  // The evidence window: verdicts and heartbeats live this long (set it to two cycle intervals).
-  std::chrono::milliseconds verdict_ttl{std::chrono::seconds(20)};
-  // A repair lease lives this long without renewal (each cycle renews): a dead holder's lease
-  // passes to another instance after it. Longer than the interval between the holder's cycles.
+  // The evidence window: verdicts and heartbeats live this long. Two cycle intervals: the
+  // default is two of the time trigger's default interval (5 min); set it to two of the loop's.
+  // Shorter than the interval between an instance's cycles, its verdicts would lapse between
+  // them and each instance would mostly decide alone.
+  std::chrono::milliseconds verdict_ttl{std::chrono::minutes(10)};
+  // A repair lease lives this long without renewal: a dead holder's lease passes to another
+  // instance after it. Every cycle renews it, including the verify cycles the engine runs every
+  // SafetyConfig::verify_interval (2 s) while a repair is in flight or verifying: keep it
+  // several of those (or of the loop's interval, with verify cycles off).
   std::chrono::milliseconds lease_ttl{std::chrono::seconds(30)};
   // Connect and per-call I/O timeouts.
   std::chrono::milliseconds timeout{std::chrono::seconds(1)};
