@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <deque>
 #include <stdexcept>
 #include <string_view>
@@ -189,7 +190,9 @@ if m > 0 then
     end
   end
   redis.call('HSET', p .. 'bucket', 'tokens', tostring(tokens), 'at', now)
-  redis.call('PEXPIRE', p .. 'bucket', math.max(1000, math.ceil(burst / rate * 1000)))
+  -- The bucket lives as long as a refill takes (capped: PEXPIRE takes an integer).
+  local refill = math.ceil(burst / rate * 1000)
+  redis.call('PEXPIRE', p .. 'bucket', math.min(1e12, math.max(1000, refill)))
 end
 return {accepted, claims}
 )lua";
@@ -237,7 +240,12 @@ class Args {
     return *this;
   }
   Args& operator<<(long long v) { return *this << std::string_view(std::to_string(v)); }
-  Args& operator<<(double v) { return *this << std::string_view(std::to_string(v)); }
+  // Every digit: std::to_string's six decimals would send a rate of 1e-7 per second as 0.
+  Args& operator<<(double v) {
+    char buf[32];
+    const int n = std::snprintf(buf, sizeof buf, "%.17g", v);
+    return *this << std::string_view(buf, static_cast<std::size_t>(n));
+  }
   const std::deque<std::string>& parts() const noexcept { return parts_; }
 
  private:

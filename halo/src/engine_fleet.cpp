@@ -1,6 +1,7 @@
 // The engine's fleet part (halo/fleet.hpp): quorum on shared subjects, their leases, the
 // fleet's silences mirrored into the rails.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <stdexcept>
 
@@ -22,10 +23,20 @@ std::string subject_key(std::string_view type, std::string_view id) {
   return key;
 }
 
+// Saturates: a silence "until nanoseconds::max()" (forever) lands on time_point::max(), which the
+// fleet then refuses by name, instead of overflowing into a time in the past.
 std::chrono::system_clock::time_point to_wall(std::chrono::nanoseconds t,
                                               std::chrono::nanoseconds state_now,
                                               std::chrono::system_clock::time_point wall_now) {
-  return wall_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - state_now);
+  using Wall = std::chrono::system_clock::time_point;
+  std::int64_t offset = 0;
+  std::int64_t at = 0;
+  if (__builtin_sub_overflow(t.count(), state_now.count(), &offset))
+    return t > state_now ? Wall::max() : Wall::min();
+  const auto d = std::chrono::duration_cast<Wall::duration>(std::chrono::nanoseconds(offset));
+  if (__builtin_add_overflow(wall_now.time_since_epoch().count(), d.count(), &at))
+    return d.count() > 0 ? Wall::max() : Wall::min();
+  return Wall(Wall::duration(at));
 }
 
 std::chrono::nanoseconds to_state(std::chrono::system_clock::time_point t,

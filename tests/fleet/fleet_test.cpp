@@ -277,6 +277,31 @@ TEST(Fleet, ASilenceCreatedOnOneInstanceHoldsOnAllAndIsListedByEach) {
   EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count(), 1u);
 }
 
+// "Until forever" on the state's clock is past what the fleet stores: refused by name, not
+// overflowed into a time in the past.
+TEST(Fleet, AFleetSilenceWithoutAnEndIsRefusedNamingItsTimes) {
+  RedisServer server;
+  std::atomic<bool> down{false};
+  Instance a(server.port(), "a", down);
+  const auto now = a.rig->state.now();
+  for (const auto& [from, until] : {std::pair{now, std::chrono::nanoseconds::max()},
+                                    std::pair{std::chrono::nanoseconds::min(), now + 1h}}) {
+    try {
+      a.rig->engine->silence({.match = {.subject_type = "dependency"},
+                              .from = from,
+                              .until = until,
+                              .reason = "forever",
+                              .fleet = true});
+      ADD_FAILURE() << "accepted " << from.count() << " .. " << until.count();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string_view(e.what()).find("between 1970 and 2255"), std::string_view::npos)
+          << e.what();
+    }
+  }
+  EXPECT_TRUE(a.rig->engine->silences().empty());
+  EXPECT_EQ(server.command({"HLEN", key("silences")}), "0");
+}
+
 TEST(Fleet, TheRepairBudgetOfASharedSubjectCountsAcrossTheFleet) {
   RedisServer server;
   std::atomic<bool> down{true};
@@ -292,6 +317,27 @@ TEST(Fleet, TheRepairBudgetOfASharedSubjectCountsAcrossTheFleet) {
   a.cycle();    // a's verdict too, for the quorum
   EXPECT_EQ(statuses(*b.cycle()), one("suppressed:fleet-budget (1 repairs in the window)"));
   EXPECT_EQ(b.rig->ran_count(), 0u);
+}
+
+// A slow rate reaches the fleet's bucket as it is (it was once sent with six decimals, as 0).
+TEST(Fleet, TheFleetsRateLimitTakesASlowRateAsGiven) {
+  RedisServer server;
+  halo::RedisFleet fleet({.port = server.port(), .service = "shop", .instance = "a"});
+  const auto r = fleet.exchange({}, {"dependency:db0", "dependency:db1"},
+                                {.repairs_per_second = 1e-7, .repair_burst = 1});
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.claims.size(), 2u);
+  EXPECT_EQ(r.claims[0].refusal, halo::FleetRefusal::kNone);
+  EXPECT_EQ(r.claims[1].refusal, halo::FleetRefusal::kRateLimited);
+  // The bucket lives as long as it takes to refill: 1 / 1e-7 s.
+  EXPECT_GT(std::stoll(server.command({"PTTL", key("bucket")})), 1'000'000'000LL);
+
+  // One that would take longer than PEXPIRE can say: the bucket's life is capped.
+  halo::RedisFleet slower({.port = server.port(), .service = "slow", .instance = "a"});
+  const auto s = slower.exchange({}, {"dependency:db0"}, {.repairs_per_second = 1e-300});
+  ASSERT_TRUE(s.ok) << s.error;
+  EXPECT_EQ(s.claims[0].refusal, halo::FleetRefusal::kNone);
+  EXPECT_GT(std::stoll(server.command({"PTTL", "halo:fleet:slow:bucket"})), 1'000'000'000LL);
 }
 
 TEST(Fleet, WithoutRedisSharedSubjectsAreOnlyReportedUntilItIsBack) {
