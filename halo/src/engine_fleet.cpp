@@ -129,12 +129,16 @@ void Engine::fleet_detect(CycleResult& cycle) {
   std::vector<WeakPoint*> seen;  // per verdict: this instance's weak point, or null
   std::vector<FleetLease> renew;
   std::vector<std::uint64_t> renew_fps;
+  // A light cycle skips the analyzers that are not light(): that it found no weak point on a
+  // subject says nothing of the subject's health, so it publishes its unhealthy verdicts only.
+  const bool light = cycle.mode == Mode::kLight;
   {
     LockGuard lock(f.mu);
     verdicts.reserve(f.shared.size());
     seen.reserve(f.shared.size());
     for (const auto& [fp, s] : f.shared) {
       WeakPoint* wp = find(fp);
+      if (light && wp == nullptr) continue;
       verdicts.push_back({s.key, wp != nullptr});
       seen.push_back(wp);
     }
@@ -179,7 +183,14 @@ void Engine::fleet_detect(CycleResult& cycle) {
       f.known = true;
       f.reason.clear();
       f.peers = std::move(r.peers);
-      f.views.clear();
+      if (light) {
+        // The subjects it did not publish keep their last full cycle's view.
+        std::set<std::string_view> sent;
+        for (const auto& v : verdicts) sent.insert(v.subject);
+        std::erase_if(f.views, [&](const FleetSubjectStatus& v) { return sent.count(v.subject); });
+      } else {
+        f.views.clear();
+      }
       for (std::size_t k = 0; k < verdicts.size(); ++k) {
         const FleetSubjectView& v = r.views[k];
         const std::uint32_t quorum =

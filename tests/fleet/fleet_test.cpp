@@ -180,6 +180,36 @@ TEST(Fleet, ARepairThatEndsWhileAnotherInstanceLooksIsNotRepeatedOnOlderEvidence
   EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
 }
 
+// The probe is a full-cycle analyzer: a light cycle does not run it, and must not tell the fleet
+// that the dependency is healthy (which once turned the holder's weak point into a path one).
+TEST(Fleet, ALightCyclePublishesNoHealthyVerdictItDidNotLookFor) {
+  RedisServer server;
+  std::atomic<bool> down{true};
+  Instance a(server.port(), "a", down), b(server.port(), "b", down), c(server.port(), "c", down);
+  std::promise<void> release = a.hold(down);
+  EXPECT_EQ(statuses(*a.rig->engine->run_cycle("manual")), one("dispatched"));
+  EXPECT_EQ(statuses(*b.cycle()), one("suppressed:repairing elsewhere (a)"));
+  EXPECT_EQ(statuses(*c.cycle()), one("suppressed:repairing elsewhere (a)"));
+  for (Instance* i : {&b, &c})
+    EXPECT_TRUE(i->rig->engine->run_cycle("light", {}, halo::Mode::kLight)->weak_points.empty());
+
+  // EXPECT, not ASSERT, until the held repair is released: returning early would leave it held
+  // (and the rig's teardown waiting for it).
+  auto again = a.rig->engine->run_cycle("manual");  // the repair still runs
+  EXPECT_EQ(again->weak_points.size(), 1u);
+  for (const auto& wp : again->weak_points) EXPECT_EQ(wp.subject_type, "dependency") << wp.summary;
+  const halo::FleetStatus seen = a.status();
+  EXPECT_EQ(seen.subjects.size(), 1u);
+  for (const auto& v : seen.subjects) EXPECT_EQ(v.unhealthy, 3u) << v.subject;
+  EXPECT_EQ(seen.path_weak_points, 0u);
+
+  release.set_value();
+  a.rig->executor->wait_idle();
+  EXPECT_TRUE(a.later_cycle()->weak_points.empty());
+  EXPECT_EQ(a.status().outcomes_written, 1u);
+  EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
+}
+
 TEST(Fleet, AFaultOnlyOneInstanceSeesIsItsOwnPathNotTheDependency) {
   RedisServer server;
   std::atomic<bool> down{false};
