@@ -129,16 +129,19 @@ void Engine::fleet_detect(CycleResult& cycle) {
   std::vector<WeakPoint*> seen;  // per verdict: this instance's weak point, or null
   std::vector<FleetLease> renew;
   std::vector<std::uint64_t> renew_fps;
-  // A light cycle skips the analyzers that are not light(): that it found no weak point on a
-  // subject says nothing of the subject's health, so it publishes its unhealthy verdicts only.
-  const bool light = cycle.mode == Mode::kLight;
+  // A light cycle skips the analyzers that are not light(), and an analyzer that threw looked at
+  // nothing: then that the cycle found no weak point on a subject says nothing of the subject's
+  // health, so it publishes its unhealthy verdicts only.
+  const bool partial = cycle.mode == Mode::kLight ||
+                       std::any_of(cycle.analysis.begin(), cycle.analysis.end(),
+                                   [](const AnalyzerResult& a) { return !a.error.empty(); });
   {
     LockGuard lock(f.mu);
     verdicts.reserve(f.shared.size());
     seen.reserve(f.shared.size());
     for (const auto& [fp, s] : f.shared) {
       WeakPoint* wp = find(fp);
-      if (light && wp == nullptr) continue;
+      if (partial && wp == nullptr) continue;
       verdicts.push_back({s.key, wp != nullptr});
       seen.push_back(wp);
     }
@@ -183,8 +186,8 @@ void Engine::fleet_detect(CycleResult& cycle) {
       f.known = true;
       f.reason.clear();
       f.peers = std::move(r.peers);
-      if (light) {
-        // The subjects it did not publish keep their last full cycle's view.
+      if (partial) {
+        // The subjects it did not publish keep their last view.
         std::set<std::string_view> sent;
         for (const auto& v : verdicts) sent.insert(v.subject);
         std::erase_if(f.views, [&](const FleetSubjectStatus& v) { return sent.count(v.subject); });

@@ -10,6 +10,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -180,9 +181,13 @@ TEST(Fleet, ARepairThatEndsWhileAnotherInstanceLooksIsNotRepeatedOnOlderEvidence
   EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
 }
 
-// The probe is a full-cycle analyzer: a light cycle does not run it, and must not tell the fleet
-// that the dependency is healthy (which once turned the holder's weak point into a path one).
-TEST(Fleet, ALightCyclePublishesNoHealthyVerdictItDidNotLookFor) {
+// The probe is a full-cycle analyzer: a light cycle does not run it, and a probe that throws
+// looks at nothing. Neither may tell the fleet that the dependency is healthy (which once turned
+// the holder's weak point into a path one).
+class NoHealthyVerdictWithoutALook : public testing::TestWithParam<bool> {};
+
+TEST_P(NoHealthyVerdictWithoutALook, FromALightCycleOrAFailedProbe) {
+  const bool light = GetParam();
   RedisServer server;
   std::atomic<bool> down{true};
   Instance a(server.port(), "a", down), b(server.port(), "b", down), c(server.port(), "c", down);
@@ -190,8 +195,12 @@ TEST(Fleet, ALightCyclePublishesNoHealthyVerdictItDidNotLookFor) {
   EXPECT_EQ(statuses(*a.rig->engine->run_cycle("manual")), one("dispatched"));
   EXPECT_EQ(statuses(*b.cycle()), one("suppressed:repairing elsewhere (a)"));
   EXPECT_EQ(statuses(*c.cycle()), one("suppressed:repairing elsewhere (a)"));
-  for (Instance* i : {&b, &c})
-    EXPECT_TRUE(i->rig->engine->run_cycle("light", {}, halo::Mode::kLight)->weak_points.empty());
+  for (Instance* i : {&b, &c}) {
+    if (!light) i->dependency->while_looking = [] { throw std::runtime_error("probe timed out"); };
+    auto looked =
+        i->rig->engine->run_cycle("manual", {}, light ? halo::Mode::kLight : halo::Mode::kFull);
+    for (const auto& wp : looked->weak_points) EXPECT_NE(wp.subject_type, "dependency");
+  }
 
   // EXPECT, not ASSERT, until the held repair is released: returning early would leave it held
   // (and the rig's teardown waiting for it).
@@ -209,6 +218,11 @@ TEST(Fleet, ALightCyclePublishesNoHealthyVerdictItDidNotLookFor) {
   EXPECT_EQ(a.status().outcomes_written, 1u);
   EXPECT_EQ(a.rig->ran_count() + b.rig->ran_count() + c.rig->ran_count(), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Fleet, NoHealthyVerdictWithoutALook, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& p) {
+                           return p.param ? "light" : "failed";
+                         });
 
 TEST(Fleet, AFaultOnlyOneInstanceSeesIsItsOwnPathNotTheDependency) {
   RedisServer server;

@@ -5,17 +5,17 @@
 // A subject is local (the instance's own agents, files, env: as before) or shared
 // (Engine::share(): a dependency's endpoint, a graft between services). Each full cycle of an
 // engine with a Fleet publishes its verdict on every shared subject (unhealthy: it has a weak
-// point on it) and reads the others' (sync(): one round trip); a light cycle, which skips the
-// analyzers that are not light(), publishes its unhealthy verdicts only. A shared weak point stays
-// only when at least `quorum` of the instances reporting on the subject see it unhealthy (default:
-// a majority of the reporters; a lone reporter decides alone); otherwise the instance records a
-// local weak point on its own path to the subject ("path" type, id "<type>:<id>"). A repair of a
-// shared weak point needs the fleet's lease on the subject (exchange(): a second round trip,
-// only in cycles that claim or settle something), held through repairing and verifying and
-// renewed by each sync; the holder writes the outcome with the lease's fencing token, which the
-// fleet refuses once another instance has taken the lease over. The fleet counts the budget,
-// the rate and the breaker of shared repairs across every instance, and keeps the silences
-// every instance honours.
+// point on it) and reads the others' (sync(): one round trip); a light cycle (which skips the
+// analyzers that are not light()) and one in which an analyzer threw publish their unhealthy
+// verdicts only. A shared weak point stays only when at least `quorum` of the instances reporting
+// on the subject see it unhealthy (default: a majority of the reporters; a lone reporter decides
+// alone); otherwise the instance records a local weak point on its own path to the subject ("path"
+// type, id "<type>:<id>"). A repair of a shared weak point needs the fleet's lease on the subject
+// (exchange(): a second round trip, only in cycles that claim or settle something), held through
+// repairing and verifying and renewed by each sync; the holder writes the outcome with the lease's
+// fencing token, which the fleet refuses once another instance has taken the lease over. The fleet
+// counts the budget, the rate and the breaker of shared repairs across every instance, and keeps
+// the silences every instance honours.
 //
 //   auto fleet = std::make_shared<halo::RedisFleet>(halo::RedisFleetConfig{.service = "pay"});
 //   halo::Engine engine(state, {.fleet = fleet});
